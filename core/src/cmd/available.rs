@@ -1,0 +1,43 @@
+use super::require_sale;
+use crate::Sku;
+use crate::args::Args;
+use crate::error::Result;
+use crate::keys::Counter;
+use crate::reply::Reply;
+use crate::store::Store;
+
+/// Available units of many SKUs in one reply (a catalog page).
+///
+/// # Format
+/// `FLASH.AVAILABLE sale sku [sku …]`
+///
+/// Replies an array in argument order: an integer per SKU, nil for a SKU never loaded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Available {
+    pub sale: String,
+    pub skus: Vec<Sku>,
+}
+
+impl Available {
+    pub(crate) fn parse(args: &mut Args<'_>) -> Result<Available> {
+        let sale = args.token("sale")?;
+        let mut skus = vec![args.sku()?];
+        while args.remaining() > 0 {
+            skus.push(args.sku()?);
+        }
+        Ok(Available { sale, skus })
+    }
+
+    pub(crate) fn apply(&self, store: &mut impl Store) -> Result<Reply> {
+        require_sale(store, &self.sale)?;
+        let mut units = Vec::with_capacity(self.skus.len());
+        for &sku in &self.skus {
+            units.push(
+                store
+                    .units(Counter::Available, sku)?
+                    .map_or(Reply::Nil, Reply::Int),
+            );
+        }
+        Ok(Reply::Array(units))
+    }
+}

@@ -1,0 +1,49 @@
+use super::{require_cart, require_sale};
+use crate::args::Args;
+use crate::error::Result;
+use crate::reply::Reply;
+use crate::store::Store;
+
+/// A cart's (or order's) state.
+///
+/// # Format
+/// `FLASH.CART sale cart`
+///
+/// Replies field/value pairs: `state` (held, checked_out, settled, rejected, expired),
+/// `user`, `deadline_ms`, `units`, `lines` (a flat array `sku, qty, …` ascending by SKU) and
+/// `entry` (the order's stream id, nil before checkout). A held cart past its deadline
+/// reads `held` until the expiry runs (within 100 ms with the module).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CartInfo {
+    pub sale: String,
+    pub cart: String,
+}
+
+impl CartInfo {
+    pub(crate) fn parse(args: &mut Args<'_>) -> Result<CartInfo> {
+        Ok(CartInfo {
+            sale: args.token("sale")?,
+            cart: args.token("cart")?,
+        })
+    }
+
+    pub(crate) fn apply(&self, store: &mut impl Store) -> Result<Reply> {
+        require_sale(store, &self.sale)?;
+        let cart = require_cart(store, &self.cart)?;
+        let lines = store.cart_lines(&self.cart)?;
+        Ok(Reply::Array(vec![
+            Reply::bulk("state"),
+            Reply::bulk(cart.state.as_str()),
+            Reply::bulk("user"),
+            Reply::Bulk(cart.user),
+            Reply::bulk("deadline_ms"),
+            Reply::Int(cart.deadline_ms),
+            Reply::bulk("units"),
+            Reply::Int(cart.units),
+            Reply::bulk("lines"),
+            Reply::ints(lines.into_iter().flat_map(|(sku, qty)| [sku, qty])),
+            Reply::bulk("entry"),
+            cart.entry.map_or(Reply::Nil, Reply::Bulk),
+        ]))
+    }
+}

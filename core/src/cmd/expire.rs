@@ -1,0 +1,88 @@
+use super::{add_units, add_user_units, require_sale};
+use crate::args::{Args, DEFAULT_EXPIRE_COUNT, MAX_EXPIRE_COUNT};
+use crate::error::{Error, ErrorCode, Result};
+use crate::keys::Counter;
+use crate::model::{Cart, CartState};
+use crate::store::{SaleKey, Store};
+
+/// Releases holds past their deadline: each cart's units return to available and the cart
+/// becomes `expired`. Looks at the `COUNT` earliest deadlines (default 1000).
+///
+/// # Format
+/// `FLASH.EXPIRE sale [COUNT n]`
+///
+/// Replies the number of carts expired. The module also runs this by itself on a master;
+/// with the Lua twin something must call it periodically (the worker does).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Expire {
+    pub sale: String,
+    pub count: i64,
+}
+
+impl Expire {
+    pub(crate) fn parse(args: &mut Args<'_>) -> Result<Expire> {
+        let sale = args.token("sale")?;
+        let mut count = DEFAULT_EXPIRE_COUNT;
+        while args.remaining() > 0 {
+            match args.keyword()?.as_str() {
+                "COUNT" => count = args.int("COUNT", 1, MAX_EXPIRE_COUNT)?,
+                other => {
+                    return Err(Error::new(
+                        ErrorCode::Err,
+                        format!("unknown option '{other}'; expected COUNT"),
+                    ));
+                }
+            }
+        }
+        Ok(Expire { sale, count })
+    }
+
+    /// Returns how many carts expired.
+    pub fn apply(&self, store: &mut impl Store) -> Result<i64> {
+        let now_ms = store.now_ms();
+        require_sale(store, &self.sale)?;
+        let due: Vec<String> = store
+            .earliest_deadlines(self.count)?
+            .into_iter()
+            .take_while(|&(_, deadline_ms)| deadline_ms <= now_ms)
+            .map(|(cart, _)| cart)
+            .collect();
+        if due.is_empty() {
+            return Ok(0);
+        }
+        let keys = [
+            SaleKey::Counter(Counter::Available),
+            SaleKey::Counter(Counter::Held),
+            SaleKey::Users,
+            SaleKey::Deadlines,
+        ];
+        for cart in &due {
+            store.guard(&keys, Some(cart))?;
+        }
+
+        let mut expired = 0;
+        for cart_id in &due {
+            store.remove_deadline(cart_id)?;
+            // A deadline without a held cart is left over (the cart was deleted by hand):
+            // dropping it is all there is to do.
+            let Some(cart) = store.cart(cart_id)?.filter(|c| c.state == CartState::Held) else {
+                continue;
+            };
+            for (sku, qty) in store.cart_lines(cart_id)? {
+                add_units(store, Counter::Held, sku, -qty)?;
+                let available = add_units(store, Counter::Available, sku, qty)?;
+                store.publish_available(sku, available);
+            }
+            add_user_units(store, &cart.user, -cart.units)?;
+            store.set_cart(
+                cart_id,
+                &Cart {
+                    state: CartState::Expired,
+                    ..cart
+                },
+            )?;
+            expired += 1;
+        }
+        Ok(expired)
+    }
+}

@@ -1,0 +1,69 @@
+use std::collections::BTreeMap;
+
+use super::require_sale;
+use crate::args::Args;
+use crate::error::Result;
+use crate::keys::Counter;
+use crate::reply::Reply;
+use crate::store::Store;
+
+/// A sale's settings and its units per SKU and in total.
+///
+/// # Format
+/// `FLASH.INFO sale`
+///
+/// Replies field/value pairs: `hold_ms`, `limit`, `start_ms`, `end_ms`, `open` (1 or 0 now),
+/// `held_carts`, `total` (`[loaded, available, held, pending, sold]`) and `skus` (one
+/// `[sku, loaded, available, held, pending, sold]` per SKU, ascending). For every row,
+/// loaded = available + held + pending + sold.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Info {
+    pub sale: String,
+}
+
+impl Info {
+    pub(crate) fn parse(args: &mut Args<'_>) -> Result<Info> {
+        Ok(Info {
+            sale: args.token("sale")?,
+        })
+    }
+
+    pub(crate) fn apply(&self, store: &mut impl Store) -> Result<Reply> {
+        let now_ms = store.now_ms();
+        let sale = require_sale(store, &self.sale)?;
+        let mut rows: BTreeMap<i64, [i64; 5]> = BTreeMap::new();
+        for (column, counter) in Counter::ALL.into_iter().enumerate() {
+            for (sku, units) in store.all_units(counter)? {
+                rows.entry(sku).or_default()[column] = units;
+            }
+        }
+        let mut total = [0i64; 5];
+        for row in rows.values() {
+            for (sum, units) in total.iter_mut().zip(row) {
+                *sum += units;
+            }
+        }
+        Ok(Reply::Array(vec![
+            Reply::bulk("hold_ms"),
+            Reply::Int(sale.hold_ms),
+            Reply::bulk("limit"),
+            Reply::Int(sale.limit),
+            Reply::bulk("start_ms"),
+            Reply::Int(sale.start_ms),
+            Reply::bulk("end_ms"),
+            Reply::Int(sale.end_ms),
+            Reply::bulk("open"),
+            Reply::Int(i64::from(sale.is_open(now_ms))),
+            Reply::bulk("held_carts"),
+            Reply::Int(store.held_carts()?),
+            Reply::bulk("total"),
+            Reply::ints(total),
+            Reply::bulk("skus"),
+            Reply::Array(
+                rows.into_iter()
+                    .map(|(sku, row)| Reply::ints(std::iter::once(sku).chain(row)))
+                    .collect(),
+            ),
+        ]))
+    }
+}

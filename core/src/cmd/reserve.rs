@@ -1,0 +1,119 @@
+use super::{add_units, add_user_units, check_live, check_owner, require_sale};
+use crate::Sku;
+use crate::args::Args;
+use crate::error::{Error, ErrorCode, Result};
+use crate::keys::Counter;
+use crate::model::{Cart, CartState};
+use crate::reply::Reply;
+use crate::store::{SaleKey, Store};
+
+/// The bouncer: takes `qty` units of a SKU into a cart, or refuses and changes nothing.
+///
+/// # Format
+/// `FLASH.RESERVE sale cart user sku [qty]`
+///
+/// Checks, in order: the sale exists (NOSALE) and is open (CLOSED); the SKU is loaded
+/// (NOSKU); an existing cart is the user's (NOTOWNER), held and before its deadline
+/// (EXPIRED, BADSTATE); the user stays within LIMIT; enough units are available (SOLDOUT).
+/// A new cart's deadline is now + HOLD; later reserves never extend it.
+///
+/// Replies `[available, deadline_ms, cart_units]`: the SKU's units left, the cart's
+/// deadline and the units in the cart.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Reserve {
+    pub sale: String,
+    pub cart: String,
+    pub user: String,
+    pub sku: Sku,
+    pub qty: i64,
+}
+
+impl Reserve {
+    pub(crate) fn parse(args: &mut Args<'_>) -> Result<Reserve> {
+        Ok(Reserve {
+            sale: args.token("sale")?,
+            cart: args.token("cart")?,
+            user: args.token("user")?,
+            sku: args.sku()?,
+            qty: args.qty()?,
+        })
+    }
+
+    pub(crate) fn apply(&self, store: &mut impl Store) -> Result<Reply> {
+        let (available, cart) = self.reserve(store)?;
+        Ok(Reply::ints([available, cart.deadline_ms, cart.units]))
+    }
+
+    /// Reserves; returns the SKU's units left and the cart as it now is.
+    pub(crate) fn reserve(&self, store: &mut impl Store) -> Result<(i64, Cart)> {
+        let now_ms = store.now_ms();
+        let sale = require_sale(store, &self.sale)?;
+        if !sale.is_open(now_ms) {
+            return Err(Error::closed(&self.sale));
+        }
+        let available = store.units(Counter::Available, self.sku)?.ok_or_else(|| {
+            Error::new(
+                ErrorCode::NoSku,
+                format!("sku {} is not loaded in sale '{}'", self.sku, self.sale),
+            )
+        })?;
+        let existing = store.cart(&self.cart)?;
+        if let Some(cart) = &existing {
+            check_owner(&self.cart, cart, &self.user)?;
+            check_live(&self.cart, cart, now_ms)?;
+        }
+        let user_units = store.user_units(&self.user)?;
+        if sale.limit > 0 && user_units + self.qty > sale.limit {
+            return Err(Error::new(
+                ErrorCode::Limit,
+                format!(
+                    "at most {} units per user in this sale; user '{}' has {}",
+                    sale.limit, self.user, user_units
+                ),
+            ));
+        }
+        if available < self.qty {
+            return Err(Error::new(
+                ErrorCode::SoldOut,
+                format!("sku {} has {} units left", self.sku, available),
+            ));
+        }
+
+        let mut keys = vec![
+            SaleKey::Counter(Counter::Available),
+            SaleKey::Counter(Counter::Held),
+            SaleKey::Users,
+        ];
+        if existing.is_none() {
+            keys.push(SaleKey::Deadlines);
+        }
+        store.guard(&keys, Some(&self.cart))?;
+
+        let left = available - self.qty;
+        store.set_units(Counter::Available, self.sku, left)?;
+        add_units(store, Counter::Held, self.sku, self.qty)?;
+        add_user_units(store, &self.user, self.qty)?;
+        let line = store.cart_line(&self.cart, self.sku)?;
+        store.set_cart_line(&self.cart, self.sku, line + self.qty)?;
+        let cart = match existing {
+            Some(cart) => Cart {
+                units: cart.units + self.qty,
+                ..cart
+            },
+            None => {
+                let deadline_ms = now_ms + sale.hold_ms;
+                store.add_deadline(&self.cart, deadline_ms)?;
+                Cart {
+                    state: CartState::Held,
+                    user: self.user.clone(),
+                    deadline_ms,
+                    units: self.qty,
+                    entry: None,
+                }
+            }
+        };
+        store.set_cart(&self.cart, &cart)?;
+        store.publish_available(self.sku, left);
+        Ok((left, cart))
+    }
+}

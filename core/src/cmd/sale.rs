@@ -1,0 +1,61 @@
+use crate::args::{Args, MAX_HOLD_MS, MAX_TIME_MS, MAX_UNITS};
+use crate::error::{Error, ErrorCode, Result};
+use crate::reply::Reply;
+use crate::store::{SaleKey, Store};
+
+/// Creates a sale, or changes the settings it is given; the others keep their values.
+///
+/// # Format
+/// `FLASH.SALE sale [HOLD ms] [LIMIT units] [START unix_ms] [END unix_ms]`
+///
+/// HOLD defaults to 40000 (1..=86400000); LIMIT 0 means no cap; START/END 0 mean unbounded.
+/// A new HOLD applies to carts made afterwards. Replies `OK`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SaleCmd {
+    pub sale: String,
+    pub hold_ms: Option<i64>,
+    pub limit: Option<i64>,
+    pub start_ms: Option<i64>,
+    pub end_ms: Option<i64>,
+}
+
+impl SaleCmd {
+    pub(crate) fn parse(args: &mut Args<'_>) -> Result<SaleCmd> {
+        let mut cmd = SaleCmd {
+            sale: args.token("sale")?,
+            hold_ms: None,
+            limit: None,
+            start_ms: None,
+            end_ms: None,
+        };
+        while args.remaining() > 0 {
+            match args.keyword()?.as_str() {
+                "HOLD" => cmd.hold_ms = Some(args.int("HOLD", 1, MAX_HOLD_MS)?),
+                "LIMIT" => cmd.limit = Some(args.int("LIMIT", 0, MAX_UNITS)?),
+                "START" => cmd.start_ms = Some(args.int("START", 0, MAX_TIME_MS)?),
+                "END" => cmd.end_ms = Some(args.int("END", 0, MAX_TIME_MS)?),
+                other => {
+                    return Err(Error::new(
+                        ErrorCode::Err,
+                        format!("unknown option '{other}'; expected HOLD, LIMIT, START or END"),
+                    ));
+                }
+            }
+        }
+        Ok(cmd)
+    }
+
+    pub(crate) fn apply(&self, store: &mut impl Store) -> Result<Reply> {
+        let mut sale = store.sale()?.unwrap_or_default();
+        sale.hold_ms = self.hold_ms.unwrap_or(sale.hold_ms);
+        sale.limit = self.limit.unwrap_or(sale.limit);
+        sale.start_ms = self.start_ms.unwrap_or(sale.start_ms);
+        sale.end_ms = self.end_ms.unwrap_or(sale.end_ms);
+        if sale.start_ms > 0 && sale.end_ms > 0 && sale.end_ms <= sale.start_ms {
+            return Err(Error::new(ErrorCode::Err, "END must be after START"));
+        }
+        store.guard(&[SaleKey::Sale], None)?;
+        store.set_sale(&sale)?;
+        Ok(Reply::Status("OK"))
+    }
+}

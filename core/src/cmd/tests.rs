@@ -1,0 +1,379 @@
+//! The rules, checked on the in-memory store.
+
+use super::*;
+use crate::mem::MemStore;
+
+const T0: i64 = 1_700_000_000_000;
+
+fn run(store: &mut MemStore, line: &str) -> Result<Reply> {
+    let mut words = line.split_whitespace();
+    let name = words.next().unwrap_or_default();
+    let args: Vec<&[u8]> = words.map(str::as_bytes).collect();
+    Command::parse(name, &args)?.apply(store)
+}
+
+fn code(result: Result<Reply>) -> ErrorCode {
+    match result {
+        Ok(reply) => panic!("expected an error, got {reply:?}"),
+        Err(e) => e.code,
+    }
+}
+
+/// A sale `s` with 10 units of SKU 14 and 5 of SKU 7, HOLD 1000 ms.
+fn sale() -> MemStore {
+    let mut store = MemStore {
+        now_ms: T0,
+        ..MemStore::default()
+    };
+    run(&mut store, "FLASH.SALE s HOLD 1000").expect("sale");
+    run(&mut store, "FLASH.LOAD s 14 10 7 5").expect("load");
+    store
+}
+
+fn conserved(store: &mut MemStore) -> bool {
+    let skus: Vec<i64> = store
+        .all_units(Counter::Loaded)
+        .expect("units")
+        .iter()
+        .map(|r| r.0)
+        .collect();
+    skus.into_iter().all(|sku| {
+        let get = |c| store.counters.get(&(c, sku)).copied().unwrap_or(0);
+        get(Counter::Loaded)
+            == get(Counter::Available)
+                + get(Counter::Held)
+                + get(Counter::Pending)
+                + get(Counter::Sold)
+    })
+}
+
+#[test]
+fn reserve_takes_units_and_sets_the_deadline() {
+    let mut s = sale();
+    assert_eq!(
+        run(&mut s, "FLASH.RESERVE s c1 u1 14 3"),
+        Ok(Reply::ints([7, T0 + 1000, 3]))
+    );
+    assert_eq!(s.units(Counter::Held, 14), Ok(Some(3)));
+    assert_eq!(s.user_units("u1"), Ok(3));
+    assert_eq!(s.published.last(), Some(&(14, 7)));
+    assert!(conserved(&mut s));
+}
+
+#[test]
+fn later_reserves_never_extend_the_deadline() {
+    let mut s = sale();
+    run(&mut s, "FLASH.RESERVE s c1 u1 14").expect("first");
+    s.now_ms += 900;
+    assert_eq!(
+        run(&mut s, "FLASH.RESERVE s c1 u1 7 2"),
+        Ok(Reply::ints([3, T0 + 1000, 3]))
+    );
+    s.now_ms += 100;
+    assert_eq!(
+        code(run(&mut s, "FLASH.RESERVE s c1 u1 7")),
+        ErrorCode::Expired
+    );
+}
+
+#[test]
+fn every_refusal_changes_nothing() {
+    let mut s = sale();
+    run(&mut s, "FLASH.SALE s LIMIT 4").expect("limit");
+    run(&mut s, "FLASH.RESERVE s c1 u1 14 2").expect("reserve");
+    run(&mut s, "FLASH.LOAD s 7 3").expect("load");
+    let before = s.clone();
+    let refusals = [
+        ("FLASH.RESERVE s c2 u2 7 4", ErrorCode::SoldOut),
+        ("FLASH.RESERVE s c1 u1 14 3", ErrorCode::Limit),
+        ("FLASH.RESERVE s c1 u2 14", ErrorCode::NotOwner),
+        ("FLASH.RESERVE s c2 u2 99", ErrorCode::NoSku),
+        ("FLASH.RESERVE s c2 u2 14 0", ErrorCode::Err),
+        ("FLASH.RESERVE s c2 u2 14 1 extra", ErrorCode::Err),
+        ("FLASH.RESERVE s c{2} u2 14", ErrorCode::Err),
+        ("FLASH.RESERVE s c2 u2", ErrorCode::Err),
+        ("FLASH.RELEASE s c1 u1 7", ErrorCode::NoSku),
+        ("FLASH.RELEASE s c1 u1 14 3", ErrorCode::Err),
+        ("FLASH.RELEASE s c9 u1 14", ErrorCode::NoCart),
+        ("FLASH.CHECKOUT s c1 u2", ErrorCode::NotOwner),
+        ("FLASH.SETTLE s c1 OK", ErrorCode::BadState),
+        ("FLASH.SETTLE s c1 MAYBE", ErrorCode::Err),
+        ("FLASH.LOAD s 14 -1", ErrorCode::Err),
+        ("FLASH.LOAD s 14 5 7", ErrorCode::Err),
+        ("FLASH.SALE s START 10 END 5", ErrorCode::Err),
+        ("FLASH.SALE s HOLD 0", ErrorCode::Err),
+        ("FLASH.EXPIRE s COUNT 0", ErrorCode::Err),
+    ];
+    for (line, expected) in refusals {
+        assert_eq!(
+            run(&mut s, line).map_err(|e| e.code),
+            Err(expected),
+            "{line}"
+        );
+        assert_eq!(s, before, "{line} changed the store");
+    }
+}
+
+#[test]
+fn commands_on_a_missing_sale_answer_nosale() {
+    let mut empty = MemStore::default();
+    for line in [
+        "FLASH.RESERVE s c u 1",
+        "FLASH.LOAD s 1 1",
+        "FLASH.INFO s",
+        "FLASH.EXPIRE s",
+    ] {
+        assert_eq!(code(run(&mut empty, line)), ErrorCode::NoSale, "{line}");
+    }
+    assert_eq!(empty, MemStore::default());
+}
+
+#[test]
+fn a_key_of_the_wrong_type_is_refused_before_any_write() {
+    let mut s = sale();
+    s.wrong_type.insert("Deadlines".into());
+    let before = s.clone();
+    assert_eq!(
+        code(run(&mut s, "FLASH.RESERVE s c1 u1 14")),
+        ErrorCode::WrongType
+    );
+    assert_eq!(s, before);
+}
+
+#[test]
+fn the_sale_window_closes_reserve_and_checkout() {
+    let mut s = sale();
+    run(&mut s, "FLASH.RESERVE s c1 u1 14").expect("reserve");
+    run(&mut s, &format!("FLASH.SALE s END {}", T0 + 10)).expect("end");
+    s.now_ms = T0 + 10;
+    assert_eq!(
+        code(run(&mut s, "FLASH.RESERVE s c2 u2 14")),
+        ErrorCode::Closed
+    );
+    assert_eq!(
+        code(run(&mut s, "FLASH.CHECKOUT s c1 u1")),
+        ErrorCode::Closed
+    );
+    run(&mut s, &format!("FLASH.SALE s START {} END 0", T0 + 100)).expect("start");
+    assert_eq!(
+        code(run(&mut s, "FLASH.RESERVE s c2 u2 14")),
+        ErrorCode::Closed
+    );
+    s.now_ms = T0 + 100;
+    assert!(run(&mut s, "FLASH.RESERVE s c2 u2 14").is_ok());
+}
+
+#[test]
+fn checkout_moves_held_to_pending_once() {
+    let mut s = sale();
+    run(&mut s, "FLASH.RESERVE s c1 u1 14 2").expect("reserve");
+    run(&mut s, "FLASH.RESERVE s c1 u1 7 1").expect("reserve");
+    let first = run(&mut s, "FLASH.CHECKOUT s c1 u1").expect("checkout");
+    assert_eq!(
+        first,
+        Reply::Array(vec![
+            Reply::bulk("c1"),
+            Reply::bulk(format!("{T0}-1")),
+            Reply::Int(3)
+        ])
+    );
+    assert_eq!(s.orders[0].lines, vec![(7, 1), (14, 2)]);
+    assert_eq!(s.orders[0].lines_field(), "7:1,14:2");
+    assert_eq!(run(&mut s, "FLASH.CHECKOUT s c1 u1"), Ok(first));
+    assert_eq!(s.orders.len(), 1);
+    assert_eq!(s.units(Counter::Pending, 14), Ok(Some(2)));
+    assert_eq!(s.units(Counter::Held, 14), Ok(Some(0)));
+    assert!(s.deadlines.is_empty());
+    // Checked out: past the deadline it neither expires nor accepts more units.
+    s.now_ms += 5000;
+    assert_eq!(run(&mut s, "FLASH.EXPIRE s"), Ok(Reply::Int(0)));
+    assert_eq!(
+        code(run(&mut s, "FLASH.RESERVE s c1 u1 14")),
+        ErrorCode::BadState
+    );
+    assert!(conserved(&mut s));
+}
+
+#[test]
+fn checkout_refuses_empty_and_expired_carts() {
+    let mut s = sale();
+    run(&mut s, "FLASH.RESERVE s c1 u1 14").expect("reserve");
+    run(&mut s, "FLASH.RELEASE s c1 u1 14").expect("release");
+    assert_eq!(
+        code(run(&mut s, "FLASH.CHECKOUT s c1 u1")),
+        ErrorCode::Empty
+    );
+    run(&mut s, "FLASH.RESERVE s c2 u1 14").expect("reserve");
+    s.now_ms += 1000;
+    assert_eq!(
+        code(run(&mut s, "FLASH.CHECKOUT s c2 u1")),
+        ErrorCode::Expired
+    );
+    assert_eq!(
+        code(run(&mut s, "FLASH.CHECKOUT s c3 u1")),
+        ErrorCode::NoCart
+    );
+}
+
+#[test]
+fn expiry_returns_units_and_marks_the_cart() {
+    let mut s = sale();
+    run(&mut s, "FLASH.RESERVE s c1 u1 14 4").expect("reserve");
+    s.now_ms += 500;
+    run(&mut s, "FLASH.RESERVE s c2 u2 14 1").expect("reserve");
+    s.now_ms = T0 + 1000;
+    assert_eq!(run(&mut s, "FLASH.EXPIRE s"), Ok(Reply::Int(1)));
+    assert_eq!(s.units(Counter::Available, 14), Ok(Some(9)));
+    assert_eq!(s.carts["c1"].state, CartState::Expired);
+    assert_eq!(s.user_units("u1"), Ok(0));
+    assert_eq!(
+        code(run(&mut s, "FLASH.RESERVE s c1 u1 14")),
+        ErrorCode::Expired
+    );
+    s.now_ms = T0 + 1500;
+    assert_eq!(run(&mut s, "FLASH.EXPIRE s COUNT 5"), Ok(Reply::Int(1)));
+    assert!(conserved(&mut s));
+}
+
+#[test]
+fn settle_is_idempotent_and_final() {
+    let mut s = sale();
+    run(&mut s, "FLASH.BUY s o1 u1 14 2").expect("buy");
+    run(&mut s, "FLASH.BUY s o2 u2 7 3").expect("buy");
+    assert_eq!(
+        run(&mut s, "FLASH.SETTLE s o1 OK"),
+        Ok(Reply::Status("settled"))
+    );
+    assert_eq!(
+        run(&mut s, "FLASH.SETTLE s o1 ok"),
+        Ok(Reply::Status("settled"))
+    );
+    assert_eq!(
+        code(run(&mut s, "FLASH.SETTLE s o1 REJECT")),
+        ErrorCode::BadState
+    );
+    assert_eq!(
+        run(&mut s, "FLASH.SETTLE s o2 REJECT"),
+        Ok(Reply::Status("rejected"))
+    );
+    assert_eq!(
+        run(&mut s, "FLASH.SETTLE s o2 REJECT"),
+        Ok(Reply::Status("rejected"))
+    );
+    assert_eq!(s.units(Counter::Sold, 14), Ok(Some(2)));
+    assert_eq!(s.units(Counter::Available, 7), Ok(Some(5)));
+    assert_eq!(s.user_units("u2"), Ok(0));
+    assert_eq!(s.user_units("u1"), Ok(2));
+    assert!(conserved(&mut s));
+}
+
+#[test]
+fn buy_again_returns_the_same_order() {
+    let mut s = sale();
+    let first = run(&mut s, "FLASH.BUY s o1 u1 14 2").expect("buy");
+    assert_eq!(run(&mut s, "FLASH.BUY s o1 u1 14 2"), Ok(first));
+    assert_eq!(
+        code(run(&mut s, "FLASH.BUY s o1 u2 14 2")),
+        ErrorCode::NotOwner
+    );
+    assert_eq!(s.orders.len(), 1);
+    assert_eq!(s.units(Counter::Available, 14), Ok(Some(8)));
+}
+
+#[test]
+fn limit_counts_held_checked_out_and_sold_units() {
+    let mut s = sale();
+    run(&mut s, "FLASH.SALE s LIMIT 3").expect("limit");
+    run(&mut s, "FLASH.BUY s o1 u1 14 1").expect("buy");
+    run(&mut s, "FLASH.SETTLE s o1 OK").expect("settle");
+    run(&mut s, "FLASH.BUY s o2 u1 14 1").expect("buy");
+    run(&mut s, "FLASH.RESERVE s c3 u1 7 1").expect("reserve");
+    assert_eq!(
+        code(run(&mut s, "FLASH.RESERVE s c3 u1 7 1")),
+        ErrorCode::Limit
+    );
+    assert!(run(&mut s, "FLASH.RESERVE s c4 u2 7 3").is_ok());
+}
+
+#[test]
+fn load_moves_loaded_by_the_difference() {
+    let mut s = sale();
+    run(&mut s, "FLASH.RESERVE s c1 u1 14 4").expect("reserve");
+    assert_eq!(run(&mut s, "FLASH.LOAD s 14 20 15 1"), Ok(Reply::Int(2)));
+    assert_eq!(s.units(Counter::Loaded, 14), Ok(Some(24)));
+    assert_eq!(
+        run(&mut s, "FLASH.AVAILABLE s 14 15 16"),
+        Ok(Reply::Array(vec![
+            Reply::Int(20),
+            Reply::Int(1),
+            Reply::Nil
+        ]))
+    );
+    assert!(conserved(&mut s));
+}
+
+#[test]
+fn info_and_cart_report_the_ledger() {
+    let mut s = sale();
+    run(&mut s, "FLASH.RESERVE s c1 u1 14 2").expect("reserve");
+    run(&mut s, "FLASH.RESERVE s c1 u1 7 1").expect("reserve");
+    let Reply::Array(cart) = run(&mut s, "FLASH.CART s c1").expect("cart") else {
+        panic!()
+    };
+    assert_eq!(cart[1], Reply::bulk("held"));
+    assert_eq!(cart[9], Reply::ints([7, 1, 14, 2]));
+    assert_eq!(cart[11], Reply::Nil);
+    let Reply::Array(info) = run(&mut s, "FLASH.INFO s").expect("info") else {
+        panic!()
+    };
+    assert_eq!(info[11], Reply::Int(1));
+    assert_eq!(info[13], Reply::ints([15, 12, 3, 0, 0]));
+    assert_eq!(
+        info[15],
+        Reply::Array(vec![
+            Reply::ints([7, 5, 4, 1, 0, 0]),
+            Reply::ints([14, 10, 8, 2, 0, 0])
+        ])
+    );
+}
+
+/// A deterministic random walk over every command: the ledger balances after each step and
+/// available never goes negative.
+#[test]
+fn conservation_holds_through_a_random_walk() {
+    let mut s = sale();
+    run(&mut s, "FLASH.SALE s LIMIT 6").expect("limit");
+    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = |n: u64| {
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (seed >> 33) % n
+    };
+    for _ in 0..5000 {
+        let cart = format!("c{}", next(40));
+        let user = format!("u{}", next(5));
+        let sku = [7, 14][next(2) as usize];
+        let qty = 1 + next(3);
+        let line = match next(7) {
+            0 | 1 => format!("FLASH.RESERVE s {cart} {user} {sku} {qty}"),
+            2 => format!("FLASH.RELEASE s {cart} {user} {sku} {qty}"),
+            3 => format!("FLASH.CHECKOUT s {cart} {user}"),
+            4 => format!(
+                "FLASH.SETTLE s {cart} {}",
+                ["OK", "REJECT"][next(2) as usize]
+            ),
+            5 => format!("FLASH.BUY s {cart} {user} {sku} {qty}"),
+            _ => {
+                s.now_ms += next(300) as i64;
+                "FLASH.EXPIRE s".to_owned()
+            }
+        };
+        let before = s.clone();
+        if run(&mut s, &line).is_err() {
+            assert_eq!(s, before, "{line}");
+        }
+        assert!(conserved(&mut s), "{line}");
+        assert!(s.counters.iter().all(|(_, units)| *units >= 0), "{line}");
+    }
+}

@@ -1,0 +1,131 @@
+//! The key layout: a public contract (README, "Key layout").
+//!
+//! Every key of sale `S` starts with `flash:{S}:`, so the hash tag puts the whole sale in one
+//! cluster slot and one command (or script) may touch any of its keys.
+
+/// The per-SKU counters, one hash each, field = SKU, value = units. For every SKU at every
+/// moment: `loaded = available + held + pending + sold`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Counter {
+    /// Units ever put into the sale by FLASH.LOAD, net of later reloads.
+    Loaded,
+    /// Units anyone may reserve now.
+    Available,
+    /// Units in held (not checked out) carts.
+    Held,
+    /// Units in checked-out orders the worker has not settled yet.
+    Pending,
+    /// Units in orders settled OK.
+    Sold,
+}
+
+impl Counter {
+    pub const ALL: [Counter; 5] = [
+        Counter::Loaded,
+        Counter::Available,
+        Counter::Held,
+        Counter::Pending,
+        Counter::Sold,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Counter::Loaded => "loaded",
+            Counter::Available => "available",
+            Counter::Held => "held",
+            Counter::Pending => "pending",
+            Counter::Sold => "sold",
+        }
+    }
+}
+
+/// The names of one sale's keys.
+#[derive(Clone, Debug)]
+pub struct SaleKeys {
+    prefix: String,
+}
+
+impl SaleKeys {
+    pub fn new(sale: &str) -> SaleKeys {
+        SaleKeys {
+            prefix: format!("flash:{{{sale}}}:"),
+        }
+    }
+
+    /// Hash of settings: `hold_ms`, `limit`, `start_ms`, `end_ms`. Its existence is the sale's.
+    pub fn sale(&self) -> String {
+        format!("{}sale", self.prefix)
+    }
+
+    /// Hash SKU → units for one counter.
+    pub fn counter(&self, counter: Counter) -> String {
+        format!("{}{}", self.prefix, counter.name())
+    }
+
+    /// Hash user → units held + checked out + sold in this sale (what LIMIT caps).
+    pub fn users(&self) -> String {
+        format!("{}users", self.prefix)
+    }
+
+    /// Hash for one cart (an order is the cart it became): `state`, `user`, `deadline_ms`,
+    /// `units`, `entry` (the order's stream id once checked out) and `line:<sku>` → qty.
+    pub fn cart(&self, cart: &str) -> String {
+        format!("{}cart:{cart}", self.prefix)
+    }
+
+    /// Sorted set of held carts scored by hold deadline (unix ms).
+    pub fn deadlines(&self) -> String {
+        format!("{}deadlines", self.prefix)
+    }
+
+    /// Stream of checked-out orders: fields `order`, `user`, `lines` (`sku:qty,…`), `units`.
+    pub fn orders(&self) -> String {
+        format!("{}orders", self.prefix)
+    }
+
+    /// Pub/sub channel (not a key): `{"sku":14,"available":7}` on every change of available.
+    pub fn channel(&self) -> String {
+        format!("{}stock", self.prefix)
+    }
+
+    /// The pattern `SCAN` uses to find every sale's settings key.
+    pub const SALE_PATTERN: &'static str = "flash:{*}:sale";
+
+    /// The sale name inside a settings key name, if it is one.
+    pub fn sale_of_settings_key(key: &[u8]) -> Option<&str> {
+        let inner = key.strip_prefix(b"flash:{")?.strip_suffix(b"}:sale")?;
+        let name = std::str::from_utf8(inner).ok()?;
+        crate::args::parse_token("sale", inner).ok().map(|_| name)
+    }
+}
+
+/// The hash field of one cart line.
+pub fn line_field(sku: i64) -> String {
+    format!("line:{sku}")
+}
+
+/// The JSON message published on the sale's channel.
+pub fn stock_message(sku: i64, available: i64) -> String {
+    format!("{{\"sku\":{sku},\"available\":{available}}}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_key_shares_the_sale_hash_tag() {
+        let keys = SaleKeys::new("spring");
+        assert_eq!(keys.sale(), "flash:{spring}:sale");
+        assert_eq!(keys.counter(Counter::Available), "flash:{spring}:available");
+        assert_eq!(keys.cart("c1"), "flash:{spring}:cart:c1");
+        assert_eq!(
+            SaleKeys::sale_of_settings_key(b"flash:{spring}:sale"),
+            Some("spring")
+        );
+        assert_eq!(
+            SaleKeys::sale_of_settings_key(b"flash:{spring}:users"),
+            None
+        );
+    }
+}

@@ -1,0 +1,21 @@
+//! The reply tree. Only shapes that a Lua script can return too (RESP2: integers, bulk and
+//! simple strings, nil, nested arrays), so both implementations answer alike.
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Reply {
+    Int(i64),
+    Bulk(String),
+    Status(&'static str),
+    Nil,
+    Array(Vec<Reply>),
+}
+
+impl Reply {
+    pub fn bulk(text: impl Into<String>) -> Reply {
+        Reply::Bulk(text.into())
+    }
+
+    pub fn ints(values: impl IntoIterator<Item = i64>) -> Reply {
+        Reply::Array(values.into_iter().map(Reply::Int).collect())
+    }
+}

@@ -1,0 +1,63 @@
+//! The storage a sale lives in.
+//!
+//! Reads come first in every command and writes last, so a command that fails (a rule, or
+//! a key of the wrong type found by [`Store::guard`]) has written nothing. Writes carry
+//! absolute values, never increments: that is what the module replicates, so a replica or an
+//! AOF replay lands on exactly the master's numbers.
+
+use crate::Sku;
+use crate::error::Result;
+use crate::keys::Counter;
+use crate::model::{Cart, OrderEntry, Sale};
+
+/// The keys of a sale a command may write, for [`Store::guard`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SaleKey {
+    Sale,
+    Counter(Counter),
+    Users,
+    Deadlines,
+    Orders,
+}
+
+pub trait Store {
+    /// The clock (unix ms). Read once per command.
+    fn now_ms(&mut self) -> i64;
+
+    /// Fails with WRONGTYPE if any of these keys (or the cart's, if given) exists with
+    /// another type. Called before the first write.
+    fn guard(&mut self, keys: &[SaleKey], cart: Option<&str>) -> Result<()>;
+
+    fn sale(&mut self) -> Result<Option<Sale>>;
+    fn set_sale(&mut self, sale: &Sale) -> Result<()>;
+
+    /// A SKU's counter; `None` when the SKU has no field (never loaded).
+    fn units(&mut self, counter: Counter, sku: Sku) -> Result<Option<i64>>;
+    fn set_units(&mut self, counter: Counter, sku: Sku, units: i64) -> Result<()>;
+    /// Every SKU of one counter, in any order.
+    fn all_units(&mut self, counter: Counter) -> Result<Vec<(Sku, i64)>>;
+
+    fn user_units(&mut self, user: &str) -> Result<i64>;
+    fn set_user_units(&mut self, user: &str, units: i64) -> Result<()>;
+
+    fn cart(&mut self, cart: &str) -> Result<Option<Cart>>;
+    /// Writes the cart's scalar fields (creating the cart).
+    fn set_cart(&mut self, cart: &str, fields: &Cart) -> Result<()>;
+    fn cart_line(&mut self, cart: &str, sku: Sku) -> Result<i64>;
+    /// Sets one line; 0 removes it.
+    fn set_cart_line(&mut self, cart: &str, sku: Sku, qty: i64) -> Result<()>;
+    /// Every line, ascending by SKU.
+    fn cart_lines(&mut self, cart: &str) -> Result<Vec<(Sku, i64)>>;
+
+    fn add_deadline(&mut self, cart: &str, deadline_ms: i64) -> Result<()>;
+    fn remove_deadline(&mut self, cart: &str) -> Result<()>;
+    /// The `count` earliest deadlines, earliest first.
+    fn earliest_deadlines(&mut self, count: i64) -> Result<Vec<(String, i64)>>;
+    fn held_carts(&mut self) -> Result<i64>;
+
+    /// Appends the order to the stream; returns the entry id.
+    fn append_order(&mut self, order: &OrderEntry) -> Result<String>;
+
+    /// Announces a SKU's new available units on the sale's channel.
+    fn publish_available(&mut self, sku: Sku, available: i64);
+}
