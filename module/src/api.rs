@@ -1,0 +1,286 @@
+//! Thin safe-ish wrappers over the raw Redis module API: owned strings, open keys.
+//!
+//! The module does not use automatic memory management: every string it creates is freed
+//! when its owner drops, which keeps the hot path free of the auto-memory pool's bookkeeping.
+
+use std::ffi::{c_char, c_int, c_void};
+use std::ptr;
+
+use flash_core::Error;
+use redis_module::raw;
+
+/// Calls a function of the Redis module API. [`crate::init`] checked that each exists.
+macro_rules! api {
+    ($name:ident) => {
+        // SAFETY of the unwrap: `crate::missing_api!` lists every function used here and the
+        // module refuses to load when one is missing.
+        raw::$name.unwrap_unchecked()
+    };
+}
+pub(crate) use api;
+
+pub type Ctx = *mut raw::RedisModuleCtx;
+
+/// A RedisModuleString this code created and frees.
+pub struct RString {
+    ctx: Ctx,
+    pub ptr: *mut raw::RedisModuleString,
+}
+
+impl RString {
+    pub fn new(ctx: Ctx, bytes: &[u8]) -> RString {
+        let ptr =
+            unsafe { api!(RedisModule_CreateString)(ctx, bytes.as_ptr().cast(), bytes.len()) };
+        RString { ctx, ptr }
+    }
+
+    pub fn from_i64(ctx: Ctx, value: i64) -> RString {
+        let ptr = unsafe { api!(RedisModule_CreateStringFromLongLong)(ctx, value) };
+        RString { ctx, ptr }
+    }
+
+    /// Takes ownership of a string the API returned to us.
+    fn adopt(ctx: Ctx, ptr: *mut raw::RedisModuleString) -> Option<RString> {
+        (!ptr.is_null()).then(|| RString { ctx, ptr })
+    }
+}
+
+impl Drop for RString {
+    fn drop(&mut self) {
+        unsafe { api!(RedisModule_FreeString)(self.ctx, self.ptr) }
+    }
+}
+
+/// The bytes of a RedisModuleString; valid while the string lives.
+pub fn bytes<'a>(s: *const raw::RedisModuleString) -> &'a [u8] {
+    let mut len = 0usize;
+    let data = unsafe { api!(RedisModule_StringPtrLen)(s, &mut len) };
+    if data.is_null() {
+        &[]
+    } else {
+        unsafe { std::slice::from_raw_parts(data.cast::<u8>(), len) }
+    }
+}
+
+fn parse_i64(bytes: &[u8]) -> Option<i64> {
+    std::str::from_utf8(bytes).ok()?.parse().ok()
+}
+
+/// A field name as a NUL-terminated C string, on the stack when short (they all are).
+fn with_cfield<R>(field: &[u8], f: impl FnOnce(*const c_char) -> R) -> R {
+    let mut buf = [0u8; 128];
+    if field.len() < buf.len() {
+        buf[..field.len()].copy_from_slice(field);
+        f(buf.as_ptr().cast())
+    } else {
+        let mut owned = field.to_vec();
+        owned.push(0);
+        f(owned.as_ptr().cast())
+    }
+}
+
+/// The kinds of value Flash keeps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Hash,
+    Zset,
+    Stream,
+}
+
+impl Kind {
+    fn code(self) -> c_int {
+        (match self {
+            Kind::Hash => raw::REDISMODULE_KEYTYPE_HASH,
+            Kind::Zset => raw::REDISMODULE_KEYTYPE_ZSET,
+            Kind::Stream => raw::REDISMODULE_KEYTYPE_STREAM,
+        }) as c_int
+    }
+}
+
+/// An open key of a known kind: empty, or holding that kind (checked at open).
+pub struct Key {
+    ctx: Ctx,
+    ptr: *mut raw::RedisModuleKey,
+}
+
+impl Key {
+    /// Opens `name`; WRONGTYPE if it exists with another kind.
+    pub fn open(ctx: Ctx, name: &str, kind: Kind, write: bool) -> Result<Key, Error> {
+        let name = RString::new(ctx, name.as_bytes());
+        let mode = raw::REDISMODULE_READ | if write { raw::REDISMODULE_WRITE } else { 0 };
+        // OpenKey keeps its own reference to the name, so ours may drop right after.
+        let ptr = unsafe { api!(RedisModule_OpenKey)(ctx, name.ptr, mode as c_int) };
+        let key = Key {
+            ctx,
+            ptr: ptr.cast(),
+        };
+        let found = unsafe { api!(RedisModule_KeyType)(key.ptr) };
+        if found == raw::REDISMODULE_KEYTYPE_EMPTY as c_int || found == kind.code() {
+            Ok(key)
+        } else {
+            Err(Error::wrong_type())
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        unsafe { api!(RedisModule_KeyType)(self.ptr) == raw::REDISMODULE_KEYTYPE_EMPTY as c_int }
+    }
+
+    /// Elements in the value (fields of a hash, members of a zset); 0 when empty.
+    pub fn len(&self) -> usize {
+        unsafe { api!(RedisModule_ValueLength)(self.ptr) }
+    }
+
+    pub fn hash_get(&self, field: &[u8]) -> Option<RString> {
+        if self.is_empty() {
+            return None;
+        }
+        let mut value: *mut raw::RedisModuleString = ptr::null_mut();
+        with_cfield(field, |cfield| unsafe {
+            api!(RedisModule_HashGet)(
+                self.ptr,
+                raw::REDISMODULE_HASH_CFIELDS as c_int,
+                cfield,
+                &mut value as *mut *mut raw::RedisModuleString,
+                ptr::null_mut::<c_void>(),
+            )
+        });
+        RString::adopt(self.ctx, value)
+    }
+
+    /// An integer field; a field that is not an integer reads as absent.
+    pub fn hash_get_i64(&self, field: &[u8]) -> Option<i64> {
+        self.hash_get(field)
+            .and_then(|value| parse_i64(bytes(value.ptr)))
+    }
+
+    pub fn hash_set(&self, field: &[u8], value: &RString) {
+        with_cfield(field, |cfield| unsafe {
+            api!(RedisModule_HashSet)(
+                self.ptr,
+                raw::REDISMODULE_HASH_CFIELDS as c_int,
+                cfield,
+                value.ptr,
+                ptr::null_mut::<c_void>(),
+            )
+        });
+    }
+
+    pub fn hash_del(&self, field: &[u8]) {
+        with_cfield(field, |cfield| unsafe {
+            api!(RedisModule_HashSet)(
+                self.ptr,
+                raw::REDISMODULE_HASH_CFIELDS as c_int,
+                cfield,
+                raw::REDISMODULE_HASH_DELETE as *mut raw::RedisModuleString,
+                ptr::null_mut::<c_void>(),
+            )
+        });
+    }
+
+    pub fn zset_add(&self, member: &[u8], score: f64) {
+        let member = RString::new(self.ctx, member);
+        let mut flags: c_int = 0;
+        unsafe { api!(RedisModule_ZsetAdd)(self.ptr, score, member.ptr, &mut flags) };
+    }
+
+    pub fn zset_rem(&self, member: &[u8]) {
+        if self.is_empty() {
+            return;
+        }
+        let member = RString::new(self.ctx, member);
+        let mut deleted: c_int = 0;
+        unsafe { api!(RedisModule_ZsetRem)(self.ptr, member.ptr, &mut deleted) };
+    }
+
+    /// The first `count` members by score, lowest first.
+    pub fn zset_first(&self, count: usize) -> Vec<(Vec<u8>, f64)> {
+        let mut out = Vec::new();
+        if self.is_empty() || count == 0 {
+            return out;
+        }
+        unsafe {
+            api!(RedisModule_ZsetFirstInScoreRange)(
+                self.ptr,
+                raw::REDISMODULE_NEGATIVE_INFINITE,
+                raw::REDISMODULE_POSITIVE_INFINITE,
+                0,
+                0,
+            );
+            while out.len() < count && api!(RedisModule_ZsetRangeEndReached)(self.ptr) == 0 {
+                let mut score = 0f64;
+                let member = api!(RedisModule_ZsetRangeCurrentElement)(self.ptr, &mut score);
+                if let Some(member) = RString::adopt(self.ctx, member) {
+                    out.push((bytes(member.ptr).to_vec(), score));
+                }
+                if api!(RedisModule_ZsetRangeNext)(self.ptr) == 0 {
+                    break;
+                }
+            }
+            api!(RedisModule_ZsetRangeStop)(self.ptr);
+        }
+        out
+    }
+
+    /// Appends an entry with an id chosen by the server; returns the id.
+    pub fn stream_add(&self, fields: &[(&[u8], &[u8])]) -> Result<raw::RedisModuleStreamID, Error> {
+        let strings: Vec<RString> = fields
+            .iter()
+            .flat_map(|(name, value)| [RString::new(self.ctx, name), RString::new(self.ctx, value)])
+            .collect();
+        let mut argv: Vec<*mut raw::RedisModuleString> = strings.iter().map(|s| s.ptr).collect();
+        let mut id = raw::RedisModuleStreamID { ms: 0, seq: 0 };
+        let status = unsafe {
+            api!(RedisModule_StreamAdd)(
+                self.ptr,
+                raw::REDISMODULE_STREAM_ADD_AUTOID as c_int,
+                &mut id,
+                argv.as_mut_ptr(),
+                fields.len() as i64,
+            )
+        };
+        if status == raw::REDISMODULE_OK as c_int {
+            Ok(id)
+        } else {
+            Err(Error::new(
+                flash_core::ErrorCode::Err,
+                "the order stream refused the entry (its last id is in the future?)",
+            ))
+        }
+    }
+}
+
+impl Drop for Key {
+    fn drop(&mut self) {
+        unsafe { api!(RedisModule_CloseKey)(self.ptr) }
+    }
+}
+
+/// Propagates one command to replicas and the AOF, exactly as given.
+pub fn replicate(ctx: Ctx, command: &'static [u8], args: &[&[u8]]) {
+    let strings: Vec<RString> = args.iter().map(|arg| RString::new(ctx, arg)).collect();
+    let mut argv: Vec<*mut raw::RedisModuleString> = strings.iter().map(|s| s.ptr).collect();
+    unsafe {
+        api!(RedisModule_Replicate)(
+            ctx,
+            command.as_ptr().cast(),
+            c"v".as_ptr(),
+            argv.as_mut_ptr(),
+            argv.len(),
+        );
+    }
+}
+
+pub fn publish(ctx: Ctx, channel: &str, message: &str) {
+    let channel = RString::new(ctx, channel.as_bytes());
+    let message = RString::new(ctx, message.as_bytes());
+    unsafe { api!(RedisModule_PublishMessage)(ctx, channel.ptr, message.ptr) };
+}
+
+pub fn now_ms() -> i64 {
+    unsafe { api!(RedisModule_Milliseconds)() }
+}
+
+pub fn context_flags(ctx: Ctx) -> u32 {
+    unsafe { api!(RedisModule_GetContextFlags)(ctx) as u32 }
+}

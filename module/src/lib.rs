@@ -1,0 +1,110 @@
+//! The Flash module: the `FLASH.*` commands inside redis-server.
+//!
+//! The rules live in `flash-core`; this crate is the glue:
+//! - [`command`]: the handler every command is registered with (parse, apply, reply).
+//! - [`store`]: the core's `Store` over the Redis key API, replicating effects.
+//! - [`expiry`]: the master's timer that releases overdue holds with no caller.
+//! - [`api`]: owned strings and keys over the raw module API.
+//!
+//! Load it with `redis-server --loadmodule target/release/libflash_module.so`.
+
+mod api;
+mod command;
+mod expiry;
+mod store;
+
+use std::ffi::{CString, c_int};
+
+use flash_core::cmd::COMMANDS;
+use redis_module::{Context, RedisString, Status, raw, redis_module};
+
+/// The raw API functions this crate calls that a server might lack: checked at load, so a
+/// server too old for the module refuses to load it instead of crashing later.
+macro_rules! missing_api {
+    ($($name:ident),* $(,)?) => {{
+        let mut missing: Vec<&str> = Vec::new();
+        // Copies each function pointer out of the table the crate filled at load.
+        $(if unsafe { raw::$name }.is_none() { missing.push(stringify!($name)); })*
+        missing
+    }};
+}
+
+fn init(ctx: &Context, _args: &[RedisString]) -> Status {
+    let missing = missing_api!(
+        RedisModule_CreateString,
+        RedisModule_CreateStringFromLongLong,
+        RedisModule_FreeString,
+        RedisModule_StringPtrLen,
+        RedisModule_OpenKey,
+        RedisModule_CloseKey,
+        RedisModule_KeyType,
+        RedisModule_ValueLength,
+        RedisModule_HashGet,
+        RedisModule_HashSet,
+        RedisModule_ZsetAdd,
+        RedisModule_ZsetRem,
+        RedisModule_ZsetFirstInScoreRange,
+        RedisModule_ZsetRangeEndReached,
+        RedisModule_ZsetRangeCurrentElement,
+        RedisModule_ZsetRangeNext,
+        RedisModule_ZsetRangeStop,
+        RedisModule_StreamAdd,
+        RedisModule_Replicate,
+        RedisModule_PublishMessage,
+        RedisModule_Milliseconds,
+        RedisModule_GetContextFlags,
+        RedisModule_GetSelectedDb,
+        RedisModule_SelectDb,
+        RedisModule_CreateTimer,
+        RedisModule_ScanCursorCreate,
+        RedisModule_Scan,
+        RedisModule_ScanCursorDestroy,
+        RedisModule_ReplyWithError,
+        RedisModule_ReplyWithStringBuffer,
+        RedisModule_ReplyWithArray,
+        RedisModule_Log,
+        RedisModule_CreateCommand,
+    );
+    if !missing.is_empty() {
+        ctx.log_warning(&format!(
+            "flash: this redis-server lacks module API functions {missing:?}; Redis 7.0 or newer is required"
+        ));
+        return Status::Err;
+    }
+    for info in COMMANDS {
+        let flags = if info.writes {
+            "write deny-oom"
+        } else {
+            "readonly"
+        };
+        let (Ok(name), Ok(flags)) = (CString::new(info.name), CString::new(flags)) else {
+            return Status::Err;
+        };
+        // Key positions 1, 1, 1: the sale is the key, so cluster clients route by it.
+        let status = unsafe {
+            api::api!(RedisModule_CreateCommand)(
+                ctx.ctx,
+                name.as_ptr(),
+                Some(command::handle),
+                flags.as_ptr(),
+                1,
+                1,
+                1,
+            )
+        };
+        if status != raw::REDISMODULE_OK as c_int {
+            ctx.log_warning(&format!("flash: cannot register {}", info.name));
+            return Status::Err;
+        }
+    }
+    expiry::start(ctx.ctx);
+    Status::Ok
+}
+
+redis_module! {
+    name: "flash",
+    version: 1,
+    allocator: (redis_module::alloc::RedisAlloc, redis_module::alloc::RedisAlloc),
+    data_types: [],
+    init: init,
+}
