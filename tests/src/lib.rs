@@ -105,15 +105,17 @@ impl RedisServer {
         std::fs::read_to_string(self.dir().join("redis.log")).unwrap_or_default()
     }
 
-    /// Kills the process (SIGKILL: a crash, no shutdown save) and starts a new one on the
-    /// same data dir and options, as after a power cut.
-    pub fn crash_and_restart(mut self) -> io::Result<RedisServer> {
+    /// Kills the process (SIGKILL: a crash, no shutdown save), stays down for `down_for`,
+    /// and starts a new one on the same data dir and options, as after a power cut.
+    pub fn crash_and_restart(mut self, down_for: Duration) -> io::Result<RedisServer> {
         self.kill();
+        sleep(down_for);
         let dir = std::mem::replace(&mut self.dir, DataDir::Borrowed(PathBuf::new()));
         Self::start_in(self.options.clone(), dir)
     }
 
-    fn kill(&mut self) {
+    /// Kills the process now (SIGKILL); the guard keeps the data dir until it drops.
+    pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();

@@ -1,0 +1,281 @@
+//! [`FlashClient`]: the FLASH commands through the module or the Lua twin.
+
+use flash_core::Sku;
+use flash_core::cmd::Verdict;
+use flash_core::keys::SaleKeys;
+use flash_core::model::CartState;
+use redis::aio::MultiplexedConnection;
+use redis::{AsyncCommands, Value};
+
+use crate::error::ClientError;
+use crate::lua;
+use crate::replies::{CartView, Order, Reader, Reservation, SaleInfo};
+
+/// Which implementation of the commands the server runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// `redis-server --loadmodule libflash_module.so`: `FLASH.*` are server commands.
+    Module,
+    /// A plain server: the commands run as the Lua twin's scripts.
+    Lua,
+}
+
+/// FLASH.SALE's options; `None` leaves a setting as it is.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SaleSettings {
+    pub hold_ms: Option<i64>,
+    pub limit: Option<i64>,
+    pub start_ms: Option<i64>,
+    pub end_ms: Option<i64>,
+}
+
+/// A cheap-to-clone handle: clones share one multiplexed connection.
+#[derive(Clone)]
+pub struct FlashClient {
+    conn: MultiplexedConnection,
+    backend: Backend,
+}
+
+impl FlashClient {
+    /// Connects and picks the backend: the module when the server knows `FLASH.RESERVE`.
+    pub async fn connect(url: &str) -> Result<FlashClient, ClientError> {
+        let conn = redis::Client::open(url)?
+            .get_multiplexed_async_connection()
+            .await?;
+        FlashClient::with_connection(conn).await
+    }
+
+    pub async fn with_connection(
+        mut conn: MultiplexedConnection,
+    ) -> Result<FlashClient, ClientError> {
+        let info: Value = redis::cmd("COMMAND")
+            .arg("INFO")
+            .arg("FLASH.RESERVE")
+            .query_async(&mut conn)
+            .await?;
+        let backend = match info {
+            Value::Array(items) if items.first().is_some_and(|i| *i != Value::Nil) => {
+                Backend::Module
+            }
+            _ => Backend::Lua,
+        };
+        Ok(FlashClient { conn, backend })
+    }
+
+    /// Forces a backend (tests run the Lua twin on a server that has the module too).
+    pub fn with_backend(mut self, backend: Backend) -> FlashClient {
+        self.backend = backend;
+        self
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// The underlying connection, for plain Redis commands.
+    pub fn connection(&self) -> MultiplexedConnection {
+        self.conn.clone()
+    }
+
+    /// Runs `command` (e.g. `"FLASH.RESERVE"`) with its arguments on either backend and
+    /// returns the raw reply. Engine refusals come back as [`ClientError::Flash`].
+    pub async fn call(&self, command: &str, args: &[String]) -> Result<Value, ClientError> {
+        let mut conn = self.conn.clone();
+        match self.backend {
+            Backend::Module => Ok(redis::cmd(command).arg(args).query_async(&mut conn).await?),
+            Backend::Lua => {
+                let script = lua::script(command).ok_or_else(|| ClientError::Reply {
+                    command: "call",
+                    detail: format!("no script for {command}"),
+                })?;
+                let sale = args.first().map(String::as_str).unwrap_or_default();
+                let carts = self.script_carts(command, args).await?;
+                let carts: Vec<&str> = carts.iter().map(String::as_str).collect();
+                let mut invocation = script.prepare_invoke();
+                invocation.key(lua::keys(sale, &carts)).arg(args);
+                Ok(invocation.invoke_async(&mut conn).await?)
+            }
+        }
+    }
+
+    /// The carts a script must be given in KEYS: the one it names, or for FLASH.EXPIRE the
+    /// earliest deadlines (the script rechecks each against the server's clock).
+    async fn script_carts(
+        &self,
+        command: &str,
+        args: &[String],
+    ) -> Result<Vec<String>, ClientError> {
+        let upper = command.to_ascii_uppercase();
+        match upper.as_str() {
+            "FLASH.EXPIRE" => {
+                let sale = args.first().map(String::as_str).unwrap_or_default();
+                // Only a valid sale name makes valid keys; the script reports a bad one.
+                if flash_core::args::parse_token("sale", sale.as_bytes()).is_err() {
+                    return Ok(Vec::new());
+                }
+                let count = match args.get(1..3) {
+                    Some([option, n]) if option.eq_ignore_ascii_case("COUNT") => {
+                        n.parse::<isize>().unwrap_or(1).clamp(1, 100_000)
+                    }
+                    _ => flash_core::args::DEFAULT_EXPIRE_COUNT as isize,
+                };
+                let mut conn = self.conn.clone();
+                Ok(conn
+                    .zrange(SaleKeys::new(sale).deadlines(), 0, count - 1)
+                    .await?)
+            }
+            "FLASH.RESERVE" | "FLASH.RELEASE" | "FLASH.CHECKOUT" | "FLASH.BUY" | "FLASH.SETTLE"
+            | "FLASH.CART" => Ok(args.get(1).cloned().into_iter().collect()),
+            _ => Ok(Vec::new()),
+        }
+    }
+
+    async fn run(
+        &self,
+        command: &'static str,
+        args: Vec<String>,
+    ) -> Result<(Value, Reader), ClientError> {
+        let value = self.call(command, &args).await?;
+        Ok((value, Reader { command }))
+    }
+
+    /// FLASH.SALE: creates the sale or changes the given settings.
+    pub async fn sale(&self, sale: &str, settings: &SaleSettings) -> Result<(), ClientError> {
+        let mut args = vec![sale.to_owned()];
+        for (name, value) in [
+            ("HOLD", settings.hold_ms),
+            ("LIMIT", settings.limit),
+            ("START", settings.start_ms),
+            ("END", settings.end_ms),
+        ] {
+            if let Some(value) = value {
+                args.extend([name.to_owned(), value.to_string()]);
+            }
+        }
+        let (value, reader) = self.run("FLASH.SALE", args).await?;
+        reader.text(&value).map(drop)
+    }
+
+    /// FLASH.LOAD: sets available units; returns the number of SKUs set.
+    pub async fn load(&self, sale: &str, stock: &[(Sku, i64)]) -> Result<i64, ClientError> {
+        let mut args = vec![sale.to_owned()];
+        args.extend(
+            stock
+                .iter()
+                .flat_map(|(sku, units)| [sku.to_string(), units.to_string()]),
+        );
+        let (value, reader) = self.run("FLASH.LOAD", args).await?;
+        reader.int(&value)
+    }
+
+    /// FLASH.AVAILABLE: units per SKU in argument order; `None` for a SKU never loaded.
+    pub async fn available(
+        &self,
+        sale: &str,
+        skus: &[Sku],
+    ) -> Result<Vec<Option<i64>>, ClientError> {
+        let mut args = vec![sale.to_owned()];
+        args.extend(skus.iter().map(Sku::to_string));
+        let (value, reader) = self.run("FLASH.AVAILABLE", args).await?;
+        reader
+            .array(&value, Some(skus.len()))?
+            .iter()
+            .map(|v| match v {
+                Value::Nil => Ok(None),
+                other => reader.int(other).map(Some),
+            })
+            .collect()
+    }
+
+    pub async fn reserve(
+        &self,
+        sale: &str,
+        cart: &str,
+        user: &str,
+        sku: Sku,
+        qty: i64,
+    ) -> Result<Reservation, ClientError> {
+        let args = line_args(sale, cart, user, sku, qty);
+        let (value, reader) = self.run("FLASH.RESERVE", args).await?;
+        reader.reservation(&value)
+    }
+
+    pub async fn release(
+        &self,
+        sale: &str,
+        cart: &str,
+        user: &str,
+        sku: Sku,
+        qty: i64,
+    ) -> Result<Reservation, ClientError> {
+        let args = line_args(sale, cart, user, sku, qty);
+        let (value, reader) = self.run("FLASH.RELEASE", args).await?;
+        reader.reservation(&value)
+    }
+
+    pub async fn checkout(&self, sale: &str, cart: &str, user: &str) -> Result<Order, ClientError> {
+        let args = vec![sale.to_owned(), cart.to_owned(), user.to_owned()];
+        let (value, reader) = self.run("FLASH.CHECKOUT", args).await?;
+        reader.order(&value)
+    }
+
+    pub async fn buy(
+        &self,
+        sale: &str,
+        order: &str,
+        user: &str,
+        sku: Sku,
+        qty: i64,
+    ) -> Result<Order, ClientError> {
+        let args = line_args(sale, order, user, sku, qty);
+        let (value, reader) = self.run("FLASH.BUY", args).await?;
+        reader.order(&value)
+    }
+
+    /// FLASH.SETTLE: returns the order's final state (settled or rejected).
+    pub async fn settle(
+        &self,
+        sale: &str,
+        order: &str,
+        verdict: Verdict,
+    ) -> Result<CartState, ClientError> {
+        let word = match verdict {
+            Verdict::Ok => "OK",
+            Verdict::Reject => "REJECT",
+        };
+        let args = vec![sale.to_owned(), order.to_owned(), word.to_owned()];
+        let (value, reader) = self.run("FLASH.SETTLE", args).await?;
+        let state = reader.text(&value)?;
+        CartState::parse(state.as_bytes())
+            .ok_or_else(|| reader.fail(format!("unknown state {state}")))
+    }
+
+    /// FLASH.EXPIRE: releases overdue holds; returns how many carts expired.
+    pub async fn expire(&self, sale: &str, count: i64) -> Result<i64, ClientError> {
+        let args = vec![sale.to_owned(), "COUNT".to_owned(), count.to_string()];
+        let (value, reader) = self.run("FLASH.EXPIRE", args).await?;
+        reader.int(&value)
+    }
+
+    pub async fn cart(&self, sale: &str, cart: &str) -> Result<CartView, ClientError> {
+        let (value, reader) = self
+            .run("FLASH.CART", vec![sale.to_owned(), cart.to_owned()])
+            .await?;
+        reader.cart(&value)
+    }
+
+    pub async fn info(&self, sale: &str) -> Result<SaleInfo, ClientError> {
+        let (value, reader) = self.run("FLASH.INFO", vec![sale.to_owned()]).await?;
+        reader.info(&value)
+    }
+}
+
+fn line_args(sale: &str, cart: &str, user: &str, sku: Sku, qty: i64) -> Vec<String> {
+    vec![
+        sale.to_owned(),
+        cart.to_owned(),
+        user.to_owned(),
+        sku.to_string(),
+        qty.to_string(),
+    ]
+}

@@ -1,0 +1,24 @@
+//! The Flash client that edge and worker share.
+//!
+//! It speaks `FLASH.*` to a redis-server that loaded the module, and runs the same commands
+//! as the Lua twin's scripts (EVALSHA, reloaded on NOSCRIPT) where the module is absent:
+//! [`FlashClient::connect`] asks the server whether `FLASH.RESERVE` exists and picks.
+//!
+//! Map of the crate:
+//! - [`client`]: [`FlashClient`]: one method per command, typed replies, and [`FlashClient::call`]
+//!   for the raw reply.
+//! - [`replies`]: the typed replies ([`Reservation`], [`Order`], [`CartView`], [`SaleInfo`]).
+//! - [`error`]: [`ClientError`]: an engine refusal (with its stable code) apart from
+//!   connection trouble and malformed replies.
+//! - [`lua`]: the Lua twin's scripts (`lua/*.lua`) and the KEYS they are sent with.
+
+pub mod client;
+pub mod error;
+pub mod lua;
+pub mod replies;
+
+pub use client::{Backend, FlashClient, SaleSettings};
+pub use error::ClientError;
+pub use flash_core::cmd::Verdict;
+pub use flash_core::{Error as FlashError, ErrorCode};
+pub use replies::{CartView, Order, Reservation, SaleInfo, SkuUnits};

@@ -1,0 +1,220 @@
+//! Typed replies, read from the engine's documented reply shapes.
+
+use flash_core::Sku;
+use flash_core::model::CartState;
+use redis::Value;
+
+use crate::error::ClientError;
+
+/// FLASH.RESERVE and FLASH.RELEASE: `[available, deadline_ms, cart_units]`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Reservation {
+    /// The SKU's units left for everyone.
+    pub available: i64,
+    /// When the cart's hold ends (unix ms): the countdown a UI shows.
+    pub deadline_ms: i64,
+    pub cart_units: i64,
+}
+
+/// FLASH.CHECKOUT and FLASH.BUY: `[order, entry_id, units]`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Order {
+    pub order: String,
+    /// The order's id in the sale's order stream.
+    pub entry: String,
+    pub units: i64,
+}
+
+/// FLASH.CART.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CartView {
+    pub state: CartState,
+    pub user: String,
+    pub deadline_ms: i64,
+    pub units: i64,
+    /// Ascending by SKU.
+    pub lines: Vec<(Sku, i64)>,
+    pub entry: Option<String>,
+}
+
+/// One row of FLASH.INFO: a SKU's ledger.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SkuUnits {
+    pub loaded: i64,
+    pub available: i64,
+    pub held: i64,
+    pub pending: i64,
+    pub sold: i64,
+}
+
+impl SkuUnits {
+    /// The conservation rule: loaded = available + held + pending + sold.
+    pub fn is_conserved(&self) -> bool {
+        self.loaded == self.available + self.held + self.pending + self.sold
+    }
+}
+
+/// FLASH.INFO.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SaleInfo {
+    pub hold_ms: i64,
+    pub limit: i64,
+    pub start_ms: i64,
+    pub end_ms: i64,
+    pub open: bool,
+    pub held_carts: i64,
+    pub total: SkuUnits,
+    /// Ascending by SKU.
+    pub skus: Vec<(Sku, SkuUnits)>,
+}
+
+/// Reads replies for one command, naming it in every complaint.
+pub(crate) struct Reader {
+    pub command: &'static str,
+}
+
+impl Reader {
+    pub fn fail(&self, detail: impl Into<String>) -> ClientError {
+        ClientError::Reply {
+            command: self.command,
+            detail: detail.into(),
+        }
+    }
+
+    pub fn int(&self, value: &Value) -> Result<i64, ClientError> {
+        match value {
+            Value::Int(n) => Ok(*n),
+            other => Err(self.fail(format!("expected an integer, got {other:?}"))),
+        }
+    }
+
+    pub fn text(&self, value: &Value) -> Result<String, ClientError> {
+        match value {
+            Value::BulkString(bytes) => Ok(String::from_utf8_lossy(bytes).into_owned()),
+            Value::SimpleString(text) => Ok(text.clone()),
+            Value::Okay => Ok("OK".to_owned()),
+            other => Err(self.fail(format!("expected a string, got {other:?}"))),
+        }
+    }
+
+    pub fn array<'v>(
+        &self,
+        value: &'v Value,
+        len: Option<usize>,
+    ) -> Result<&'v [Value], ClientError> {
+        match value {
+            Value::Array(items) if len.is_none_or(|n| n == items.len()) => Ok(items),
+            other => Err(self.fail(format!("expected an array of {len:?}, got {other:?}"))),
+        }
+    }
+
+    pub fn ints(&self, value: &Value, len: Option<usize>) -> Result<Vec<i64>, ClientError> {
+        self.array(value, len)?
+            .iter()
+            .map(|v| self.int(v))
+            .collect()
+    }
+
+    /// A flat `field, value, …` array, checked against the expected field names.
+    pub fn fields<'v>(
+        &self,
+        value: &'v Value,
+        names: &[&str],
+    ) -> Result<Vec<&'v Value>, ClientError> {
+        let items = self.array(value, Some(names.len() * 2))?;
+        names
+            .iter()
+            .zip(items.chunks(2))
+            .map(|(name, pair)| {
+                if self.text(&pair[0])? == *name {
+                    Ok(&pair[1])
+                } else {
+                    Err(self.fail(format!("expected field {name}, got {:?}", pair[0])))
+                }
+            })
+            .collect()
+    }
+
+    pub fn reservation(&self, value: &Value) -> Result<Reservation, ClientError> {
+        let v = self.ints(value, Some(3))?;
+        Ok(Reservation {
+            available: v[0],
+            deadline_ms: v[1],
+            cart_units: v[2],
+        })
+    }
+
+    pub fn order(&self, value: &Value) -> Result<Order, ClientError> {
+        let items = self.array(value, Some(3))?;
+        Ok(Order {
+            order: self.text(&items[0])?,
+            entry: self.text(&items[1])?,
+            units: self.int(&items[2])?,
+        })
+    }
+
+    pub fn cart(&self, value: &Value) -> Result<CartView, ClientError> {
+        let f = self.fields(
+            value,
+            &["state", "user", "deadline_ms", "units", "lines", "entry"],
+        )?;
+        let state = self.text(f[0])?;
+        let lines = self.ints(f[4], None)?;
+        Ok(CartView {
+            state: CartState::parse(state.as_bytes())
+                .ok_or_else(|| self.fail(format!("unknown cart state {state}")))?,
+            user: self.text(f[1])?,
+            deadline_ms: self.int(f[2])?,
+            units: self.int(f[3])?,
+            lines: lines.chunks(2).map(|pair| (pair[0], pair[1])).collect(),
+            entry: match f[5] {
+                Value::Nil => None,
+                other => Some(self.text(other)?),
+            },
+        })
+    }
+
+    fn units(&self, v: &[i64]) -> SkuUnits {
+        SkuUnits {
+            loaded: v[0],
+            available: v[1],
+            held: v[2],
+            pending: v[3],
+            sold: v[4],
+        }
+    }
+
+    pub fn info(&self, value: &Value) -> Result<SaleInfo, ClientError> {
+        let f = self.fields(
+            value,
+            &[
+                "hold_ms",
+                "limit",
+                "start_ms",
+                "end_ms",
+                "open",
+                "held_carts",
+                "total",
+                "skus",
+            ],
+        )?;
+        let skus = self
+            .array(f[7], None)?
+            .iter()
+            .map(|row| {
+                let row = self.ints(row, Some(6))?;
+                Ok((row[0], self.units(&row[1..])))
+            })
+            .collect::<Result<_, ClientError>>()?;
+        Ok(SaleInfo {
+            hold_ms: self.int(f[0])?,
+            limit: self.int(f[1])?,
+            start_ms: self.int(f[2])?,
+            end_ms: self.int(f[3])?,
+            open: self.int(f[4])? == 1,
+            held_carts: self.int(f[5])?,
+            total: self.units(&self.ints(f[6], Some(5))?),
+            skus,
+        })
+    }
+}

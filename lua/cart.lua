@@ -1,0 +1,24 @@
+-- FLASH.CART sale cart
+-- core/src/cmd/cart.rs: the cart's (or order's) fields; lines flat, ascending by SKU.
+return run(function()
+    local args, sale_name = begin('FLASH.CART')
+    local cart_id = args:token('cart')
+    args:finish()
+    local cart_key = declared_cart_key(sale_name, cart_id)
+
+    require_sale(sale_name)
+    local cart = require_cart(cart_key, cart_id)
+    local lines = {}
+    for _, line in ipairs(cart.lines) do
+        lines[#lines + 1] = line.sku
+        lines[#lines + 1] = line.qty
+    end
+    return {
+        'state', cart.state,
+        'user', cart.user,
+        'deadline_ms', cart.deadline_ms,
+        'units', cart.units,
+        'lines', lines,
+        'entry', cart.entry or false,
+    }
+end)

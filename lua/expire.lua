@@ -1,0 +1,68 @@
+-- FLASH.EXPIRE sale [COUNT n]
+-- core/src/cmd/expire.rs: releases the holds past their deadline among the COUNT earliest;
+-- replies the number of carts expired.
+--
+-- A script may only touch the keys it is given, so KEYS[10..] are the due carts the client
+-- saw. A due cart the client did not pass is left for the next call; it stops nothing.
+return run(function()
+    local args, sale_name = begin('FLASH.EXPIRE')
+    local count = DEFAULT_EXPIRE_COUNT
+    while args:remaining() > 0 do
+        local option = args:keyword()
+        if option == 'COUNT' then
+            count = args:int('COUNT', 1, MAX_EXPIRE_COUNT)
+        else
+            fail('ERR', 'unknown option ' .. quoted(option) .. '; expected COUNT')
+        end
+    end
+    args:finish()
+
+    local at_ms = now_ms()
+    require_sale(sale_name)
+    local earliest = call('ZRANGE', K.deadlines, 0, int_text(count - 1), 'WITHSCORES')
+    local due = {}
+    for i = 1, #earliest, 2 do
+        if tonumber(earliest[i + 1]) > at_ms then
+            break
+        end
+        due[#due + 1] = earliest[i]
+    end
+    if #due == 0 then
+        return 0
+    end
+
+    local declared = {}
+    for i = 10, #KEYS do
+        declared[KEYS[i]] = true
+    end
+    local reachable = {}
+    for _, cart_id in ipairs(due) do
+        local key = cart_key_name(sale_name, cart_id)
+        if declared[key] then
+            reachable[#reachable + 1] = { id = cart_id, key = key }
+        end
+    end
+    guard({ 'available', 'held', 'users', 'deadlines' })
+    for _, cart in ipairs(reachable) do
+        guard({}, cart.key)
+    end
+
+    local expired = 0
+    for _, due_cart in ipairs(reachable) do
+        call('ZREM', K.deadlines, due_cart.id)
+        -- A deadline without a held cart is left over (the cart was deleted by hand):
+        -- dropping it is all there is to do.
+        local cart = read_cart(due_cart.key)
+        if cart and cart.state == 'held' then
+            for _, line in ipairs(cart.lines) do
+                add_units('held', line.sku, -line.qty)
+                publish_available(line.sku, add_units('available', line.sku, line.qty))
+            end
+            add_user_units(cart.user, -cart.units)
+            cart.state = 'expired'
+            write_cart(due_cart.key, cart)
+            expired = expired + 1
+        end
+    end
+    return expired
+end)

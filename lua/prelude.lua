@@ -1,0 +1,640 @@
+-- The Lua twin of the Flash module: shared helpers. The client sends this prelude and one
+-- command body as a single script, so everything here is a local the body can see.
+--
+-- The authority is the Rust engine in core/src: every check, its order, every error line and
+-- every write here mirrors it. Conventions (core/src/keys.rs and the client's lua.rs):
+--   KEYS[1..9]  sale, loaded, available, held, pending, sold, users, deadlines, orders
+--   KEYS[10..]  cart keys (the cart named in ARGV, or EXPIRE's due candidates)
+--   ARGV        the module command's arguments, without the command name.
+--
+-- Errors are raised as {flash_error = line} and turned into an error reply by run(), so that
+-- a check deep in a helper stops the command. Every check runs before the first write.
+
+-- Limits of core/src/args.rs, written out as literals: the client's unit tests compare them
+-- with the Rust constants, so they cannot drift apart.
+local MAX_QTY = 1000000
+local MAX_UNITS = 1000000000
+local MAX_SKU = 9007199254740991
+local MAX_HOLD_MS = 86400000
+local DEFAULT_HOLD_MS = 40000
+local MAX_TIME_MS = 9007199254740991
+local MAX_EXPIRE_COUNT = 100000
+local DEFAULT_EXPIRE_COUNT = 1000
+local MAX_TOKEN_LEN = 64
+
+---------------------------------------------------------------------------------------------
+-- Errors (core/src/error.rs)
+
+local function fail(code, message)
+    error({ flash_error = code .. ' ' .. message })
+end
+
+local function quoted(name)
+    return "'" .. name .. "'"
+end
+
+local function fail_arity(command)
+    fail('ERR', 'wrong number of arguments for ' .. quoted(command) .. ' command')
+end
+
+local function fail_wrong_type()
+    fail('WRONGTYPE', 'Operation against a key holding the wrong kind of value')
+end
+
+local function fail_no_sale(sale_name)
+    fail('NOSALE', 'sale ' .. quoted(sale_name) .. ' does not exist; create it with FLASH.SALE')
+end
+
+local function fail_no_cart(cart_id)
+    fail('NOCART', 'cart ' .. quoted(cart_id) .. ' does not exist')
+end
+
+local function fail_not_owner(cart_id)
+    fail('NOTOWNER', 'cart ' .. quoted(cart_id) .. ' belongs to another user')
+end
+
+local function fail_expired(cart_id)
+    fail('EXPIRED', 'cart ' .. quoted(cart_id) .. ' expired; start a new cart')
+end
+
+local function fail_bad_state(cart_id, state)
+    fail('BADSTATE', 'cart ' .. quoted(cart_id) .. ' is ' .. state)
+end
+
+local function fail_closed(sale_name)
+    fail('CLOSED', 'sale ' .. quoted(sale_name) .. ' is not open')
+end
+
+-- Runs a command body. Our own errors become error replies; anything else is a bug in the
+-- script and is raised as it is, so it shows up with its line number.
+local function run(body)
+    local ok, result = pcall(body)
+    if ok then
+        return result
+    end
+    if type(result) == 'table' and result.flash_error then
+        return redis.error_reply(result.flash_error)
+    end
+    error(result)
+end
+
+-- redis.call, but a failing call (WRONGTYPE on a read) answers with Redis's own error line,
+-- without the "script: …" suffix a raised redis.call error would get.
+local function call(...)
+    local reply = redis.pcall(...)
+    if type(reply) == 'table' and reply.err then
+        error({ flash_error = reply.err })
+    end
+    return reply
+end
+
+-- Lua numbers are doubles: tostring(1.7e12) is '1.7e+12', so every number written to Redis
+-- or into a message goes through here. Parse limits keep all of them below 2^53.
+local function int_text(n)
+    return string.format('%d', n)
+end
+
+---------------------------------------------------------------------------------------------
+-- Arguments (core/src/args.rs)
+
+local UTF8_REPLACEMENT = '\239\191\189'
+
+local function is_continuation(byte)
+    return byte >= 0x80 and byte <= 0xBF
+end
+
+-- Length of the character at `pos` and whether it is well-formed, by the rules of Rust's
+-- String::from_utf8_lossy: a bad sequence is cut where it stops being a valid prefix.
+local function utf8_char_at(raw, pos)
+    local lead = raw:byte(pos)
+    if lead < 0x80 then
+        return 1, true
+    end
+    local second = raw:byte(pos + 1) or 0
+    local width, low, high
+    if lead >= 0xC2 and lead <= 0xDF then
+        width, low, high = 2, 0x80, 0xBF
+    elseif lead >= 0xE0 and lead <= 0xEF then
+        width, low, high = 3, 0x80, 0xBF
+        if lead == 0xE0 then
+            low = 0xA0
+        elseif lead == 0xED then
+            high = 0x9F
+        end
+    elseif lead >= 0xF0 and lead <= 0xF4 then
+        width, low, high = 4, 0x80, 0xBF
+        if lead == 0xF0 then
+            low = 0x90
+        elseif lead == 0xF4 then
+            high = 0x8F
+        end
+    else
+        return 1, false
+    end
+    if second < low or second > high then
+        return 1, false
+    end
+    for offset = 2, width - 1 do
+        if not is_continuation(raw:byte(pos + offset) or 0) then
+            return offset, false
+        end
+    end
+    return width, true
+end
+
+-- The module quotes arguments through String::from_utf8_lossy (and cuts them by characters,
+-- not bytes), so a non-UTF-8 argument must read the same here: one U+FFFD per bad sequence.
+local function utf8_lossy(raw, max_chars)
+    if not raw:find('[\128-\255]') then
+        return max_chars and raw:sub(1, max_chars) or raw
+    end
+    local chars, pos = {}, 1
+    while pos <= #raw and not (max_chars and #chars >= max_chars) do
+        local length, valid = utf8_char_at(raw, pos)
+        chars[#chars + 1] = valid and raw:sub(pos, pos + length - 1) or UTF8_REPLACEMENT
+        pos = pos + length
+    end
+    return table.concat(chars)
+end
+
+-- to_ascii_uppercase: only a-z change, whatever the C library's locale says.
+local function ascii_upper(text)
+    return (text:gsub('[a-z]', function(letter)
+        return string.char(letter:byte() - 32)
+    end))
+end
+
+local function parse_int(what, raw, min, max)
+    local negative = raw:sub(1, 1) == '-'
+    local digits = negative and raw:sub(2) or raw
+    local value
+    if #digits >= 1 and #digits <= 16 and not digits:find('[^0-9]') then
+        value = tonumber(digits)
+        -- -0 is 0, as in i64; a double would keep the sign.
+        if negative and value ~= 0 then
+            value = -value
+        end
+    end
+    -- 16 digits may pass 2^53 and round, but never down to a value within the limits,
+    -- which all stay below 2^53.
+    if value == nil or value < min or value > max then
+        fail('ERR', what .. ' must be an integer from ' .. int_text(min) .. ' to ' .. int_text(max))
+    end
+    return value
+end
+
+local Args = {}
+Args.__index = Args
+
+local function new_args(command)
+    return setmetatable({ command = command, next = 1 }, Args)
+end
+
+function Args:remaining()
+    return #ARGV - self.next + 1
+end
+
+function Args:raw()
+    local raw = ARGV[self.next]
+    if raw == nil then
+        fail_arity(self.command)
+    end
+    self.next = self.next + 1
+    return raw
+end
+
+-- A name (sale, cart, order, user): safe inside key names, stream fields and messages.
+function Args:token(what)
+    local raw = self:raw()
+    if #raw > MAX_TOKEN_LEN or not raw:find('^[A-Za-z0-9_.:@%-]+$') then
+        fail('ERR', what .. ' must be 1 to 64 characters from A-Z a-z 0-9 - _ . : @')
+    end
+    return raw
+end
+
+function Args:int(what, min, max)
+    return parse_int(what, self:raw(), min, max)
+end
+
+function Args:optional_int(what, min, max, default)
+    if self:remaining() == 0 then
+        return default
+    end
+    return self:int(what, min, max)
+end
+
+function Args:sku()
+    return self:int('sku', 1, MAX_SKU)
+end
+
+function Args:qty()
+    return self:optional_int('qty', 1, MAX_QTY, 1)
+end
+
+function Args:keyword()
+    return ascii_upper(utf8_lossy(self:raw()))
+end
+
+-- Leftovers are a syntax error, never ignored.
+function Args:finish()
+    local extra = ARGV[self.next]
+    if extra ~= nil then
+        fail('ERR', 'syntax error near ' .. quoted(utf8_lossy(extra, 32)))
+    end
+end
+
+---------------------------------------------------------------------------------------------
+-- Keys (core/src/keys.rs)
+
+local SALE_KEY_NAMES = {
+    'sale', 'loaded', 'available', 'held', 'pending', 'sold', 'users', 'deadlines', 'orders',
+}
+
+-- The sale's keys by name, as the client passed them (checked by begin()).
+local K = {}
+for index, name in ipairs(SALE_KEY_NAMES) do
+    K[name] = KEYS[index]
+end
+
+local KEY_TYPE = {
+    sale = 'hash',
+    loaded = 'hash',
+    available = 'hash',
+    held = 'hash',
+    pending = 'hash',
+    sold = 'hash',
+    users = 'hash',
+    deadlines = 'zset',
+    orders = 'stream',
+}
+
+-- The five counter hashes in the order of core's Counter::ALL (FLASH.INFO's columns).
+local COUNTERS = { 'loaded', 'available', 'held', 'pending', 'sold' }
+
+local function sale_key_name(sale_name, suffix)
+    return 'flash:{' .. sale_name .. '}:' .. suffix
+end
+
+local function cart_key_name(sale_name, cart_id)
+    return sale_key_name(sale_name, 'cart:' .. cart_id)
+end
+
+-- Set by begin(): the pub/sub channel is not a key, so it comes from the sale name.
+local stock_channel
+
+-- Every command starts here: the sale name first (arity, then its syntax), then the keys the
+-- client passed must be that sale's, or the script would act on another sale's data.
+local function begin(command)
+    local args = new_args(command)
+    local sale_name = args:token('sale')
+    for index, name in ipairs(SALE_KEY_NAMES) do
+        if KEYS[index] ~= sale_key_name(sale_name, name) then
+            fail('ERR', 'keys do not match sale ' .. quoted(sale_name))
+        end
+    end
+    stock_channel = sale_key_name(sale_name, 'stock')
+    return args, sale_name
+end
+
+-- KEYS[10] must be the cart named in ARGV: the only cart key a cart command may touch.
+local function declared_cart_key(sale_name, cart_id)
+    local key = cart_key_name(sale_name, cart_id)
+    if KEYS[10] ~= key then
+        fail('ERR', 'keys do not match cart ' .. quoted(cart_id))
+    end
+    return key
+end
+
+-- Store::guard: a key about to be written without being read first must not hold another
+-- type, checked before the first write so that the error changes nothing.
+local function check_type(key, expected)
+    local actual = call('TYPE', key).ok
+    if actual ~= 'none' and actual ~= expected then
+        fail_wrong_type()
+    end
+end
+
+local function guard(names, cart_key)
+    for _, name in ipairs(names) do
+        check_type(K[name], KEY_TYPE[name])
+    end
+    if cart_key then
+        check_type(cart_key, 'hash')
+    end
+end
+
+---------------------------------------------------------------------------------------------
+-- The clock
+
+local cached_now_ms
+
+-- One reading per script, like the module's one reading per command: FLASH.BUY's reserve and
+-- checkout must agree on whether the cart is live.
+local function now_ms()
+    if cached_now_ms == nil then
+        local time = redis.call('TIME')
+        cached_now_ms = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+    end
+    return cached_now_ms
+end
+
+---------------------------------------------------------------------------------------------
+-- Sale settings (core/src/model.rs Sale)
+
+local function hash_to_map(fields)
+    local map = {}
+    for i = 1, #fields, 2 do
+        map[fields[i]] = fields[i + 1]
+    end
+    return map
+end
+
+-- The settings, or nil when the sale does not exist (an empty hash does not exist).
+local function read_sale()
+    local fields = call('HGETALL', K.sale)
+    if #fields == 0 then
+        return nil
+    end
+    local map = hash_to_map(fields)
+    return {
+        hold_ms = tonumber(map.hold_ms) or DEFAULT_HOLD_MS,
+        limit = tonumber(map.limit) or 0,
+        start_ms = tonumber(map.start_ms) or 0,
+        end_ms = tonumber(map.end_ms) or 0,
+    }
+end
+
+local function default_sale()
+    return { hold_ms = DEFAULT_HOLD_MS, limit = 0, start_ms = 0, end_ms = 0 }
+end
+
+local function write_sale(sale)
+    call('HSET', K.sale,
+        'hold_ms', int_text(sale.hold_ms),
+        'limit', int_text(sale.limit),
+        'start_ms', int_text(sale.start_ms),
+        'end_ms', int_text(sale.end_ms))
+end
+
+local function require_sale(sale_name)
+    local sale = read_sale()
+    if sale == nil then
+        fail_no_sale(sale_name)
+    end
+    return sale
+end
+
+-- start_ms <= now < end_ms, each edge ignored when 0.
+local function is_open(sale, at_ms)
+    return (sale.start_ms == 0 or at_ms >= sale.start_ms)
+        and (sale.end_ms == 0 or at_ms < sale.end_ms)
+end
+
+---------------------------------------------------------------------------------------------
+-- Counters and users
+
+local function units(counter, sku)
+    local value = call('HGET', K[counter], int_text(sku))
+    if value == false then
+        return nil
+    end
+    return tonumber(value)
+end
+
+local function set_units(counter, sku, value)
+    call('HSET', K[counter], int_text(sku), int_text(value))
+end
+
+-- Writes the absolute result, never HINCRBY: what the module replicates, too.
+local function add_units(counter, sku, delta)
+    local value = (units(counter, sku) or 0) + delta
+    set_units(counter, sku, value)
+    return value
+end
+
+local function user_units(user)
+    local value = call('HGET', K.users, user)
+    if value == false then
+        return 0
+    end
+    return tonumber(value)
+end
+
+local function add_user_units(user, delta)
+    call('HSET', K.users, user, int_text(user_units(user) + delta))
+end
+
+local function publish_available(sku, available)
+    call('PUBLISH', stock_channel,
+        '{"sku":' .. int_text(sku) .. ',"available":' .. int_text(available) .. '}')
+end
+
+---------------------------------------------------------------------------------------------
+-- Carts (core/src/model.rs Cart; hash fields in keys.rs)
+
+local function line_field(sku)
+    return 'line:' .. int_text(sku)
+end
+
+-- The cart's scalar fields and its lines ascending by SKU, or nil when it does not exist.
+local function read_cart(key)
+    local fields = call('HGETALL', key)
+    if #fields == 0 then
+        return nil
+    end
+    local cart = { lines = {} }
+    for i = 1, #fields, 2 do
+        local name, value = fields[i], fields[i + 1]
+        local sku = name:match('^line:(%d+)$')
+        if sku then
+            cart.lines[#cart.lines + 1] = { sku = tonumber(sku), qty = tonumber(value) }
+        elseif name == 'deadline_ms' or name == 'units' then
+            cart[name] = tonumber(value)
+        elseif name == 'state' or name == 'user' or name == 'entry' then
+            cart[name] = value
+        end
+    end
+    cart.deadline_ms = cart.deadline_ms or 0
+    cart.units = cart.units or 0
+    table.sort(cart.lines, function(a, b)
+        return a.sku < b.sku
+    end)
+    return cart
+end
+
+local function require_cart(key, cart_id)
+    local cart = read_cart(key)
+    if cart == nil then
+        fail_no_cart(cart_id)
+    end
+    return cart
+end
+
+-- Store::set_cart: the scalar fields; entry only once there is one (never deleted).
+local function write_cart(key, cart)
+    local fields = {
+        'state', cart.state,
+        'user', cart.user,
+        'deadline_ms', int_text(cart.deadline_ms),
+        'units', int_text(cart.units),
+    }
+    if cart.entry then
+        fields[#fields + 1] = 'entry'
+        fields[#fields + 1] = cart.entry
+    end
+    call('HSET', key, unpack(fields))
+end
+
+local function cart_line(key, sku)
+    local qty = call('HGET', key, line_field(sku))
+    if qty == false then
+        return 0
+    end
+    return tonumber(qty)
+end
+
+-- A line at 0 is removed, so that the cart's lines are exactly what it holds.
+local function set_cart_line(key, sku, qty)
+    if qty == 0 then
+        call('HDEL', key, line_field(sku))
+    else
+        call('HSET', key, line_field(sku), int_text(qty))
+    end
+end
+
+-- The order stream's `lines` field: sku:qty pairs ascending by SKU.
+local function lines_field(lines)
+    local pairs_text = {}
+    for _, line in ipairs(lines) do
+        pairs_text[#pairs_text + 1] = int_text(line.sku) .. ':' .. int_text(line.qty)
+    end
+    return table.concat(pairs_text, ',')
+end
+
+-- Checked out at some point: the cart is an order, and checkout answers with it again.
+local function is_order(state)
+    return state == 'checked_out' or state == 'settled' or state == 'rejected'
+end
+
+local function check_owner(cart_id, cart, user)
+    if cart.user ~= user then
+        fail_not_owner(cart_id)
+    end
+end
+
+-- EXPIRED once the hold ran out, whether or not the expiry has run yet; BADSTATE once the
+-- cart became an order.
+local function check_live(cart_id, cart, at_ms)
+    if cart.state == 'held' then
+        if at_ms < cart.deadline_ms then
+            return
+        end
+        fail_expired(cart_id)
+    elseif cart.state == 'expired' then
+        fail_expired(cart_id)
+    end
+    fail_bad_state(cart_id, tostring(cart.state))
+end
+
+-- CHECKOUT and BUY answer [order, entry, units].
+local function order_reply(order_id, cart)
+    return { order_id, cart.entry or false, cart.units }
+end
+
+---------------------------------------------------------------------------------------------
+-- Reserve and checkout: FLASH.RESERVE and FLASH.CHECKOUT, and FLASH.BUY is both in turn.
+
+-- What checkout writes besides the cart.
+local CHECKOUT_KEYS = { 'held', 'pending', 'deadlines', 'orders' }
+
+-- core/src/cmd/reserve.rs Reserve::reserve. `r` holds sale, cart, cart_key, user, sku, qty.
+-- `then_writes` names keys the caller writes after a successful reserve (BUY's checkout):
+-- they are guarded with reserve's own keys, so that a WRONGTYPE there stops the command
+-- before reserve writes anything. Returns the SKU's units left and the cart as it now is.
+local function reserve(r, then_writes)
+    local at_ms = now_ms()
+    local sale = require_sale(r.sale)
+    if not is_open(sale, at_ms) then
+        fail_closed(r.sale)
+    end
+    local available = units('available', r.sku)
+    if available == nil then
+        fail('NOSKU', 'sku ' .. int_text(r.sku) .. ' is not loaded in sale ' .. quoted(r.sale))
+    end
+    local existing = read_cart(r.cart_key)
+    if existing then
+        check_owner(r.cart, existing, r.user)
+        check_live(r.cart, existing, at_ms)
+    end
+    local units_of_user = user_units(r.user)
+    if sale.limit > 0 and units_of_user + r.qty > sale.limit then
+        fail('LIMIT', 'at most ' .. int_text(sale.limit) .. ' units per user in this sale; user '
+            .. quoted(r.user) .. ' has ' .. int_text(units_of_user))
+    end
+    if available < r.qty then
+        fail('SOLDOUT', 'sku ' .. int_text(r.sku) .. ' has ' .. int_text(available) .. ' units left')
+    end
+
+    local written = { 'available', 'held', 'users' }
+    if existing == nil then
+        written[#written + 1] = 'deadlines'
+    end
+    for _, name in ipairs(then_writes or {}) do
+        written[#written + 1] = name
+    end
+    guard(written, r.cart_key)
+
+    local left = available - r.qty
+    set_units('available', r.sku, left)
+    add_units('held', r.sku, r.qty)
+    add_user_units(r.user, r.qty)
+    set_cart_line(r.cart_key, r.sku, cart_line(r.cart_key, r.sku) + r.qty)
+    local cart
+    if existing then
+        cart = existing
+        cart.units = existing.units + r.qty
+    else
+        -- The deadline is fixed here; later reserves never extend it.
+        local hold_deadline_ms = at_ms + sale.hold_ms
+        call('ZADD', K.deadlines, int_text(hold_deadline_ms), r.cart)
+        cart = { state = 'held', user = r.user, deadline_ms = hold_deadline_ms, units = r.qty }
+    end
+    write_cart(r.cart_key, cart)
+    publish_available(r.sku, left)
+    return left, cart
+end
+
+-- core/src/cmd/checkout.rs Checkout::apply. `c` holds sale, cart, cart_key, user.
+local function checkout(c)
+    local at_ms = now_ms()
+    local sale = require_sale(c.sale)
+    local cart = require_cart(c.cart_key, c.cart)
+    check_owner(c.cart, cart, c.user)
+    if is_order(cart.state) then
+        return order_reply(c.cart, cart)
+    end
+    if not is_open(sale, at_ms) then
+        fail_closed(c.sale)
+    end
+    check_live(c.cart, cart, at_ms)
+    if cart.units == 0 then
+        fail('EMPTY', 'cart ' .. quoted(c.cart) .. ' holds no units')
+    end
+    guard(CHECKOUT_KEYS, c.cart_key)
+
+    for _, line in ipairs(cart.lines) do
+        add_units('held', line.sku, -line.qty)
+        add_units('pending', line.sku, line.qty)
+    end
+    local entry = call('XADD', K.orders, '*',
+        'order', c.cart,
+        'user', cart.user,
+        'lines', lines_field(cart.lines),
+        'units', int_text(cart.units))
+    -- An order never expires.
+    call('ZREM', K.deadlines, c.cart)
+    cart.state = 'checked_out'
+    cart.entry = entry
+    write_cart(c.cart_key, cart)
+    return order_reply(c.cart, cart)
+end

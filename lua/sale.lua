@@ -1,0 +1,33 @@
+-- FLASH.SALE sale [HOLD ms] [LIMIT units] [START unix_ms] [END unix_ms]
+-- core/src/cmd/sale.rs: creates the sale or changes the settings given; replies OK.
+return run(function()
+    local args = begin('FLASH.SALE')
+    local hold_ms, limit, start_ms, end_ms
+    while args:remaining() > 0 do
+        local option = args:keyword()
+        if option == 'HOLD' then
+            hold_ms = args:int('HOLD', 1, MAX_HOLD_MS)
+        elseif option == 'LIMIT' then
+            limit = args:int('LIMIT', 0, MAX_UNITS)
+        elseif option == 'START' then
+            start_ms = args:int('START', 0, MAX_TIME_MS)
+        elseif option == 'END' then
+            end_ms = args:int('END', 0, MAX_TIME_MS)
+        else
+            fail('ERR', 'unknown option ' .. quoted(option) .. '; expected HOLD, LIMIT, START or END')
+        end
+    end
+    args:finish()
+
+    local sale = read_sale() or default_sale()
+    sale.hold_ms = hold_ms or sale.hold_ms
+    sale.limit = limit or sale.limit
+    sale.start_ms = start_ms or sale.start_ms
+    sale.end_ms = end_ms or sale.end_ms
+    if sale.start_ms > 0 and sale.end_ms > 0 and sale.end_ms <= sale.start_ms then
+        fail('ERR', 'END must be after START')
+    end
+    guard({ 'sale' })
+    write_sale(sale)
+    return { ok = 'OK' }
+end)

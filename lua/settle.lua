@@ -1,0 +1,40 @@
+-- FLASH.SETTLE sale order OK|REJECT
+-- core/src/cmd/settle.rs: the database's verdict on a checked-out order. The same verdict
+-- again replies the same and changes nothing; a contradicting one is BADSTATE.
+return run(function()
+    local args, sale_name = begin('FLASH.SETTLE')
+    local order_id = args:token('order')
+    local verdict = args:keyword()
+    if verdict ~= 'OK' and verdict ~= 'REJECT' then
+        fail('ERR', 'verdict must be OK or REJECT')
+    end
+    args:finish()
+    local cart_key = declared_cart_key(sale_name, order_id)
+
+    require_sale(sale_name)
+    local order = require_cart(cart_key, order_id)
+    local target = verdict == 'OK' and 'settled' or 'rejected'
+    if order.state == target then
+        return { ok = target }
+    end
+    if order.state ~= 'checked_out' then
+        fail_bad_state(order_id, tostring(order.state))
+    end
+    local destination = verdict == 'OK' and 'sold' or 'available'
+    guard({ 'pending', destination, 'users' }, cart_key)
+
+    for _, line in ipairs(order.lines) do
+        add_units('pending', line.sku, -line.qty)
+        local units_now = add_units(destination, line.sku, line.qty)
+        if destination == 'available' then
+            publish_available(line.sku, units_now)
+        end
+    end
+    if verdict == 'REJECT' then
+        -- Refused units no longer count against the user's LIMIT.
+        add_user_units(order.user, -order.units)
+    end
+    order.state = target
+    write_cart(cart_key, order)
+    return { ok = target }
+end)

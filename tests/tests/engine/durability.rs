@@ -1,0 +1,246 @@
+//! Replication and persistence: a replica and an AOF reload end in exactly the master's
+//! state, and holds that fell due while a server was down are released once it is back.
+
+use std::time::Duration;
+
+use flash_client::{Backend, FlashClient};
+use flash_core::model::CartState;
+use flash_tests::{RedisServer, ServerOptions};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use redis::aio::MultiplexedConnection;
+
+use crate::common::{Engine, both_backends, dump, eventually, options};
+
+both_backends!(
+    a_replica_converges_on_the_masters_state,
+    a_replica_expires_nothing_until_promoted,
+    an_aof_restart_restores_the_exact_state,
+    holds_due_while_the_server_was_down_are_released_on_return,
+);
+
+/// Random traffic over every write command; engine refusals are part of the mix.
+async fn workload(client: FlashClient, seed: u64, ops: usize) {
+    let mut rng = StdRng::seed_from_u64(seed);
+    for _ in 0..ops {
+        let cart = format!("c{seed}-{}", rng.random_range(0..12));
+        let user = format!("u{}", rng.random_range(0..4));
+        let sku = [7, 14, 21][rng.random_range(0..3)];
+        let qty = rng.random_range(1..4);
+        let result = match rng.random_range(0..10) {
+            0..=3 => client.reserve("s", &cart, &user, sku, qty).await.map(drop),
+            4 => client.release("s", &cart, &user, sku, 1).await.map(drop),
+            5 => client.checkout("s", &cart, &user).await.map(drop),
+            6 => client
+                .buy(
+                    "s",
+                    &format!("o{seed}-{}", rng.random_range(0..1000)),
+                    &user,
+                    sku,
+                    qty,
+                )
+                .await
+                .map(drop),
+            7 => {
+                let verdict = if rng.random_bool(0.8) {
+                    flash_client::Verdict::Ok
+                } else {
+                    flash_client::Verdict::Reject
+                };
+                client.settle("s", &cart, verdict).await.map(drop)
+            }
+            8 => client.expire("s", 50).await.map(drop),
+            _ => client
+                .load("s", &[(sku, rng.random_range(20..60))])
+                .await
+                .map(drop),
+        };
+        if let Err(error) = result {
+            assert!(error.code().is_some(), "{error}");
+        }
+    }
+}
+
+async fn run_workload(e: &Engine, tasks: u64, ops: usize) {
+    let mut handles = Vec::new();
+    for seed in 0..tasks {
+        handles.push(tokio::spawn(workload(e.client().await, seed, ops)));
+    }
+    for handle in handles {
+        handle.await.unwrap();
+    }
+}
+
+async fn digest(conn: &mut MultiplexedConnection) -> String {
+    redis::cmd("DEBUG")
+        .arg("DIGEST")
+        .query_async(conn)
+        .await
+        .unwrap()
+}
+
+async fn start_replica(backend: Backend, master: &Engine) -> RedisServer {
+    let replica = RedisServer::start(ServerOptions {
+        replica_of: Some(master.server.port),
+        ..options(backend)
+    })
+    .unwrap();
+    let mut conn = replica
+        .client()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let linked = eventually(Duration::from_secs(10), || {
+        let mut conn = conn.clone();
+        async move {
+            let info: String = redis::cmd("INFO")
+                .arg("replication")
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+            info.contains("master_link_status:up")
+        }
+    })
+    .await;
+    assert!(linked, "replica never linked:\n{}", replica.log());
+    let _: () = redis::cmd("PING").query_async(&mut conn).await.unwrap();
+    replica
+}
+
+/// Waits until the replica has every write the master made.
+async fn wait_for_replica(master: &Engine) {
+    let acked: i64 = redis::cmd("WAIT")
+        .arg(1)
+        .arg(10_000)
+        .query_async(&mut master.conn())
+        .await
+        .unwrap();
+    assert_eq!(acked, 1);
+}
+
+async fn a_replica_converges_on_the_masters_state(backend: Backend) {
+    let master = Engine::start(backend).await;
+    let replica = start_replica(backend, &master).await;
+    // Short holds: the module's timer expires carts on the master while traffic runs.
+    master.ok("FLASH.SALE s HOLD 80").await;
+    master.ok("FLASH.LOAD s 7 40 14 40 21 40").await;
+    run_workload(&master, 6, 250).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    master.client.expire("s", 10_000).await.unwrap();
+    wait_for_replica(&master).await;
+    let mut replica_conn = replica
+        .client()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let on_master = master.dump("s").await;
+    assert!(
+        on_master.len() > 20,
+        "the workload did too little: {}",
+        on_master.len()
+    );
+    assert_eq!(dump(&mut replica_conn, "s").await, on_master);
+    assert_eq!(
+        digest(&mut replica_conn).await,
+        digest(&mut master.conn()).await
+    );
+    master.ledger("s").await;
+}
+
+async fn a_replica_expires_nothing_until_promoted(backend: Backend) {
+    let mut master = Engine::start(backend).await;
+    let replica = start_replica(backend, &master).await;
+    master.ok("FLASH.SALE s HOLD 300").await;
+    master.ok("FLASH.LOAD s 14 10").await;
+    master.client.reserve("s", "c1", "u1", 14, 4).await.unwrap();
+    wait_for_replica(&master).await;
+    master.server.kill();
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let replica = Engine::attach(backend, replica).await;
+    let cart = replica.client.cart("s", "c1").await.unwrap();
+    assert_eq!(
+        cart.state,
+        CartState::Held,
+        "a replica must not expire holds on its own"
+    );
+    assert!(replica.server_now_ms().await > cart.deadline_ms);
+    let _: () = redis::cmd("REPLICAOF")
+        .arg("NO")
+        .arg("ONE")
+        .query_async(&mut replica.conn())
+        .await
+        .unwrap();
+    if backend == Backend::Lua {
+        assert_eq!(replica.client.expire("s", 100).await.unwrap(), 1);
+    }
+    let released = eventually(Duration::from_millis(300), || async {
+        replica.client.cart("s", "c1").await.unwrap().state == CartState::Expired
+    })
+    .await;
+    assert!(
+        released,
+        "the promoted replica did not release the overdue hold"
+    );
+    assert_eq!(replica.ledger("s").await[0].1.available, 10);
+}
+
+async fn an_aof_restart_restores_the_exact_state(backend: Backend) {
+    let e = Engine::start_with(
+        backend,
+        ServerOptions {
+            aof: true,
+            ..options(backend)
+        },
+    )
+    .await;
+    // Long holds: nothing falls due across the restart, so the states must be identical.
+    e.ok("FLASH.SALE s HOLD 600000").await;
+    e.ok("FLASH.LOAD s 7 40 14 40 21 40").await;
+    run_workload(&e, 4, 200).await;
+    let before = e.dump("s").await;
+    let digest_before = digest(&mut e.conn()).await;
+    let server = e.server.crash_and_restart(Duration::ZERO).unwrap();
+    let e = Engine::attach(backend, server).await;
+    assert_eq!(e.dump("s").await, before);
+    assert_eq!(digest(&mut e.conn()).await, digest_before);
+    e.ledger("s").await;
+}
+
+async fn holds_due_while_the_server_was_down_are_released_on_return(backend: Backend) {
+    let e = Engine::start_with(
+        backend,
+        ServerOptions {
+            aof: true,
+            ..options(backend)
+        },
+    )
+    .await;
+    e.ok("FLASH.SALE s HOLD 200").await;
+    e.ok("FLASH.LOAD s 14 10").await;
+    for cart in ["a", "b", "c"] {
+        e.client.reserve("s", cart, "u1", 14, 2).await.unwrap();
+    }
+    e.client.buy("s", "o1", "u2", 14, 1).await.unwrap();
+    let server = e
+        .server
+        .crash_and_restart(Duration::from_millis(400))
+        .unwrap();
+    let e = Engine::attach(backend, server).await;
+    if backend == Backend::Lua {
+        assert_eq!(e.client.expire("s", 100).await.unwrap(), 3);
+    }
+    let released = eventually(Duration::from_millis(300), || async {
+        e.client.info("s").await.unwrap().held_carts == 0
+    })
+    .await;
+    assert!(
+        released,
+        "overdue holds were not released after the restart"
+    );
+    let ledger = e.ledger("s").await;
+    assert_eq!((ledger[0].1.available, ledger[0].1.pending), (9, 1));
+    assert_eq!(
+        e.client.cart("s", "o1").await.unwrap().state,
+        CartState::CheckedOut
+    );
+}

@@ -1,0 +1,93 @@
+//! Holds that run out: the deadline never moves, units come back, the cart says so.
+
+use std::time::Duration;
+
+use flash_client::Backend;
+use flash_core::ErrorCode;
+use flash_core::model::CartState;
+
+use crate::common::{Engine, both_backends, eventually};
+
+both_backends!(
+    holds_never_extend_and_expire_on_time,
+    expire_takes_the_earliest_first
+);
+
+async fn holds_never_extend_and_expire_on_time(backend: Backend) {
+    let e = Engine::start(backend).await;
+    e.ok("FLASH.SALE s HOLD 300").await;
+    e.ok("FLASH.LOAD s 14 10 7 10").await;
+    let first = e.client.reserve("s", "c1", "u1", 14, 2).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let later = e.client.reserve("s", "c1", "u1", 7, 1).await.unwrap();
+    assert_eq!(
+        later.deadline_ms, first.deadline_ms,
+        "a later reserve must not extend the hold"
+    );
+    while e.server_now_ms().await < first.deadline_ms {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // Past the deadline the cart refuses everything, whether or not expiry ran yet.
+    assert_eq!(
+        e.refused("FLASH.RESERVE s c1 u1 14").await.0,
+        ErrorCode::Expired
+    );
+    assert_eq!(
+        e.refused("FLASH.CHECKOUT s c1 u1").await.0,
+        ErrorCode::Expired
+    );
+    match backend {
+        // The module expires by itself, within 100 ms, with no caller.
+        Backend::Module => {}
+        // The Lua twin needs a caller (the worker).
+        Backend::Lua => assert_eq!(e.client.expire("s", 100).await.unwrap(), 1),
+    }
+    let expired = eventually(Duration::from_millis(250), || async {
+        e.client.cart("s", "c1").await.unwrap().state == CartState::Expired
+    })
+    .await;
+    assert!(expired, "the hold was not released in time");
+    let ledger = e.ledger("s").await;
+    assert!(
+        ledger.iter().all(|(_, u)| u.available == 10 && u.held == 0),
+        "{ledger:?}"
+    );
+    assert_eq!(
+        e.refused("FLASH.RESERVE s c1 u1 14").await.0,
+        ErrorCode::Expired
+    );
+    assert_eq!(e.client.info("s").await.unwrap().held_carts, 0);
+}
+
+async fn expire_takes_the_earliest_first(backend: Backend) {
+    let e = Engine::start(backend).await;
+    // A long hold: nothing expires by itself during this test.
+    e.ok("FLASH.SALE s HOLD 200").await;
+    e.ok("FLASH.LOAD s 14 100").await;
+    for cart in ["a", "b", "c"] {
+        e.client.reserve("s", cart, "u1", 14, 1).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    e.ok("FLASH.SALE s HOLD 60000").await;
+    e.client.reserve("s", "late", "u1", 14, 1).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    if backend == Backend::Lua {
+        assert_eq!(e.client.expire("s", 2).await.unwrap(), 2);
+        assert_eq!(
+            e.client.cart("s", "c").await.unwrap().state,
+            CartState::Held
+        );
+        assert_eq!(e.client.expire("s", 10).await.unwrap(), 1);
+    }
+    let all_expired = eventually(Duration::from_millis(250), || async {
+        e.client.cart("s", "c").await.unwrap().state == CartState::Expired
+    })
+    .await;
+    assert!(all_expired);
+    assert_eq!(e.client.expire("s", 10).await.unwrap(), 0);
+    assert_eq!(
+        e.client.cart("s", "late").await.unwrap().state,
+        CartState::Held
+    );
+    assert_eq!(e.ledger("s").await[0].1.held, 1);
+}
