@@ -2,8 +2,8 @@
 -- core/src/cmd/expire.rs: releases the holds past their deadline among the COUNT earliest;
 -- replies the number of carts expired.
 --
--- A script may only touch the keys it is given, so KEYS[10..] are the due carts the client
--- saw. A due cart the client did not pass is left for the next call; it stops nothing.
+-- A script may only touch the keys it is given, so the cart keys are the due carts the
+-- client saw. A due cart the client did not pass is left for the next call; it stops nothing.
 return run(function()
     local args, sale_name = begin('FLASH.EXPIRE')
     local count = DEFAULT_EXPIRE_COUNT
@@ -32,7 +32,7 @@ return run(function()
     end
 
     local declared = {}
-    for i = 10, #KEYS do
+    for i = FIRST_CART_KEY, #KEYS do
         declared[KEYS[i]] = true
     end
     local reachable = {}
@@ -42,7 +42,7 @@ return run(function()
             reachable[#reachable + 1] = { id = cart_id, key = key }
         end
     end
-    guard({ 'available', 'held', 'users', 'deadlines' })
+    guard({ 'stock', 'users', 'deadlines' })
     for _, cart in ipairs(reachable) do
         guard({}, cart.key)
     end

@@ -8,15 +8,19 @@ return run(function()
     local at_ms = now_ms()
     local sale = require_sale(sale_name)
     local rows, skus = {}, {}
-    for column, counter in ipairs(COUNTERS) do
-        local fields = call('HGETALL', K[counter])
-        for i = 1, #fields, 2 do
-            local sku = tonumber(fields[i])
+    local fields = call('HGETALL', K.stock)
+    for i = 1, #fields, 2 do
+        -- `<sku>:<counter>`; a field that does not read so is not Flash's, and is skipped.
+        local sku_text, counter = fields[i]:match('^([^:]*):(.*)$')
+        local sku = stored_int(sku_text)
+        local column = COUNTER_COLUMN[counter]
+        local value = stored_int(fields[i + 1])
+        if sku and column and value then
             if rows[sku] == nil then
                 rows[sku] = { 0, 0, 0, 0, 0 }
                 skus[#skus + 1] = sku
             end
-            rows[sku][column] = tonumber(fields[i + 1])
+            rows[sku][column] = value
         end
     end
     table.sort(skus)

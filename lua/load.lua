@@ -12,7 +12,7 @@ return run(function()
     args:finish()
 
     require_sale(sale_name)
-    guard({ 'loaded', 'available' })
+    guard({ 'stock' })
     for _, pair in ipairs(stock) do
         local before = units('available', pair.sku) or 0
         add_units('loaded', pair.sku, pair.units - before)

@@ -2,9 +2,11 @@
 -- command body as a single script, so everything here is a local the body can see.
 --
 -- The authority is the Rust engine in core/src: every check, its order, every error line and
--- every write here mirrors it. Conventions (core/src/keys.rs and the client's lua.rs):
---   KEYS[1..9]  sale, loaded, available, held, pending, sold, users, deadlines, orders
---   KEYS[10..]  cart keys (the cart named in ARGV, or EXPIRE's due candidates)
+-- every write here mirrors it, and where core leaves a detail to the storage (a stored value
+-- that is not an integer, a cart hash without a state) this follows the module's store
+-- (module/src/store.rs). Conventions (README "The Lua twin", core/src/keys.rs, client lua.rs):
+--   KEYS[1..5]  sale, stock, users, deadlines, orders
+--   KEYS[6..]   cart keys (the cart named in ARGV, or EXPIRE's due candidates)
 --   ARGV        the module command's arguments, without the command name.
 --
 -- Errors are raised as {flash_error = line} and turned into an error reply by run(), so that
@@ -246,9 +248,9 @@ end
 ---------------------------------------------------------------------------------------------
 -- Keys (core/src/keys.rs)
 
-local SALE_KEY_NAMES = {
-    'sale', 'loaded', 'available', 'held', 'pending', 'sold', 'users', 'deadlines', 'orders',
-}
+local SALE_KEY_NAMES = { 'sale', 'stock', 'users', 'deadlines', 'orders' }
+-- KEYS[FIRST_CART_KEY..] are carts.
+local FIRST_CART_KEY = #SALE_KEY_NAMES + 1
 
 -- The sale's keys by name, as the client passed them (checked by begin()).
 local K = {}
@@ -258,18 +260,19 @@ end
 
 local KEY_TYPE = {
     sale = 'hash',
-    loaded = 'hash',
-    available = 'hash',
-    held = 'hash',
-    pending = 'hash',
-    sold = 'hash',
+    stock = 'hash',
     users = 'hash',
     deadlines = 'zset',
     orders = 'stream',
 }
 
--- The five counter hashes in the order of core's Counter::ALL (FLASH.INFO's columns).
+-- The counters of each SKU (fields `<sku>:<counter>` of the stock hash), in the order of
+-- core's Counter::ALL: FLASH.INFO's columns.
 local COUNTERS = { 'loaded', 'available', 'held', 'pending', 'sold' }
+local COUNTER_COLUMN = {}
+for column, counter in ipairs(COUNTERS) do
+    COUNTER_COLUMN[counter] = column
+end
 
 local function sale_key_name(sale_name, suffix)
     return 'flash:{' .. sale_name .. '}:' .. suffix
@@ -292,14 +295,14 @@ local function begin(command)
             fail('ERR', 'keys do not match sale ' .. quoted(sale_name))
         end
     end
-    stock_channel = sale_key_name(sale_name, 'stock')
+    stock_channel = sale_key_name(sale_name, 'events')
     return args, sale_name
 end
 
--- KEYS[10] must be the cart named in ARGV: the only cart key a cart command may touch.
+-- The first cart key must be the cart named in ARGV: the only cart a cart command may touch.
 local function declared_cart_key(sale_name, cart_id)
     local key = cart_key_name(sale_name, cart_id)
-    if KEYS[10] ~= key then
+    if KEYS[FIRST_CART_KEY] ~= key then
         fail('ERR', 'keys do not match cart ' .. quoted(cart_id))
     end
     return key
@@ -339,6 +342,18 @@ local function now_ms()
 end
 
 ---------------------------------------------------------------------------------------------
+-- Stored integers
+
+-- A stored value as the module reads it (Rust's i64 FromStr): a sign, digits, nothing else.
+-- Anything else reads as absent, never as a number Lua's tonumber would make of it.
+local function stored_int(text)
+    if type(text) ~= 'string' or not text:find('^[+-]?%d+$') then
+        return nil
+    end
+    return tonumber(text)
+end
+
+---------------------------------------------------------------------------------------------
 -- Sale settings (core/src/model.rs Sale)
 
 local function hash_to_map(fields)
@@ -357,10 +372,10 @@ local function read_sale()
     end
     local map = hash_to_map(fields)
     return {
-        hold_ms = tonumber(map.hold_ms) or DEFAULT_HOLD_MS,
-        limit = tonumber(map.limit) or 0,
-        start_ms = tonumber(map.start_ms) or 0,
-        end_ms = tonumber(map.end_ms) or 0,
+        hold_ms = stored_int(map.hold_ms) or DEFAULT_HOLD_MS,
+        limit = stored_int(map.limit) or 0,
+        start_ms = stored_int(map.start_ms) or 0,
+        end_ms = stored_int(map.end_ms) or 0,
     }
 end
 
@@ -393,16 +408,17 @@ end
 ---------------------------------------------------------------------------------------------
 -- Counters and users
 
+local function stock_field(sku, counter)
+    return int_text(sku) .. ':' .. counter
+end
+
+-- A SKU's counter; nil when the SKU has no such field (never loaded).
 local function units(counter, sku)
-    local value = call('HGET', K[counter], int_text(sku))
-    if value == false then
-        return nil
-    end
-    return tonumber(value)
+    return stored_int(call('HGET', K.stock, stock_field(sku, counter)))
 end
 
 local function set_units(counter, sku, value)
-    call('HSET', K[counter], int_text(sku), int_text(value))
+    call('HSET', K.stock, stock_field(sku, counter), int_text(value))
 end
 
 -- Writes the absolute result, never HINCRBY: what the module replicates, too.
@@ -413,11 +429,7 @@ local function add_units(counter, sku, delta)
 end
 
 local function user_units(user)
-    local value = call('HGET', K.users, user)
-    if value == false then
-        return 0
-    end
-    return tonumber(value)
+    return stored_int(call('HGET', K.users, user)) or 0
 end
 
 local function add_user_units(user, delta)
@@ -436,26 +448,41 @@ local function line_field(sku)
     return 'line:' .. int_text(sku)
 end
 
+local CART_STATES = {
+    held = true,
+    checked_out = true,
+    settled = true,
+    rejected = true,
+    expired = true,
+}
+
 -- The cart's scalar fields and its lines ascending by SKU, or nil when it does not exist.
 local function read_cart(key)
     local fields = call('HGETALL', key)
     if #fields == 0 then
         return nil
     end
-    local cart = { lines = {} }
+    local map = hash_to_map(fields)
+    -- A hash under a cart's name without a known state was not written by Flash: the module
+    -- refuses it as it refuses a key of another type.
+    if not CART_STATES[map.state] then
+        fail_wrong_type()
+    end
+    local cart = {
+        state = map.state,
+        user = map.user or '',
+        deadline_ms = stored_int(map.deadline_ms) or 0,
+        units = stored_int(map.units) or 0,
+        entry = map.entry,
+        lines = {},
+    }
     for i = 1, #fields, 2 do
-        local name, value = fields[i], fields[i + 1]
-        local sku = name:match('^line:(%d+)$')
-        if sku then
-            cart.lines[#cart.lines + 1] = { sku = tonumber(sku), qty = tonumber(value) }
-        elseif name == 'deadline_ms' or name == 'units' then
-            cart[name] = tonumber(value)
-        elseif name == 'state' or name == 'user' or name == 'entry' then
-            cart[name] = value
+        local sku = stored_int(fields[i]:match('^line:(.*)$'))
+        local qty = stored_int(fields[i + 1])
+        if sku and qty then
+            cart.lines[#cart.lines + 1] = { sku = sku, qty = qty }
         end
     end
-    cart.deadline_ms = cart.deadline_ms or 0
-    cart.units = cart.units or 0
     table.sort(cart.lines, function(a, b)
         return a.sku < b.sku
     end)
@@ -486,11 +513,7 @@ local function write_cart(key, cart)
 end
 
 local function cart_line(key, sku)
-    local qty = call('HGET', key, line_field(sku))
-    if qty == false then
-        return 0
-    end
-    return tonumber(qty)
+    return stored_int(call('HGET', key, line_field(sku))) or 0
 end
 
 -- A line at 0 is removed, so that the cart's lines are exactly what it holds.
@@ -533,7 +556,7 @@ local function check_live(cart_id, cart, at_ms)
     elseif cart.state == 'expired' then
         fail_expired(cart_id)
     end
-    fail_bad_state(cart_id, tostring(cart.state))
+    fail_bad_state(cart_id, cart.state)
 end
 
 -- CHECKOUT and BUY answer [order, entry, units].
@@ -545,7 +568,7 @@ end
 -- Reserve and checkout: FLASH.RESERVE and FLASH.CHECKOUT, and FLASH.BUY is both in turn.
 
 -- What checkout writes besides the cart.
-local CHECKOUT_KEYS = { 'held', 'pending', 'deadlines', 'orders' }
+local CHECKOUT_KEYS = { 'stock', 'deadlines', 'orders' }
 
 -- core/src/cmd/reserve.rs Reserve::reserve. `r` holds sale, cart, cart_key, user, sku, qty.
 -- `then_writes` names keys the caller writes after a successful reserve (BUY's checkout):
@@ -575,7 +598,7 @@ local function reserve(r, then_writes)
         fail('SOLDOUT', 'sku ' .. int_text(r.sku) .. ' has ' .. int_text(available) .. ' units left')
     end
 
-    local written = { 'available', 'held', 'users' }
+    local written = { 'stock', 'users' }
     if existing == nil then
         written[#written + 1] = 'deadlines'
     end

@@ -23,7 +23,7 @@ return run(function()
         fail('ERR', 'cart ' .. quoted(cart_id) .. ' holds only ' .. int_text(line)
             .. ' units of sku ' .. int_text(sku))
     end
-    guard({ 'available', 'held', 'users' }, cart_key)
+    guard({ 'stock', 'users' }, cart_key)
 
     local available = add_units('available', sku, qty)
     add_units('held', sku, -qty)

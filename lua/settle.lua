@@ -18,10 +18,10 @@ return run(function()
         return { ok = target }
     end
     if order.state ~= 'checked_out' then
-        fail_bad_state(order_id, tostring(order.state))
+        fail_bad_state(order_id, order.state)
     end
     local destination = verdict == 'OK' and 'sold' or 'available'
-    guard({ 'pending', destination, 'users' }, cart_key)
+    guard({ 'stock', 'users' }, cart_key)
 
     for _, line in ipairs(order.lines) do
         add_units('pending', line.sku, -line.qty)

@@ -1,6 +1,7 @@
 //! [`FlashClient`]: the FLASH commands through the module or the Lua twin.
 
 use flash_core::Sku;
+use flash_core::args::{DEFAULT_EXPIRE_COUNT, MAX_EXPIRE_COUNT};
 use flash_core::cmd::Verdict;
 use flash_core::keys::SaleKeys;
 use flash_core::model::CartState;
@@ -114,14 +115,19 @@ impl FlashClient {
                     return Ok(Vec::new());
                 }
                 let count = match args.get(1..3) {
-                    Some([option, n]) if option.eq_ignore_ascii_case("COUNT") => {
-                        n.parse::<isize>().unwrap_or(1).clamp(1, 100_000)
-                    }
-                    _ => flash_core::args::DEFAULT_EXPIRE_COUNT as isize,
+                    Some([option, n]) if option.eq_ignore_ascii_case("COUNT") => n
+                        .parse::<isize>()
+                        .unwrap_or(1)
+                        .clamp(1, MAX_EXPIRE_COUNT as isize),
+                    _ => DEFAULT_EXPIRE_COUNT as isize,
                 };
+                // Due by the server's clock, which the script rechecks; a cart falling due
+                // in between waits for the next call.
                 let mut conn = self.conn.clone();
+                let (secs, micros): (i64, i64) = redis::cmd("TIME").query_async(&mut conn).await?;
+                let now_ms = secs * 1000 + micros / 1000;
                 Ok(conn
-                    .zrange(SaleKeys::new(sale).deadlines(), 0, count - 1)
+                    .zrangebyscore_limit(SaleKeys::new(sale).deadlines(), "-inf", now_ms, 0, count)
                     .await?)
             }
             "FLASH.RESERVE" | "FLASH.RELEASE" | "FLASH.CHECKOUT" | "FLASH.BUY" | "FLASH.SETTLE"

@@ -2,12 +2,12 @@
 //!
 //! Each script is `lua/prelude.lua`, a newline and the command's body. It takes the module
 //! command's arguments as ARGV (the command name excluded) and the keys from [`keys`]: the
-//! nine sale keys, then the cart keys. [`redis::Script`] sends EVALSHA and loads the script on
-//! NOSCRIPT.
+//! five sale keys, then the cart keys (README, "The Lua twin"). [`redis::Script`] sends
+//! EVALSHA and loads the script on NOSCRIPT.
 
 use std::sync::OnceLock;
 
-use flash_core::keys::{Counter, SaleKeys};
+use flash_core::keys::SaleKeys;
 
 const PRELUDE: &str = include_str!("../../lua/prelude.lua");
 
@@ -42,15 +42,16 @@ pub fn script(command: &str) -> Option<&'static redis::Script> {
         .map(|(_, script)| script)
 }
 
-/// KEYS for any script: the 9 fixed sale keys, then one key per cart id given.
-///
-/// The order is the scripts' contract (`lua/prelude.lua`): sale, the five counters in
-/// [`Counter::ALL`] order, users, deadlines, orders, then the carts.
+/// How many fixed sale keys come before the carts in KEYS.
+const SALE_KEYS: usize = 5;
+
+/// KEYS for any script: the fixed sale keys (sale, stock, users, deadlines, orders, in the
+/// order `lua/prelude.lua` reads them), then one key per cart id given.
 pub fn keys(sale: &str, carts: &[&str]) -> Vec<String> {
     let sale_keys = SaleKeys::new(sale);
-    let mut keys = Vec::with_capacity(9 + carts.len());
+    let mut keys = Vec::with_capacity(SALE_KEYS + carts.len());
     keys.push(sale_keys.sale());
-    keys.extend(Counter::ALL.map(|counter| sale_keys.counter(counter)));
+    keys.push(sale_keys.stock());
     keys.push(sale_keys.users());
     keys.push(sale_keys.deadlines());
     keys.push(sale_keys.orders());
@@ -63,6 +64,7 @@ mod tests {
     use super::*;
     use flash_core::args;
     use flash_core::cmd::COMMANDS;
+    use flash_core::keys::{Counter, stock_field};
 
     fn script_or_panic(name: &str) -> &'static redis::Script {
         script(name).unwrap_or_else(|| panic!("no script for {name}"))
@@ -99,16 +101,12 @@ mod tests {
     }
 
     #[test]
-    fn keys_are_the_nine_sale_keys_then_the_carts() {
+    fn keys_are_the_sale_keys_then_the_carts() {
         assert_eq!(
             keys("s", &["c1", "c2"]),
             [
                 "flash:{s}:sale",
-                "flash:{s}:loaded",
-                "flash:{s}:available",
-                "flash:{s}:held",
-                "flash:{s}:pending",
-                "flash:{s}:sold",
+                "flash:{s}:stock",
                 "flash:{s}:users",
                 "flash:{s}:deadlines",
                 "flash:{s}:orders",
@@ -116,29 +114,46 @@ mod tests {
                 "flash:{s}:cart:c2",
             ]
         );
-        assert_eq!(keys("spring", &[]).len(), 9);
+        assert_eq!(keys("spring", &[]).len(), SALE_KEYS);
     }
 
-    /// The prelude spells the key names out to check KEYS against the sale in ARGV: they
-    /// must be the ones [`keys`] sends.
+    /// The prelude spells the names out (it checks KEYS against the sale in ARGV, and the
+    /// channel is not a key): they must be core's.
     #[test]
-    fn the_prelude_knows_the_same_key_order() {
-        let sale_keys = keys("s", &[]);
-        let suffixes: Vec<&str> = sale_keys
-            .iter()
-            .map(|key| key.trim_start_matches("flash:{s}:"))
+    fn the_prelude_spells_cores_names() {
+        let sale_keys = SaleKeys::new("s");
+        let suffix = |name: String| name.trim_start_matches("flash:{s}:").to_owned();
+        let quoted: Vec<String> = keys("s", &[])
+            .into_iter()
+            .map(|key| format!("'{}'", suffix(key)))
             .collect();
-        let quoted: Vec<String> = suffixes.iter().map(|s| format!("'{s}'")).collect();
-        assert!(
-            PRELUDE.contains(&quoted.join(", ")),
-            "SALE_KEY_NAMES in prelude.lua must read {}",
-            quoted.join(", ")
-        );
+        let list = format!("local SALE_KEY_NAMES = {{ {} }}", quoted.join(", "));
+        assert!(PRELUDE.contains(&list), "prelude.lua must say: {list}");
+        // The name the prelude builds from a sale name and a suffix is SaleKeys's.
         assert!(PRELUDE.contains("return 'flash:{' .. sale_name .. '}:' .. suffix"));
-        assert!(PRELUDE.contains("sale_key_name(sale_name, 'cart:' .. cart_id)"));
-        assert!(PRELUDE.contains("sale_key_name(sale_name, 'stock')"));
-        assert_eq!(SaleKeys::new("s").cart("c1"), "flash:{s}:cart:c1");
-        assert_eq!(SaleKeys::new("s").channel(), "flash:{s}:stock");
+        assert_eq!(sale_keys.sale(), "flash:{s}:sale");
+        let cart = format!(
+            "sale_key_name(sale_name, '{}' .. cart_id)",
+            suffix(sale_keys.cart(""))
+        );
+        assert!(PRELUDE.contains(&cart), "prelude.lua must say: {cart}");
+        let channel = format!(
+            "sale_key_name(sale_name, '{}')",
+            suffix(sale_keys.channel())
+        );
+        assert!(
+            PRELUDE.contains(&channel),
+            "prelude.lua must say: {channel}"
+        );
+        // Stock fields `<sku>:<counter>`, the counters in core's order (FLASH.INFO columns).
+        assert_eq!(stock_field(14, Counter::Held), "14:held");
+        assert!(PRELUDE.contains("return int_text(sku) .. ':' .. counter"));
+        let counters: Vec<String> = Counter::ALL
+            .iter()
+            .map(|counter| format!("'{}'", counter.name()))
+            .collect();
+        let list = format!("local COUNTERS = {{ {} }}", counters.join(", "));
+        assert!(PRELUDE.contains(&list), "prelude.lua must say: {list}");
     }
 
     /// The prelude's limits are literals (Lua cannot read Rust constants): they must equal

@@ -3,8 +3,8 @@
 //! Every key of sale `S` starts with `flash:{S}:`, so the hash tag puts the whole sale in one
 //! cluster slot and one command (or script) may touch any of its keys.
 
-/// The per-SKU counters, one hash each, field = SKU, value = units. For every SKU at every
-/// moment: `loaded = available + held + pending + sold`.
+/// The per-SKU counters, all in the sale's `stock` hash as fields `<sku>:<counter>`. For
+/// every SKU at every moment: `loaded = available + held + pending + sold`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Counter {
     /// Units ever put into the sale by FLASH.LOAD, net of later reloads.
@@ -27,6 +27,10 @@ impl Counter {
         Counter::Pending,
         Counter::Sold,
     ];
+
+    pub fn parse(name: &str) -> Option<Counter> {
+        Counter::ALL.into_iter().find(|c| c.name() == name)
+    }
 
     pub fn name(self) -> &'static str {
         match self {
@@ -57,9 +61,10 @@ impl SaleKeys {
         format!("{}sale", self.prefix)
     }
 
-    /// Hash SKU → units for one counter.
-    pub fn counter(&self, counter: Counter) -> String {
-        format!("{}{}", self.prefix, counter.name())
+    /// Hash of every SKU's counters: field `<sku>:<counter>` (e.g. `14:available`) → units.
+    /// One hash, so a reserve or a checkout reads and writes one key for its counters.
+    pub fn stock(&self) -> String {
+        format!("{}stock", self.prefix)
     }
 
     /// Hash user → units held + checked out + sold in this sale (what LIMIT caps).
@@ -85,7 +90,7 @@ impl SaleKeys {
 
     /// Pub/sub channel (not a key): `{"sku":14,"available":7}` on every change of available.
     pub fn channel(&self) -> String {
-        format!("{}stock", self.prefix)
+        format!("{}events", self.prefix)
     }
 
     /// The pattern `SCAN` uses to find every sale's settings key.
@@ -97,6 +102,17 @@ impl SaleKeys {
         let name = std::str::from_utf8(inner).ok()?;
         crate::args::parse_token("sale", inner).ok().map(|_| name)
     }
+}
+
+/// The `stock` hash field of one SKU's counter.
+pub fn stock_field(sku: i64, counter: Counter) -> String {
+    format!("{sku}:{}", counter.name())
+}
+
+/// Reads a `stock` hash field back.
+pub fn parse_stock_field(field: &str) -> Option<(i64, Counter)> {
+    let (sku, counter) = field.split_once(':')?;
+    Some((sku.parse().ok()?, Counter::parse(counter)?))
 }
 
 /// The hash field of one cart line.
@@ -117,7 +133,10 @@ mod tests {
     fn every_key_shares_the_sale_hash_tag() {
         let keys = SaleKeys::new("spring");
         assert_eq!(keys.sale(), "flash:{spring}:sale");
-        assert_eq!(keys.counter(Counter::Available), "flash:{spring}:available");
+        assert_eq!(keys.stock(), "flash:{spring}:stock");
+        assert_eq!(stock_field(14, Counter::Held), "14:held");
+        assert_eq!(parse_stock_field("14:held"), Some((14, Counter::Held)));
+        assert_eq!(parse_stock_field("14:lost"), None);
         assert_eq!(keys.cart("c1"), "flash:{spring}:cart:c1");
         assert_eq!(
             SaleKeys::sale_of_settings_key(b"flash:{spring}:sale"),

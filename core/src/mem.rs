@@ -59,12 +59,11 @@ impl Store for MemStore {
         Ok(())
     }
 
-    fn all_units(&mut self, counter: Counter) -> Result<Vec<(Sku, i64)>> {
+    fn all_units(&mut self) -> Result<Vec<(Sku, Counter, i64)>> {
         Ok(self
             .counters
             .iter()
-            .filter(|((c, _), _)| *c == counter)
-            .map(|((_, sku), units)| (*sku, *units))
+            .map(|((counter, sku), units)| (*sku, *counter, *units))
             .collect())
     }
 
@@ -123,15 +122,16 @@ impl Store for MemStore {
         Ok(())
     }
 
-    fn earliest_deadlines(&mut self, count: i64) -> Result<Vec<(String, i64)>> {
-        let mut all: Vec<(String, i64)> = self
+    fn due_carts(&mut self, now_ms: i64, count: i64) -> Result<Vec<String>> {
+        let mut due: Vec<(i64, String)> = self
             .deadlines
             .iter()
-            .map(|(c, d)| (c.clone(), *d))
+            .filter(|(_, d)| **d <= now_ms)
+            .map(|(c, d)| (*d, c.clone()))
             .collect();
-        all.sort_by(|a, b| (a.1, &a.0).cmp(&(b.1, &b.0)));
-        all.truncate(usize::try_from(count).unwrap_or(0));
-        Ok(all)
+        due.sort();
+        due.truncate(usize::try_from(count).unwrap_or(0));
+        Ok(due.into_iter().map(|(_, cart)| cart).collect())
     }
 
     fn held_carts(&mut self) -> Result<i64> {

@@ -14,7 +14,7 @@ use crate::model::{Cart, OrderEntry, Sale};
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SaleKey {
     Sale,
-    Counter(Counter),
+    Stock,
     Users,
     Deadlines,
     Orders,
@@ -34,8 +34,8 @@ pub trait Store {
     /// A SKU's counter; `None` when the SKU has no field (never loaded).
     fn units(&mut self, counter: Counter, sku: Sku) -> Result<Option<i64>>;
     fn set_units(&mut self, counter: Counter, sku: Sku, units: i64) -> Result<()>;
-    /// Every SKU of one counter, in any order.
-    fn all_units(&mut self, counter: Counter) -> Result<Vec<(Sku, i64)>>;
+    /// Every counter of every SKU, in any order.
+    fn all_units(&mut self) -> Result<Vec<(Sku, Counter, i64)>>;
 
     fn user_units(&mut self, user: &str) -> Result<i64>;
     fn set_user_units(&mut self, user: &str, units: i64) -> Result<()>;
@@ -51,8 +51,8 @@ pub trait Store {
 
     fn add_deadline(&mut self, cart: &str, deadline_ms: i64) -> Result<()>;
     fn remove_deadline(&mut self, cart: &str) -> Result<()>;
-    /// The `count` earliest deadlines, earliest first.
-    fn earliest_deadlines(&mut self, count: i64) -> Result<Vec<(String, i64)>>;
+    /// Up to `count` carts whose deadline is at or before `now_ms`, earliest first.
+    fn due_carts(&mut self, now_ms: i64, count: i64) -> Result<Vec<String>>;
     fn held_carts(&mut self) -> Result<i64>;
 
     /// Appends the order to the stream; returns the entry id.

@@ -3,7 +3,7 @@
 //! The module does not use automatic memory management: every string it creates is freed
 //! when its owner drops, which keeps the hot path free of the auto-memory pool's bookkeeping.
 
-use std::ffi::{c_char, c_int, c_void};
+use std::ffi::{CStr, c_char, c_int, c_void};
 use std::ptr;
 
 use flash_core::Error;
@@ -60,10 +60,6 @@ pub fn bytes<'a>(s: *const raw::RedisModuleString) -> &'a [u8] {
     } else {
         unsafe { std::slice::from_raw_parts(data.cast::<u8>(), len) }
     }
-}
-
-fn parse_i64(bytes: &[u8]) -> Option<i64> {
-    std::str::from_utf8(bytes).ok()?.parse().ok()
 }
 
 /// A field name as a NUL-terminated C string, on the stack when short (they all are).
@@ -148,22 +144,66 @@ impl Key {
         RString::adopt(self.ctx, value)
     }
 
-    /// An integer field; a field that is not an integer reads as absent.
-    pub fn hash_get_i64(&self, field: &[u8]) -> Option<i64> {
-        self.hash_get(field)
-            .and_then(|value| parse_i64(bytes(value.ptr)))
+    /// Several fields in one call (the API is variadic, so the count is fixed per call
+    /// site); absent fields read as `None`.
+    pub fn hash_get_many<const N: usize>(&self, fields: [&CStr; N]) -> [Option<RString>; N] {
+        let mut values = [ptr::null_mut::<raw::RedisModuleString>(); N];
+        if !self.is_empty() {
+            for (chunk, out) in fields.chunks(4).zip(values.chunks_mut(4)) {
+                self.hash_get_up_to_4(chunk, out);
+            }
+        }
+        values.map(|value| RString::adopt(self.ctx, value))
     }
 
-    pub fn hash_set(&self, field: &[u8], value: &RString) {
-        with_cfield(field, |cfield| unsafe {
+    fn hash_get_up_to_4(&self, fields: &[&CStr], out: &mut [*mut raw::RedisModuleString]) {
+        let flags = raw::REDISMODULE_HASH_CFIELDS as c_int;
+        let end = ptr::null_mut::<c_void>();
+        let get = unsafe { api!(RedisModule_HashGet) };
+        let f = |i: usize| fields[i].as_ptr();
+        unsafe {
+            match (fields.len(), out) {
+                (1, [a]) => get(self.ptr, flags, f(0), a as *mut _, end),
+                (2, [a, b]) => get(self.ptr, flags, f(0), a as *mut _, f(1), b as *mut _, end),
+                (3, [a, b, c]) => get(
+                    self.ptr,
+                    flags,
+                    f(0),
+                    a as *mut _,
+                    f(1),
+                    b as *mut _,
+                    f(2),
+                    c as *mut _,
+                    end,
+                ),
+                (4, [a, b, c, d]) => get(
+                    self.ptr,
+                    flags,
+                    f(0),
+                    a as *mut _,
+                    f(1),
+                    b as *mut _,
+                    f(2),
+                    c as *mut _,
+                    f(3),
+                    d as *mut _,
+                    end,
+                ),
+                _ => 0,
+            };
+        }
+    }
+
+    pub fn hash_set(&self, field: &RString, value: &RString) {
+        unsafe {
             api!(RedisModule_HashSet)(
                 self.ptr,
-                raw::REDISMODULE_HASH_CFIELDS as c_int,
-                cfield,
+                raw::REDISMODULE_HASH_NONE as c_int,
+                field.ptr,
                 value.ptr,
                 ptr::null_mut::<c_void>(),
             )
-        });
+        };
     }
 
     pub fn hash_del(&self, field: &[u8]) {
@@ -193,8 +233,8 @@ impl Key {
         unsafe { api!(RedisModule_ZsetRem)(self.ptr, member.ptr, &mut deleted) };
     }
 
-    /// The first `count` members by score, lowest first.
-    pub fn zset_first(&self, count: usize) -> Vec<(Vec<u8>, f64)> {
+    /// Up to `count` members scored at most `max_score`, lowest first.
+    pub fn zset_up_to(&self, max_score: f64, count: usize) -> Vec<Vec<u8>> {
         let mut out = Vec::new();
         if self.is_empty() || count == 0 {
             return out;
@@ -203,7 +243,7 @@ impl Key {
             api!(RedisModule_ZsetFirstInScoreRange)(
                 self.ptr,
                 raw::REDISMODULE_NEGATIVE_INFINITE,
-                raw::REDISMODULE_POSITIVE_INFINITE,
+                max_score,
                 0,
                 0,
             );
@@ -211,7 +251,7 @@ impl Key {
                 let mut score = 0f64;
                 let member = api!(RedisModule_ZsetRangeCurrentElement)(self.ptr, &mut score);
                 if let Some(member) = RString::adopt(self.ctx, member) {
-                    out.push((bytes(member.ptr).to_vec(), score));
+                    out.push(bytes(member.ptr).to_vec());
                 }
                 if api!(RedisModule_ZsetRangeNext)(self.ptr) == 0 {
                     break;
@@ -259,7 +299,12 @@ impl Drop for Key {
 /// Propagates one command to replicas and the AOF, exactly as given.
 pub fn replicate(ctx: Ctx, command: &'static [u8], args: &[&[u8]]) {
     let strings: Vec<RString> = args.iter().map(|arg| RString::new(ctx, arg)).collect();
-    let mut argv: Vec<*mut raw::RedisModuleString> = strings.iter().map(|s| s.ptr).collect();
+    replicate_strings(ctx, command, &strings);
+}
+
+/// [`replicate`] with arguments the caller already holds as strings.
+pub fn replicate_strings(ctx: Ctx, command: &'static [u8], args: &[RString]) {
+    let mut argv: Vec<*mut raw::RedisModuleString> = args.iter().map(|s| s.ptr).collect();
     unsafe {
         api!(RedisModule_Replicate)(
             ctx,

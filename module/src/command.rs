@@ -43,7 +43,10 @@ fn run(ctx: Ctx, command: &Command) -> Result<Reply, Error> {
         // These may create deadlines: the expiry timer must know the sale.
         expiry::remember(ctx, command.sale());
     }
-    command.apply(&mut RedisStore::new(ctx, command.sale(), writes))
+    let mut store = RedisStore::new(ctx, command.sale(), writes);
+    let reply = command.apply(&mut store)?;
+    store.flush();
+    Ok(reply)
 }
 
 fn write_error(ctx: Ctx, error: &Error) {

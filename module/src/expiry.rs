@@ -88,8 +88,9 @@ fn expire_all(ctx: Ctx) {
             sale: sale.clone(),
             count: PER_TICK,
         };
-        match expire.apply(&mut RedisStore::new(ctx, &sale, true)) {
-            Ok(_) => {}
+        let mut store = RedisStore::new(ctx, &sale, true);
+        match expire.apply(&mut store) {
+            Ok(_) => store.flush(),
             // Deleted (or flushed): forget it until a command or a rescan finds it again.
             Err(Error {
                 code: ErrorCode::NoSale,

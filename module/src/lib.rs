@@ -104,7 +104,7 @@ fn init(ctx: &Context, _args: &[RedisString]) -> Status {
 redis_module! {
     name: "flash",
     version: 1,
-    allocator: (redis_module::alloc::RedisAlloc, redis_module::alloc::RedisAlloc),
+    allocator: (std::alloc::System, std::alloc::System),
     data_types: [],
     init: init,
 }

@@ -1,39 +1,58 @@
 //! [`Store`] over the Redis key API, with effects replication.
 //!
 //! Why effects and not the command: FLASH.RESERVE reads the clock, so a replica or an AOF
-//! replay running the command again would compute another deadline. Each write here is
-//! therefore propagated as the plain command that produces the same value, with absolute
-//! values (`HSET … 7`, never `HINCRBY … -1`; `ZADD` with the deadline in unix ms; `XADD`
-//! with the id the master chose). Redis wraps a command's propagated writes in MULTI/EXEC,
-//! so replicas and the AOF apply each FLASH command whole, and they need not even load the
-//! module to hold the same dataset.
+//! replay running the command again would compute another deadline. Each write is therefore
+//! propagated as the plain command that produces the same value, with absolute values
+//! (`HSET … 7`, never `HINCRBY … -1`; `ZADD` with the deadline in unix ms; `XADD` with the
+//! id the master chose). Redis wraps one command's propagated writes in MULTI/EXEC, so
+//! replicas and the AOF apply each FLASH command whole, and need not load the module.
+//!
+//! Hash writes are buffered and applied by [`RedisStore::flush`] once the command has
+//! succeeded: one `HSET` (and at most one `HDEL`) per key per command, however many fields
+//! the rules touched. Propagating a command costs far more than writing a field, so a
+//! reserve replicates four commands, not nine. Reads see the buffered values.
 
-use flash_core::keys::{Counter, SaleKeys, line_field, stock_message};
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::rc::Rc;
+
+use flash_core::keys::{Counter, SaleKeys, parse_stock_field, stock_message};
 use flash_core::model::{Cart, CartState, OrderEntry, Sale};
 use flash_core::store::{SaleKey, Store};
 use flash_core::{Error, Sku};
 use redis_module::{Context, RedisValue, raw};
 
-use crate::api::{Ctx, Key, Kind, RString, bytes, now_ms, publish, replicate};
+use crate::api::{Ctx, Key, Kind, RString, bytes, now_ms, publish, replicate, replicate_strings};
 
-/// The sale's fixed keys, in one array so each is opened at most once per command.
-const SLOTS: usize = 9;
+/// A buffered hash field value.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Value {
+    Int(i64),
+    Text(Vec<u8>),
+    Delete,
+}
 
-fn slot(key: SaleKey) -> usize {
+/// Buffered writes to one hash: field → value, in first-write order.
+type Fields = Vec<(Vec<u8>, Value)>;
+
+/// One of the keys a command touches: a fixed sale key, or the n-th cart opened.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum KeyRef {
+    Fixed(SaleKey),
+    Cart(usize),
+}
+
+fn fixed_slot(key: SaleKey) -> usize {
     match key {
         SaleKey::Sale => 0,
-        SaleKey::Counter(Counter::Loaded) => 1,
-        SaleKey::Counter(Counter::Available) => 2,
-        SaleKey::Counter(Counter::Held) => 3,
-        SaleKey::Counter(Counter::Pending) => 4,
-        SaleKey::Counter(Counter::Sold) => 5,
-        SaleKey::Users => 6,
-        SaleKey::Deadlines => 7,
-        SaleKey::Orders => 8,
+        SaleKey::Stock => 1,
+        SaleKey::Users => 2,
+        SaleKey::Deadlines => 3,
+        SaleKey::Orders => 4,
     }
 }
 
-fn kind(key: SaleKey) -> Kind {
+fn kind_of(key: SaleKey) -> Kind {
     match key {
         SaleKey::Deadlines => Kind::Zset,
         SaleKey::Orders => Kind::Stream,
@@ -41,64 +60,209 @@ fn kind(key: SaleKey) -> Kind {
     }
 }
 
+/// A sale's key names, formatted once and reused while commands keep naming the same sale
+/// (a flash sale is one sale hit many thousand times a second).
+struct SaleNames {
+    sale: String,
+    keys: SaleKeys,
+    fixed: [String; 5],
+    channel: String,
+}
+
+thread_local! {
+    // Commands run on Redis's main thread only.
+    static LAST_SALE: RefCell<Option<Rc<SaleNames>>> = const { RefCell::new(None) };
+}
+
+fn sale_names(sale: &str) -> Rc<SaleNames> {
+    LAST_SALE.with_borrow_mut(|last| {
+        if let Some(names) = last.as_ref().filter(|n| n.sale == sale) {
+            return Rc::clone(names);
+        }
+        let keys = SaleKeys::new(sale);
+        let names = Rc::new(SaleNames {
+            sale: sale.to_owned(),
+            fixed: [
+                keys.sale(),
+                keys.stock(),
+                keys.users(),
+                keys.deadlines(),
+                keys.orders(),
+            ],
+            channel: keys.channel(),
+            keys,
+        });
+        *last = Some(Rc::clone(&names));
+        names
+    })
+}
+
+/// `<sku>:<counter>` (see `flash_core::keys::stock_field`) without the formatting machinery:
+/// it is built several times per reserve.
+fn stock_field(sku: Sku, counter: Counter) -> Vec<u8> {
+    let mut digits = itoa::Buffer::new();
+    let sku = digits.format(sku).as_bytes();
+    let mut field = Vec::with_capacity(sku.len() + 10);
+    field.extend_from_slice(sku);
+    field.push(b':');
+    field.extend_from_slice(counter.name().as_bytes());
+    field
+}
+
+/// `line:<sku>` (see `flash_core::keys::line_field`).
+fn line_field(sku: Sku) -> Vec<u8> {
+    let mut digits = itoa::Buffer::new();
+    [b"line:".as_slice(), digits.format(sku).as_bytes()].concat()
+}
+
 pub struct RedisStore {
     ctx: Ctx,
-    names: SaleKeys,
+    names: Rc<SaleNames>,
     write: bool,
     now_ms: i64,
-    open: [Option<(String, Key)>; SLOTS],
-    /// The last cart opened: commands touch one cart at a time.
-    cart: Option<(String, String, Key)>,
+    /// The fixed keys' handles once opened (and type-checked).
+    fixed: [Option<Key>; 5],
+    /// Carts opened so far: id, key name, handle.
+    carts: Vec<(String, String, Key)>,
+    /// Buffered hash writes, by key in first-write order.
+    writes: Vec<(KeyRef, Fields)>,
 }
 
 impl RedisStore {
     pub fn new(ctx: Ctx, sale: &str, write: bool) -> RedisStore {
         RedisStore {
             ctx,
-            names: SaleKeys::new(sale),
+            names: sale_names(sale),
             write,
             // One clock reading per command: FLASH.BUY's reserve and checkout see one "now".
             now_ms: now_ms(),
-            open: Default::default(),
-            cart: None,
+            fixed: Default::default(),
+            carts: Vec::new(),
+            writes: Vec::new(),
         }
     }
 
-    fn name(&self, key: SaleKey) -> String {
+    fn fixed(&mut self, key: SaleKey) -> Result<&Key, Error> {
+        let slot = fixed_slot(key);
+        if self.fixed[slot].is_none() {
+            let opened = Key::open(self.ctx, &self.names.fixed[slot], kind_of(key), self.write)?;
+            self.fixed[slot] = Some(opened);
+        }
+        self.fixed[slot].as_ref().ok_or_else(Error::wrong_type)
+    }
+
+    fn cart_ref(&mut self, cart: &str) -> Result<KeyRef, Error> {
+        // Newest first: a command works on one cart at a time.
+        if let Some(i) = self.carts.iter().rposition(|(id, _, _)| id == cart) {
+            return Ok(KeyRef::Cart(i));
+        }
+        let name = self.names.keys.cart(cart);
+        let key = Key::open(self.ctx, &name, Kind::Hash, self.write)?;
+        self.carts.push((cart.to_owned(), name, key));
+        Ok(KeyRef::Cart(self.carts.len() - 1))
+    }
+
+    fn handle(&mut self, key: KeyRef) -> Result<&Key, Error> {
         match key {
-            SaleKey::Sale => self.names.sale(),
-            SaleKey::Counter(counter) => self.names.counter(counter),
-            SaleKey::Users => self.names.users(),
-            SaleKey::Deadlines => self.names.deadlines(),
-            SaleKey::Orders => self.names.orders(),
+            KeyRef::Fixed(fixed) => self.fixed(fixed),
+            KeyRef::Cart(i) => self
+                .carts
+                .get(i)
+                .map(|(_, _, k)| k)
+                .ok_or_else(Error::wrong_type),
         }
     }
 
-    fn key(&mut self, key: SaleKey) -> Result<&(String, Key), Error> {
-        let i = slot(key);
-        if self.open[i].is_none() {
-            let name = self.name(key);
-            let opened = Key::open(self.ctx, &name, kind(key), self.write)?;
-            self.open[i] = Some((name, opened));
+    fn key_name(&self, key: KeyRef) -> &str {
+        match key {
+            KeyRef::Fixed(fixed) => &self.names.fixed[fixed_slot(fixed)],
+            KeyRef::Cart(i) => self.carts.get(i).map_or("", |(_, name, _)| name),
         }
-        // Filled just above.
-        self.open[i].as_ref().ok_or_else(Error::wrong_type)
     }
 
-    fn cart_key(&mut self, cart: &str) -> Result<(&str, &Key), Error> {
-        if self.cart.as_ref().is_none_or(|(id, _, _)| id != cart) {
-            self.cart = None; // close the previous cart before opening the next
-            let name = self.names.cart(cart);
-            let key = Key::open(self.ctx, &name, Kind::Hash, self.write)?;
-            self.cart = Some((cart.to_owned(), name, key));
-        }
-        let (_, name, key) = self.cart.as_ref().ok_or_else(Error::wrong_type)?;
-        Ok((name, key))
+    fn buffered(&self, key: KeyRef, field: &[u8]) -> Option<&Value> {
+        let (_, fields) = self.writes.iter().find(|(k, _)| *k == key)?;
+        fields.iter().find(|(f, _)| f == field).map(|(_, v)| v)
     }
 
-    /// HGETALL through RM_Call: for the few reads that need a whole hash (not on the
-    /// reserve path).
-    fn hgetall(&self, name: &str) -> Result<Pairs, Error> {
+    /// A hash field as the command sees it: buffered writes first, then the dataset.
+    fn get_text(&mut self, key: KeyRef, field: &[u8]) -> Result<Option<Vec<u8>>, Error> {
+        match self.buffered(key, field) {
+            Some(Value::Int(n)) => return Ok(Some(n.to_string().into_bytes())),
+            Some(Value::Text(t)) => return Ok(Some(t.clone())),
+            Some(Value::Delete) => return Ok(None),
+            None => {}
+        }
+        Ok(self
+            .handle(key)?
+            .hash_get(field)
+            .map(|v| bytes(v.ptr).to_vec()))
+    }
+
+    fn get_int(&mut self, key: KeyRef, field: &[u8]) -> Result<Option<i64>, Error> {
+        match self.buffered(key, field) {
+            Some(Value::Int(n)) => return Ok(Some(*n)),
+            Some(Value::Text(t)) => return Ok(parse(t)),
+            Some(Value::Delete) => return Ok(None),
+            None => {}
+        }
+        Ok(self
+            .handle(key)?
+            .hash_get(field)
+            .and_then(|v| parse(bytes(v.ptr))))
+    }
+
+    fn set(&mut self, key: KeyRef, field: &[u8], value: Value) -> Result<(), Error> {
+        self.handle(key)?;
+        match self.writes.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, fields)) => match fields.iter_mut().find(|(f, _)| f == field) {
+                Some((_, existing)) => *existing = value,
+                None => fields.push((field.to_vec(), value)),
+            },
+            None => self.writes.push((key, vec![(field.to_vec(), value)])),
+        }
+        Ok(())
+    }
+
+    /// Applies the buffered hash writes and propagates them: one HSET and at most one HDEL
+    /// per key. Called only after the command succeeded.
+    pub fn flush(&mut self) {
+        let ctx = self.ctx;
+        for (key_ref, fields) in std::mem::take(&mut self.writes) {
+            let name = RString::new(ctx, self.key_name(key_ref).as_bytes());
+            let Ok(key) = self.handle(key_ref) else {
+                continue;
+            };
+            let mut set = vec![name];
+            let mut deleted = Vec::new();
+            for (field, value) in fields {
+                let value = match value {
+                    Value::Int(n) => RString::from_i64(ctx, n),
+                    Value::Text(text) => RString::new(ctx, &text),
+                    Value::Delete => {
+                        key.hash_del(&field);
+                        deleted.push(field);
+                        continue;
+                    }
+                };
+                let field = RString::new(ctx, &field);
+                key.hash_set(&field, &value);
+                set.extend([field, value]);
+            }
+            if !deleted.is_empty() {
+                let mut args: Vec<&[u8]> = vec![bytes(set[0].ptr)];
+                args.extend(deleted.iter().map(Vec::as_slice));
+                replicate(ctx, b"HDEL\0", &args);
+            }
+            if set.len() > 1 {
+                replicate_strings(ctx, b"HSET\0", &set);
+            }
+        }
+    }
+
+    /// HGETALL through RM_Call: for the few reads that need a whole hash (never on the
+    /// reserve path). Buffered writes are not visible here; callers read before writing.
+    fn hgetall(&self, name: &str) -> Result<Vec<(String, Vec<u8>)>, Error> {
         let ctx = Context::new(self.ctx);
         let reply = ctx
             .call("HGETALL", &[name])
@@ -114,22 +278,24 @@ impl RedisStore {
         });
         let mut pairs = Vec::new();
         while let (Some(field), Some(value)) = (items.next(), items.next()) {
-            pairs.push((field, value));
+            pairs.push((String::from_utf8_lossy(&field).into_owned(), value));
         }
         Ok(pairs)
     }
-
-    fn int_string(&self, value: i64) -> RString {
-        RString::from_i64(self.ctx, value)
-    }
 }
 
-/// A hash's fields and values, as read by HGETALL.
-type Pairs = Vec<(Vec<u8>, Vec<u8>)>;
+/// The SKU of a `line:<sku>` field.
+fn parse_line(field: &[u8]) -> Option<Sku> {
+    parse(field.strip_prefix(b"line:")?)
+}
 
 fn parse<T: std::str::FromStr>(bytes: &[u8]) -> Option<T> {
     std::str::from_utf8(bytes).ok()?.parse().ok()
 }
+
+const SALE: KeyRef = KeyRef::Fixed(SaleKey::Sale);
+const STOCK: KeyRef = KeyRef::Fixed(SaleKey::Stock);
+const USERS: KeyRef = KeyRef::Fixed(SaleKey::Users);
 
 impl Store for RedisStore {
     fn now_ms(&mut self) -> i64 {
@@ -138,180 +304,180 @@ impl Store for RedisStore {
 
     fn guard(&mut self, keys: &[SaleKey], cart: Option<&str>) -> Result<(), Error> {
         for &key in keys {
-            self.key(key)?;
+            self.fixed(key)?;
         }
         if let Some(cart) = cart {
-            self.cart_key(cart)?;
+            self.cart_ref(cart)?;
         }
         Ok(())
     }
 
     fn sale(&mut self) -> Result<Option<Sale>, Error> {
-        let (_, key) = self.key(SaleKey::Sale)?;
-        if key.is_empty() {
+        if !self.writes.iter().any(|(key, _)| *key == SALE) {
+            // The common case, one call for the four settings.
+            let key = self.fixed(SaleKey::Sale)?;
+            if key.is_empty() {
+                return Ok(None);
+            }
+            let [hold_ms, limit, start_ms, end_ms] =
+                key.hash_get_many([c"hold_ms", c"limit", c"start_ms", c"end_ms"]);
+            let int = |v: Option<RString>, default| {
+                v.and_then(|v| parse(bytes(v.ptr))).unwrap_or(default)
+            };
+            let defaults = Sale::default();
+            return Ok(Some(Sale {
+                hold_ms: int(hold_ms, defaults.hold_ms),
+                limit: int(limit, defaults.limit),
+                start_ms: int(start_ms, defaults.start_ms),
+                end_ms: int(end_ms, defaults.end_ms),
+            }));
+        }
+        let hold_ms = self.get_int(SALE, b"hold_ms")?;
+        if hold_ms.is_none() && self.fixed(SaleKey::Sale)?.is_empty() {
             return Ok(None);
         }
         let defaults = Sale::default();
         Ok(Some(Sale {
-            hold_ms: key.hash_get_i64(b"hold_ms").unwrap_or(defaults.hold_ms),
-            limit: key.hash_get_i64(b"limit").unwrap_or(defaults.limit),
-            start_ms: key.hash_get_i64(b"start_ms").unwrap_or(defaults.start_ms),
-            end_ms: key.hash_get_i64(b"end_ms").unwrap_or(defaults.end_ms),
+            hold_ms: hold_ms.unwrap_or(defaults.hold_ms),
+            limit: self.get_int(SALE, b"limit")?.unwrap_or(defaults.limit),
+            start_ms: self
+                .get_int(SALE, b"start_ms")?
+                .unwrap_or(defaults.start_ms),
+            end_ms: self.get_int(SALE, b"end_ms")?.unwrap_or(defaults.end_ms),
         }))
     }
 
     fn set_sale(&mut self, sale: &Sale) -> Result<(), Error> {
-        let ctx = self.ctx;
-        let fields = [
-            ("hold_ms", sale.hold_ms),
-            ("limit", sale.limit),
-            ("start_ms", sale.start_ms),
-            ("end_ms", sale.end_ms),
-        ];
-        let values: Vec<String> = fields.iter().map(|(_, v)| v.to_string()).collect();
-        let (name, key) = self.key(SaleKey::Sale)?;
-        let mut args: Vec<&[u8]> = vec![name.as_bytes()];
-        for ((field, _), value) in fields.iter().zip(&values) {
-            key.hash_set(field.as_bytes(), &RString::new(ctx, value.as_bytes()));
-            args.extend([field.as_bytes(), value.as_bytes()]);
-        }
-        replicate(ctx, b"HSET\0", &args);
-        Ok(())
+        self.set(SALE, b"hold_ms", Value::Int(sale.hold_ms))?;
+        self.set(SALE, b"limit", Value::Int(sale.limit))?;
+        self.set(SALE, b"start_ms", Value::Int(sale.start_ms))?;
+        self.set(SALE, b"end_ms", Value::Int(sale.end_ms))
     }
 
     fn units(&mut self, counter: Counter, sku: Sku) -> Result<Option<i64>, Error> {
-        let (_, key) = self.key(SaleKey::Counter(counter))?;
-        Ok(key.hash_get_i64(sku.to_string().as_bytes()))
+        self.get_int(STOCK, &stock_field(sku, counter))
     }
 
     fn set_units(&mut self, counter: Counter, sku: Sku, units: i64) -> Result<(), Error> {
-        let value = self.int_string(units);
-        let ctx = self.ctx;
-        let (name, key) = self.key(SaleKey::Counter(counter))?;
-        let field = sku.to_string();
-        key.hash_set(field.as_bytes(), &value);
-        replicate(
-            ctx,
-            b"HSET\0",
-            &[name.as_bytes(), field.as_bytes(), bytes(value.ptr)],
-        );
-        Ok(())
+        self.set(STOCK, &stock_field(sku, counter), Value::Int(units))
     }
 
-    fn all_units(&mut self, counter: Counter) -> Result<Vec<(Sku, i64)>, Error> {
-        let name = self.names.counter(counter);
+    fn all_units(&mut self) -> Result<Vec<(Sku, Counter, i64)>, Error> {
         Ok(self
-            .hgetall(&name)?
+            .hgetall(&self.names.fixed[fixed_slot(SaleKey::Stock)])?
             .into_iter()
-            .filter_map(|(sku, units)| Some((parse(&sku)?, parse(&units)?)))
+            .filter_map(|(field, units)| {
+                let (sku, counter) = parse_stock_field(&field)?;
+                Some((sku, counter, parse(&units)?))
+            })
             .collect())
     }
 
     fn user_units(&mut self, user: &str) -> Result<i64, Error> {
-        let (_, key) = self.key(SaleKey::Users)?;
-        Ok(key.hash_get_i64(user.as_bytes()).unwrap_or(0))
+        Ok(self.get_int(USERS, user.as_bytes())?.unwrap_or(0))
     }
 
     fn set_user_units(&mut self, user: &str, units: i64) -> Result<(), Error> {
-        let value = self.int_string(units);
-        let ctx = self.ctx;
-        let (name, key) = self.key(SaleKey::Users)?;
-        key.hash_set(user.as_bytes(), &value);
-        replicate(
-            ctx,
-            b"HSET\0",
-            &[name.as_bytes(), user.as_bytes(), bytes(value.ptr)],
-        );
-        Ok(())
+        self.set(USERS, user.as_bytes(), Value::Int(units))
     }
 
     fn cart(&mut self, cart: &str) -> Result<Option<Cart>, Error> {
-        let (_, key) = self.cart_key(cart)?;
-        if key.is_empty() {
-            return Ok(None);
+        let key = self.cart_ref(cart)?;
+        if !self.writes.iter().any(|(k, _)| *k == key) {
+            // The common case, one call for the cart's fields.
+            let handle = self.handle(key)?;
+            if handle.is_empty() {
+                return Ok(None);
+            }
+            let [state, user, deadline_ms, units, entry] =
+                handle.hash_get_many([c"state", c"user", c"deadline_ms", c"units", c"entry"]);
+            let text = |v: &RString| String::from_utf8_lossy(bytes(v.ptr)).into_owned();
+            let int = |v: Option<RString>| v.and_then(|v| parse(bytes(v.ptr))).unwrap_or(0);
+            // A hash under our cart name without a state was not written by Flash.
+            let state = state
+                .and_then(|s| CartState::parse(bytes(s.ptr)))
+                .ok_or_else(Error::wrong_type)?;
+            return Ok(Some(Cart {
+                state,
+                user: user.as_ref().map(text).unwrap_or_default(),
+                deadline_ms: int(deadline_ms),
+                units: int(units),
+                entry: entry.as_ref().map(text),
+            }));
         }
-        let text = |field: &[u8]| {
-            key.hash_get(field)
-                .map(|value| String::from_utf8_lossy(bytes(value.ptr)).into_owned())
-        };
-        let state = key
-            .hash_get(b"state")
-            .and_then(|value| CartState::parse(bytes(value.ptr)));
-        // A hash under our cart name without a state was not written by Flash.
-        let Some(state) = state else {
+        let Some(state) = self.get_text(key, b"state")? else {
+            if self.handle(key)?.is_empty() {
+                return Ok(None);
+            }
+            // A hash under our cart name without a state was not written by Flash.
             return Err(Error::wrong_type());
         };
+        let state = CartState::parse(&state).ok_or_else(Error::wrong_type)?;
+        let text = |v: Option<Vec<u8>>| v.map(|v| String::from_utf8_lossy(&v).into_owned());
         Ok(Some(Cart {
             state,
-            user: text(b"user").unwrap_or_default(),
-            deadline_ms: key.hash_get_i64(b"deadline_ms").unwrap_or(0),
-            units: key.hash_get_i64(b"units").unwrap_or(0),
-            entry: text(b"entry"),
+            user: text(self.get_text(key, b"user")?).unwrap_or_default(),
+            deadline_ms: self.get_int(key, b"deadline_ms")?.unwrap_or(0),
+            units: self.get_int(key, b"units")?.unwrap_or(0),
+            entry: text(self.get_text(key, b"entry")?),
         }))
     }
 
     fn set_cart(&mut self, cart: &str, fields: &Cart) -> Result<(), Error> {
-        let ctx = self.ctx;
-        let deadline = fields.deadline_ms.to_string();
-        let units = fields.units.to_string();
-        let mut pairs: Vec<(&[u8], &[u8])> = vec![
-            (b"state", fields.state.as_str().as_bytes()),
-            (b"user", fields.user.as_bytes()),
-            (b"deadline_ms", deadline.as_bytes()),
-            (b"units", units.as_bytes()),
-        ];
+        let key = self.cart_ref(cart)?;
+        let state = fields.state.as_str().as_bytes().to_vec();
+        self.set(key, b"state", Value::Text(state))?;
+        self.set(key, b"user", Value::Text(fields.user.as_bytes().to_vec()))?;
+        self.set(key, b"deadline_ms", Value::Int(fields.deadline_ms))?;
+        self.set(key, b"units", Value::Int(fields.units))?;
         if let Some(entry) = &fields.entry {
-            pairs.push((b"entry", entry.as_bytes()));
+            self.set(key, b"entry", Value::Text(entry.as_bytes().to_vec()))?;
         }
-        let (name, key) = self.cart_key(cart)?;
-        let mut args: Vec<&[u8]> = vec![name.as_bytes()];
-        for (field, value) in pairs {
-            key.hash_set(field, &RString::new(ctx, value));
-            args.extend([field, value]);
-        }
-        replicate(ctx, b"HSET\0", &args);
         Ok(())
     }
 
     fn cart_line(&mut self, cart: &str, sku: Sku) -> Result<i64, Error> {
-        let (_, key) = self.cart_key(cart)?;
-        Ok(key.hash_get_i64(line_field(sku).as_bytes()).unwrap_or(0))
+        let key = self.cart_ref(cart)?;
+        Ok(self.get_int(key, &line_field(sku))?.unwrap_or(0))
     }
 
     fn set_cart_line(&mut self, cart: &str, sku: Sku, qty: i64) -> Result<(), Error> {
-        let ctx = self.ctx;
-        let field = line_field(sku);
-        let value = qty.to_string();
-        let (name, key) = self.cart_key(cart)?;
-        if qty == 0 {
-            key.hash_del(field.as_bytes());
-            replicate(ctx, b"HDEL\0", &[name.as_bytes(), field.as_bytes()]);
+        let key = self.cart_ref(cart)?;
+        let value = if qty == 0 {
+            Value::Delete
         } else {
-            key.hash_set(field.as_bytes(), &RString::new(ctx, value.as_bytes()));
-            replicate(
-                ctx,
-                b"HSET\0",
-                &[name.as_bytes(), field.as_bytes(), value.as_bytes()],
-            );
-        }
-        Ok(())
+            Value::Int(qty)
+        };
+        self.set(key, &line_field(sku), value)
     }
 
     fn cart_lines(&mut self, cart: &str) -> Result<Vec<(Sku, i64)>, Error> {
-        let name = self.names.cart(cart);
-        let mut lines: Vec<(Sku, i64)> = self
-            .hgetall(&name)?
+        let key = self.cart_ref(cart)?;
+        let mut lines: BTreeMap<Sku, i64> = self
+            .hgetall(self.key_name(key))?
             .into_iter()
-            .filter_map(|(field, qty)| Some((parse(field.strip_prefix(b"line:")?)?, parse(&qty)?)))
+            .filter_map(|(field, qty)| Some((parse_line(field.as_bytes())?, parse(&qty)?)))
             .collect();
-        lines.sort_unstable();
-        Ok(lines)
+        // FLASH.BUY checks out the lines its reserve just wrote: they are still buffered.
+        if let Some((_, fields)) = self.writes.iter().find(|(k, _)| *k == key) {
+            for (field, value) in fields {
+                let Some(sku) = parse_line(field) else {
+                    continue;
+                };
+                match value {
+                    Value::Int(qty) => lines.insert(sku, *qty),
+                    _ => lines.remove(&sku),
+                };
+            }
+        }
+        Ok(lines.into_iter().collect())
     }
 
     fn add_deadline(&mut self, cart: &str, deadline_ms: i64) -> Result<(), Error> {
         let ctx = self.ctx;
-        let (name, key) = self.key(SaleKey::Deadlines)?;
-        key.zset_add(cart.as_bytes(), deadline_ms as f64);
+        self.fixed(SaleKey::Deadlines)?
+            .zset_add(cart.as_bytes(), deadline_ms as f64);
+        let name = &self.names.fixed[fixed_slot(SaleKey::Deadlines)];
         let score = deadline_ms.to_string();
         replicate(
             ctx,
@@ -323,24 +489,23 @@ impl Store for RedisStore {
 
     fn remove_deadline(&mut self, cart: &str) -> Result<(), Error> {
         let ctx = self.ctx;
-        let (name, key) = self.key(SaleKey::Deadlines)?;
-        key.zset_rem(cart.as_bytes());
+        self.fixed(SaleKey::Deadlines)?.zset_rem(cart.as_bytes());
+        let name = &self.names.fixed[fixed_slot(SaleKey::Deadlines)];
         replicate(ctx, b"ZREM\0", &[name.as_bytes(), cart.as_bytes()]);
         Ok(())
     }
 
-    fn earliest_deadlines(&mut self, count: i64) -> Result<Vec<(String, i64)>, Error> {
-        let (_, key) = self.key(SaleKey::Deadlines)?;
-        Ok(key
-            .zset_first(usize::try_from(count).unwrap_or(0))
+    fn due_carts(&mut self, now_ms: i64, count: i64) -> Result<Vec<String>, Error> {
+        Ok(self
+            .fixed(SaleKey::Deadlines)?
+            .zset_up_to(now_ms as f64, usize::try_from(count).unwrap_or(0))
             .into_iter()
-            .map(|(cart, score)| (String::from_utf8_lossy(&cart).into_owned(), score as i64))
+            .map(|cart| String::from_utf8_lossy(&cart).into_owned())
             .collect())
     }
 
     fn held_carts(&mut self) -> Result<i64, Error> {
-        let (_, key) = self.key(SaleKey::Deadlines)?;
-        Ok(key.len() as i64)
+        Ok(self.fixed(SaleKey::Deadlines)?.len() as i64)
     }
 
     fn append_order(&mut self, order: &OrderEntry) -> Result<String, Error> {
@@ -353,8 +518,9 @@ impl Store for RedisStore {
             (b"lines", lines.as_bytes()),
             (b"units", units.as_bytes()),
         ];
-        let (name, key) = self.key(SaleKey::Orders)?;
-        let raw::RedisModuleStreamID { ms, seq } = key.stream_add(&fields)?;
+        let raw::RedisModuleStreamID { ms, seq } =
+            self.fixed(SaleKey::Orders)?.stream_add(&fields)?;
+        let name = &self.names.fixed[fixed_slot(SaleKey::Orders)];
         let id = format!("{ms}-{seq}");
         let mut args: Vec<&[u8]> = vec![name.as_bytes(), id.as_bytes()];
         args.extend(fields.iter().flat_map(|(field, value)| [*field, *value]));
@@ -365,7 +531,7 @@ impl Store for RedisStore {
     fn publish_available(&mut self, sku: Sku, available: i64) {
         publish(
             self.ctx,
-            &self.names.channel(),
+            &self.names.channel,
             &stock_message(sku, available),
         );
     }

@@ -51,12 +51,7 @@ impl Checkout {
         }
         let lines = store.cart_lines(&self.cart)?;
         store.guard(
-            &[
-                SaleKey::Counter(Counter::Held),
-                SaleKey::Counter(Counter::Pending),
-                SaleKey::Deadlines,
-                SaleKey::Orders,
-            ],
+            &[SaleKey::Stock, SaleKey::Deadlines, SaleKey::Orders],
             Some(&self.cart),
         )?;
 

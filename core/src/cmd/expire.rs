@@ -41,21 +41,11 @@ impl Expire {
     pub fn apply(&self, store: &mut impl Store) -> Result<i64> {
         let now_ms = store.now_ms();
         require_sale(store, &self.sale)?;
-        let due: Vec<String> = store
-            .earliest_deadlines(self.count)?
-            .into_iter()
-            .take_while(|&(_, deadline_ms)| deadline_ms <= now_ms)
-            .map(|(cart, _)| cart)
-            .collect();
+        let due = store.due_carts(now_ms, self.count)?;
         if due.is_empty() {
             return Ok(0);
         }
-        let keys = [
-            SaleKey::Counter(Counter::Available),
-            SaleKey::Counter(Counter::Held),
-            SaleKey::Users,
-            SaleKey::Deadlines,
-        ];
+        let keys = [SaleKey::Stock, SaleKey::Users, SaleKey::Deadlines];
         for cart in &due {
             store.guard(&keys, Some(cart))?;
         }

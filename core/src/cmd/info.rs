@@ -32,10 +32,9 @@ impl Info {
         let now_ms = store.now_ms();
         let sale = require_sale(store, &self.sale)?;
         let mut rows: BTreeMap<i64, [i64; 5]> = BTreeMap::new();
-        for (column, counter) in Counter::ALL.into_iter().enumerate() {
-            for (sku, units) in store.all_units(counter)? {
-                rows.entry(sku).or_default()[column] = units;
-            }
+        for (sku, counter, units) in store.all_units()? {
+            let column = Counter::ALL.iter().position(|c| *c == counter).unwrap_or(0);
+            rows.entry(sku).or_default()[column] = units;
         }
         let mut total = [0i64; 5];
         for row in rows.values() {

@@ -31,13 +31,7 @@ impl Load {
 
     pub(crate) fn apply(&self, store: &mut impl Store) -> Result<Reply> {
         require_sale(store, &self.sale)?;
-        store.guard(
-            &[
-                SaleKey::Counter(Counter::Loaded),
-                SaleKey::Counter(Counter::Available),
-            ],
-            None,
-        )?;
+        store.guard(&[SaleKey::Stock], None)?;
         for &(sku, units) in &self.stock {
             let before = store.units(Counter::Available, sku)?.unwrap_or(0);
             add_units(store, Counter::Loaded, sku, units - before)?;

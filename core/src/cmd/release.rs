@@ -56,14 +56,7 @@ impl Release {
                 ),
             ));
         }
-        store.guard(
-            &[
-                SaleKey::Counter(Counter::Available),
-                SaleKey::Counter(Counter::Held),
-                SaleKey::Users,
-            ],
-            Some(&self.cart),
-        )?;
+        store.guard(&[SaleKey::Stock, SaleKey::Users], Some(&self.cart))?;
 
         let available = add_units(store, Counter::Available, self.sku, self.qty)?;
         add_units(store, Counter::Held, self.sku, -self.qty)?;

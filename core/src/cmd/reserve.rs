@@ -79,11 +79,7 @@ impl Reserve {
             ));
         }
 
-        let mut keys = vec![
-            SaleKey::Counter(Counter::Available),
-            SaleKey::Counter(Counter::Held),
-            SaleKey::Users,
-        ];
+        let mut keys = vec![SaleKey::Stock, SaleKey::Users];
         if existing.is_none() {
             keys.push(SaleKey::Deadlines);
         }

@@ -64,14 +64,7 @@ impl Settle {
             Verdict::Ok => Counter::Sold,
             Verdict::Reject => Counter::Available,
         };
-        store.guard(
-            &[
-                SaleKey::Counter(Counter::Pending),
-                SaleKey::Counter(destination),
-                SaleKey::Users,
-            ],
-            Some(&self.order),
-        )?;
+        store.guard(&[SaleKey::Stock, SaleKey::Users], Some(&self.order))?;
 
         for &(sku, qty) in &lines {
             add_units(store, Counter::Pending, sku, -qty)?;

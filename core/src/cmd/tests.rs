@@ -32,9 +32,10 @@ fn sale() -> MemStore {
 
 fn conserved(store: &mut MemStore) -> bool {
     let skus: Vec<i64> = store
-        .all_units(Counter::Loaded)
+        .all_units()
         .expect("units")
         .iter()
+        .filter(|r| r.1 == Counter::Loaded)
         .map(|r| r.0)
         .collect();
     skus.into_iter().all(|sku| {

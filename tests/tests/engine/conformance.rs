@@ -280,10 +280,10 @@ async fn wrong_type_keys_are_refused_before_any_write(backend: Backend) {
     // Each key a command writes late, replaced by a string.
     for (key, line) in [
         ("flash:{s}:deadlines", "FLASH.RESERVE s c2 u1 14"),
-        ("flash:{s}:held", "FLASH.RESERVE s c2 u1 14"),
+        ("flash:{s}:stock", "FLASH.RESERVE s c2 u1 14"),
         ("flash:{s}:users", "FLASH.RESERVE s c2 u1 14"),
         ("flash:{s}:orders", "FLASH.CHECKOUT s c1 u1"),
-        ("flash:{s}:pending", "FLASH.CHECKOUT s c1 u1"),
+        ("flash:{s}:cart:c1", "FLASH.CHECKOUT s c1 u1"),
     ] {
         let saved: Vec<u8> = redis::cmd("DUMP")
             .arg(key)
@@ -489,7 +489,7 @@ async fn the_sale_window_closes_reserve_and_checkout(backend: Backend) {
 async fn stock_changes_are_published(backend: Backend) {
     let e = Engine::start(backend).await;
     let mut pubsub = e.server.client().get_async_pubsub().await.unwrap();
-    pubsub.subscribe("flash:{s}:stock").await.unwrap();
+    pubsub.subscribe("flash:{s}:events").await.unwrap();
     let mut messages = pubsub.on_message();
     e.ok("FLASH.SALE s HOLD 60000").await;
     e.ok("FLASH.LOAD s 14 10").await;

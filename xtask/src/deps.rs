@@ -1,0 +1,236 @@
+//! `cargo xtask deps`: the system packages, installed with apt-get only when missing.
+//!
+//! A fresh CI machine has Rust and a C compiler but no redis-server and no libclang; the
+//! module's bindgen needs libclang and clang's own headers (`stddef.h`), the tests and `up`
+//! need redis-server, and `bench` needs redis-benchmark.
+
+use std::env;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use anyhow::{Context, Result, bail};
+
+use crate::workspace::{run, which};
+
+/// One thing to look for and the Debian package that brings it.
+struct Requirement {
+    what: &'static str,
+    package: &'static str,
+    present: fn() -> bool,
+}
+
+const REQUIREMENTS: [Requirement; 5] = [
+    Requirement {
+        what: "redis-server",
+        package: "redis-server",
+        present: redis_server_present,
+    },
+    Requirement {
+        what: "redis-cli",
+        package: "redis-tools",
+        present: || which("redis-cli").is_some(),
+    },
+    Requirement {
+        what: "redis-benchmark",
+        package: "redis-tools",
+        present: || which("redis-benchmark").is_some(),
+    },
+    Requirement {
+        what: "clang with its headers",
+        package: "clang",
+        present: clang_with_headers_present,
+    },
+    Requirement {
+        what: "libclang (for bindgen)",
+        package: "libclang-dev",
+        present: libclang_present,
+    },
+];
+
+/// Installs what is missing, or says that nothing is.
+pub fn ensure() -> Result<()> {
+    let missing: Vec<&Requirement> = REQUIREMENTS.iter().filter(|r| !(r.present)()).collect();
+    if missing.is_empty() {
+        println!("deps: redis-server, redis-cli, redis-benchmark, clang and libclang are present");
+        return Ok(());
+    }
+    let mut packages: Vec<&str> = missing.iter().map(|r| r.package).collect();
+    packages.dedup();
+    let what: Vec<&str> = missing.iter().map(|r| r.what).collect();
+    println!(
+        "deps: missing {}; installing {}",
+        what.join(", "),
+        packages.join(" ")
+    );
+    if which("apt-get").is_none() {
+        bail!(
+            "apt-get not found: install the packages that provide {} with your system's package \
+             manager (on Debian/Ubuntu: {}), then run this again",
+            what.join(", "),
+            packages.join(" ")
+        );
+    }
+    let sudo = needs_sudo()?;
+    run("apt-get update", &mut apt(sudo, &["update"]))?;
+    let mut install = apt(sudo, &["install", "-y", "--no-install-recommends"]);
+    install.args(&packages);
+    run("apt-get install", &mut install)?;
+
+    let still: Vec<&str> = REQUIREMENTS
+        .iter()
+        .filter(|r| !(r.present)())
+        .map(|r| r.what)
+        .collect();
+    if !still.is_empty() {
+        bail!(
+            "after installing {} these are still missing: {}; check the apt-get output above",
+            packages.join(" "),
+            still.join(", ")
+        );
+    }
+    println!("deps: installed {}", packages.join(" "));
+    Ok(())
+}
+
+/// `apt-get <args>`, non-interactive, through `sudo env` when not root: sudo resets the
+/// environment, so DEBIAN_FRONTEND must travel as an argument.
+fn apt(sudo: bool, args: &[&str]) -> Command {
+    let mut command = if sudo {
+        let mut command = Command::new("sudo");
+        command.args(["env", "DEBIAN_FRONTEND=noninteractive", "apt-get"]);
+        command
+    } else {
+        let mut command = Command::new("apt-get");
+        command.env("DEBIAN_FRONTEND", "noninteractive");
+        command
+    };
+    command.args(args);
+    command
+}
+
+fn needs_sudo() -> Result<bool> {
+    let output = Command::new("id")
+        .arg("-u")
+        .output()
+        .context("cannot run `id -u` to learn whether this is root")?;
+    let euid = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+    if euid == "0" {
+        return Ok(false);
+    }
+    if which("sudo").is_none() {
+        bail!("installing packages needs root and sudo is not installed: run this as root");
+    }
+    Ok(true)
+}
+
+fn redis_server_present() -> bool {
+    // The harness runs `$REDIS_SERVER` when it is set, so a custom build counts.
+    env::var_os("REDIS_SERVER").is_some_and(|path| Path::new(&path).is_file())
+        || which("redis-server").is_some()
+}
+
+/// clang on `$PATH` and its resource directory's headers, which bindgen's libclang needs
+/// to parse `redismodule.h` (it includes `stddef.h`, `stdint.h`).
+fn clang_with_headers_present() -> bool {
+    let Some(clang) = which("clang") else {
+        return false;
+    };
+    let Ok(output) = Command::new(clang)
+        .arg("-print-resource-dir")
+        .stderr(Stdio::null())
+        .output()
+    else {
+        return false;
+    };
+    let resource_dir = PathBuf::from(String::from_utf8_lossy(&output.stdout).trim());
+    resource_dir.join("include").join("stddef.h").is_file()
+}
+
+/// A loadable libclang, where clang-sys (bindgen's loader) looks for one.
+fn libclang_present() -> bool {
+    if let Some(dir) = env::var_os("LIBCLANG_PATH")
+        && dir_has_libclang(Path::new(&dir))
+    {
+        return true;
+    }
+    let llvm_dirs = std::fs::read_dir("/usr/lib")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|entry| entry.file_name().to_string_lossy().starts_with("llvm-"))
+        .map(|entry| entry.path().join("lib"));
+    let system_dirs = [
+        "/usr/lib/x86_64-linux-gnu",
+        "/usr/lib/aarch64-linux-gnu",
+        "/usr/lib64",
+        "/usr/lib",
+        "/usr/local/lib",
+    ]
+    .map(PathBuf::from);
+    if llvm_dirs
+        .chain(system_dirs)
+        .any(|dir| dir_has_libclang(&dir))
+    {
+        return true;
+    }
+    Command::new("ldconfig")
+        .arg("-p")
+        .stderr(Stdio::null())
+        .output()
+        .is_ok_and(|output| {
+            String::from_utf8_lossy(&output.stdout)
+                .lines()
+                .filter_map(|line| line.split_whitespace().next())
+                .any(is_libclang_file)
+        })
+}
+
+fn dir_has_libclang(dir: &Path) -> bool {
+    std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .any(|entry| is_libclang_file(&entry.file_name().to_string_lossy()))
+}
+
+/// `libclang.so`, `libclang.so.1`, `libclang-14.so.1`…, but not `libclang-cpp.so` (the C++
+/// API, which bindgen cannot use) nor the static `libclangAST.a` and friends.
+fn is_libclang_file(name: &str) -> bool {
+    let Some(rest) = name.strip_prefix("libclang") else {
+        return false;
+    };
+    match rest.strip_prefix('-') {
+        Some(versioned) => {
+            let after = versioned.trim_start_matches(|c: char| c.is_ascii_digit() || c == '.');
+            let version = &versioned[..versioned.len() - after.len()];
+            version.len() > 1 && version.ends_with('.') && after.starts_with("so")
+        }
+        None => rest.starts_with(".so"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_libclang_file;
+
+    #[test]
+    fn libclang_names_exclude_the_cpp_api_and_static_archives() {
+        for yes in [
+            "libclang.so",
+            "libclang.so.1",
+            "libclang-14.so",
+            "libclang-14.so.13",
+            "libclang-14.0.6.so",
+        ] {
+            assert!(is_libclang_file(yes), "{yes}");
+        }
+        for no in [
+            "libclang-cpp.so.14",
+            "libclangAST.a",
+            "libclang.a",
+            "libc.so",
+        ] {
+            assert!(!is_libclang_file(no), "{no}");
+        }
+    }
+}
