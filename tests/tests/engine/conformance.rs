@@ -20,6 +20,7 @@ both_backends!(
     limit_counts_held_checked_out_and_sold_units,
     the_sale_window_closes_reserve_and_checkout,
     stock_changes_are_published,
+    commands_declare_the_sale_as_their_key,
 );
 
 async fn sale_load_available_and_info(backend: Backend) {
@@ -507,4 +508,48 @@ async fn stock_changes_are_published(backend: Backend) {
     }
     let expected = [10, 7, 8, 6, 8].map(|n| format!("{{\"sku\":14,\"available\":{n}}}"));
     assert_eq!(got, expected);
+}
+
+async fn commands_declare_the_sale_as_their_key(backend: Backend) {
+    let e = Engine::start(backend).await;
+    let mut conn = e.conn();
+    match backend {
+        // Cluster clients route by the declared key: the sale, whose hash tag every key of
+        // the sale carries.
+        Backend::Module => {
+            for line in [
+                "FLASH.RESERVE spring c1 u1 14 2",
+                "FLASH.INFO spring",
+                "FLASH.EXPIRE spring COUNT 5",
+            ] {
+                let keys: Vec<String> = redis::cmd("COMMAND")
+                    .arg("GETKEYS")
+                    .arg(line.split_whitespace().collect::<Vec<_>>())
+                    .query_async(&mut conn)
+                    .await
+                    .unwrap();
+                assert_eq!(keys, vec!["spring".to_owned()], "{line}");
+            }
+        }
+        // The scripts are sent with EVALSHA and loaded again after SCRIPT FLUSH (NOSCRIPT).
+        Backend::Lua => {
+            e.ok("FLASH.SALE spring").await;
+            let _: () = redis::cmd("SCRIPT")
+                .arg("FLUSH")
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+            e.ok("FLASH.LOAD spring 14 3").await;
+            let info: String = redis::cmd("INFO")
+                .arg("commandstats")
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+            assert!(info.contains("cmdstat_evalsha"), "{info}");
+            assert_eq!(
+                e.client.available("spring", &[14]).await.unwrap(),
+                vec![Some(3)]
+            );
+        }
+    }
 }
