@@ -71,6 +71,15 @@ async fn run_workload(e: &Engine, tasks: u64, ops: usize) {
     }
 }
 
+/// A server with AOF on, fsync always: what was acknowledged survives a kill -9.
+async fn with_aof(backend: Backend) -> Engine {
+    let options = ServerOptions {
+        aof: true,
+        ..options(backend)
+    };
+    Engine::start_with(backend, options).await
+}
+
 async fn digest(conn: &mut MultiplexedConnection) -> String {
     redis::cmd("DEBUG")
         .arg("DIGEST")
@@ -185,14 +194,7 @@ async fn a_replica_expires_nothing_until_promoted(backend: Backend) {
 }
 
 async fn an_aof_restart_restores_the_exact_state(backend: Backend) {
-    let e = Engine::start_with(
-        backend,
-        ServerOptions {
-            aof: true,
-            ..options(backend)
-        },
-    )
-    .await;
+    let e = with_aof(backend).await;
     // Long holds: nothing falls due across the restart, so the states must be identical.
     e.ok("FLASH.SALE s HOLD 600000").await;
     e.ok("FLASH.LOAD s 7 40 14 40 21 40").await;
@@ -207,14 +209,7 @@ async fn an_aof_restart_restores_the_exact_state(backend: Backend) {
 }
 
 async fn holds_due_while_the_server_was_down_are_released_on_return(backend: Backend) {
-    let e = Engine::start_with(
-        backend,
-        ServerOptions {
-            aof: true,
-            ..options(backend)
-        },
-    )
-    .await;
+    let e = with_aof(backend).await;
     e.ok("FLASH.SALE s HOLD 200").await;
     e.ok("FLASH.LOAD s 14 10").await;
     for cart in ["a", "b", "c"] {
