@@ -1,5 +1,5 @@
 -- FLASH.EXPIRE sale [COUNT n]
--- core/src/cmd/expire.rs: releases the holds past their deadline among the COUNT earliest;
+-- core/src/cmd/expire.rs: releases up to COUNT holds past their deadline, earliest first;
 -- replies the number of carts expired.
 --
 -- A script may only touch the keys it is given, so the cart keys are the due carts the
@@ -19,14 +19,8 @@ return run(function()
 
     local at_ms = now_ms()
     require_sale(sale_name)
-    local earliest = call('ZRANGE', K.deadlines, 0, int_text(count - 1), 'WITHSCORES')
-    local due = {}
-    for i = 1, #earliest, 2 do
-        if tonumber(earliest[i + 1]) > at_ms then
-            break
-        end
-        due[#due + 1] = earliest[i]
-    end
+    local due = call('ZRANGE', K.deadlines, '-inf', int_text(at_ms), 'BYSCORE', 'LIMIT', 0,
+        int_text(count))
     if #due == 0 then
         return 0
     end

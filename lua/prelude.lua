@@ -77,7 +77,7 @@ local function run(body)
     if type(result) == 'table' and result.flash_error then
         return redis.error_reply(result.flash_error)
     end
-    error(result)
+    error(result, 0)
 end
 
 -- redis.call, but a failing call (WRONGTYPE on a read) answers with Redis's own error line,
@@ -283,7 +283,7 @@ local function cart_key_name(sale_name, cart_id)
 end
 
 -- Set by begin(): the pub/sub channel is not a key, so it comes from the sale name.
-local stock_channel
+local events_channel
 
 -- Every command starts here: the sale name first (arity, then its syntax), then the keys the
 -- client passed must be that sale's, or the script would act on another sale's data.
@@ -295,7 +295,7 @@ local function begin(command)
             fail('ERR', 'keys do not match sale ' .. quoted(sale_name))
         end
     end
-    stock_channel = sale_key_name(sale_name, 'events')
+    events_channel = sale_key_name(sale_name, 'events')
     return args, sale_name
 end
 
@@ -437,7 +437,7 @@ local function add_user_units(user, delta)
 end
 
 local function publish_available(sku, available)
-    call('PUBLISH', stock_channel,
+    call('PUBLISH', events_channel,
         '{"sku":' .. int_text(sku) .. ',"available":' .. int_text(available) .. '}')
 end
 
@@ -476,16 +476,23 @@ local function read_cart(key)
         entry = map.entry,
         lines = {},
     }
+    -- By SKU, the later field winning, as the module collects them: `line:14` and `line:014`
+    -- are one line.
+    local qty_by_sku, skus = {}, {}
     for i = 1, #fields, 2 do
         local sku = stored_int(fields[i]:match('^line:(.*)$'))
         local qty = stored_int(fields[i + 1])
         if sku and qty then
-            cart.lines[#cart.lines + 1] = { sku = sku, qty = qty }
+            if qty_by_sku[sku] == nil then
+                skus[#skus + 1] = sku
+            end
+            qty_by_sku[sku] = qty
         end
     end
-    table.sort(cart.lines, function(a, b)
-        return a.sku < b.sku
-    end)
+    table.sort(skus)
+    for _, sku in ipairs(skus) do
+        cart.lines[#cart.lines + 1] = { sku = sku, qty = qty_by_sku[sku] }
+    end
     return cart
 end
 

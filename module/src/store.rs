@@ -126,6 +126,10 @@ pub struct RedisStore {
     carts: Vec<(String, String, Key)>,
     /// Buffered hash writes, by key in first-write order.
     writes: Vec<(KeyRef, Fields)>,
+    /// Buffered deadline changes in order: `Some(ms)` adds the cart, `None` removes it.
+    deadline_writes: Vec<(String, Option<i64>)>,
+    /// Stock messages to publish once the command succeeded.
+    messages: Vec<String>,
 }
 
 impl RedisStore {
@@ -139,6 +143,8 @@ impl RedisStore {
             fixed: Default::default(),
             carts: Vec::new(),
             writes: Vec::new(),
+            deadline_writes: Vec::new(),
+            messages: Vec::new(),
         }
     }
 
@@ -224,9 +230,47 @@ impl RedisStore {
         Ok(())
     }
 
-    /// Applies the buffered hash writes and propagates them: one HSET and at most one HDEL
-    /// per key. Called only after the command succeeded.
+    /// Applies the buffered writes and propagates them: one HSET and at most one HDEL per
+    /// hash, the deadline changes in order; then publishes the stock messages. Called only
+    /// after the command succeeded, so a refused command writes, propagates and announces
+    /// nothing. (The one immediate write is checkout's XADD, which must run to learn its id;
+    /// no check follows it.)
     pub fn flush(&mut self) {
+        self.flush_hashes();
+        self.flush_deadlines();
+        for message in std::mem::take(&mut self.messages) {
+            publish(self.ctx, &self.names.channel, &message);
+        }
+    }
+
+    fn flush_deadlines(&mut self) {
+        let ctx = self.ctx;
+        let writes = std::mem::take(&mut self.deadline_writes);
+        if writes.is_empty() {
+            return;
+        }
+        let names = Rc::clone(&self.names);
+        let name = names.fixed[fixed_slot(SaleKey::Deadlines)].as_bytes();
+        let Ok(key) = self.fixed(SaleKey::Deadlines) else {
+            return;
+        };
+        let mut digits = itoa::Buffer::new();
+        for (cart, deadline_ms) in writes {
+            match deadline_ms {
+                Some(ms) => {
+                    key.zset_add(cart.as_bytes(), ms as f64);
+                    let score = digits.format(ms).as_bytes();
+                    replicate(ctx, b"ZADD\0", &[name, score, cart.as_bytes()]);
+                }
+                None => {
+                    key.zset_rem(cart.as_bytes());
+                    replicate(ctx, b"ZREM\0", &[name, cart.as_bytes()]);
+                }
+            }
+        }
+    }
+
+    fn flush_hashes(&mut self) {
         let ctx = self.ctx;
         for (key_ref, fields) in std::mem::take(&mut self.writes) {
             let name = RString::new(ctx, self.key_name(key_ref).as_bytes());
@@ -474,24 +518,15 @@ impl Store for RedisStore {
     }
 
     fn add_deadline(&mut self, cart: &str, deadline_ms: i64) -> Result<(), Error> {
-        let ctx = self.ctx;
-        self.fixed(SaleKey::Deadlines)?
-            .zset_add(cart.as_bytes(), deadline_ms as f64);
-        let name = &self.names.fixed[fixed_slot(SaleKey::Deadlines)];
-        let score = deadline_ms.to_string();
-        replicate(
-            ctx,
-            b"ZADD\0",
-            &[name.as_bytes(), score.as_bytes(), cart.as_bytes()],
-        );
+        self.fixed(SaleKey::Deadlines)?;
+        self.deadline_writes
+            .push((cart.to_owned(), Some(deadline_ms)));
         Ok(())
     }
 
     fn remove_deadline(&mut self, cart: &str) -> Result<(), Error> {
-        let ctx = self.ctx;
-        self.fixed(SaleKey::Deadlines)?.zset_rem(cart.as_bytes());
-        let name = &self.names.fixed[fixed_slot(SaleKey::Deadlines)];
-        replicate(ctx, b"ZREM\0", &[name.as_bytes(), cart.as_bytes()]);
+        self.fixed(SaleKey::Deadlines)?;
+        self.deadline_writes.push((cart.to_owned(), None));
         Ok(())
     }
 
@@ -529,10 +564,6 @@ impl Store for RedisStore {
     }
 
     fn publish_available(&mut self, sku: Sku, available: i64) {
-        publish(
-            self.ctx,
-            &self.names.channel,
-            &stock_message(sku, available),
-        );
+        self.messages.push(stock_message(sku, available));
     }
 }

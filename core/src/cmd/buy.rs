@@ -2,7 +2,7 @@ use super::{Checkout, Reserve, check_owner, order_reply, require_sale};
 use crate::args::Args;
 use crate::error::Result;
 use crate::reply::Reply;
-use crate::store::Store;
+use crate::store::{SaleKey, Store};
 
 /// Reserve and check out in one command: a single-item order. The order id names the cart;
 /// repeating the command for an order already made returns it and changes nothing.
@@ -36,8 +36,11 @@ impl Buy {
             check_owner(&r.cart, &order, &r.user)?;
             return Ok(order_reply(&r.cart, &order));
         }
-        // Once the reserve succeeds the checkout cannot fail: the sale is open, the cart is
-        // held, non-empty and before its deadline at this command's single clock reading.
+        // The checkout writes keys the reserve does not: their types are checked before the
+        // reserve writes anything. Then, once the reserve succeeds, the checkout cannot fail:
+        // the sale is open, the cart is held, non-empty and before its deadline at this
+        // command's single clock reading.
+        store.guard(&[SaleKey::Deadlines, SaleKey::Orders], Some(&r.cart))?;
         r.reserve(store)?;
         Checkout {
             sale: r.sale.clone(),

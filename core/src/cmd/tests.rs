@@ -142,6 +142,18 @@ fn a_key_of_the_wrong_type_is_refused_before_any_write() {
 }
 
 #[test]
+fn buy_checks_the_checkouts_keys_before_reserving() {
+    let mut s = sale();
+    s.wrong_type.insert("Orders".into());
+    let before = s.clone();
+    assert_eq!(
+        code(run(&mut s, "FLASH.BUY s o1 u1 14")),
+        ErrorCode::WrongType
+    );
+    assert_eq!(s, before);
+}
+
+#[test]
 fn the_sale_window_closes_reserve_and_checkout() {
     let mut s = sale();
     run(&mut s, "FLASH.RESERVE s c1 u1 14").expect("reserve");

@@ -284,6 +284,7 @@ async fn wrong_type_keys_are_refused_before_any_write(backend: Backend) {
         ("flash:{s}:stock", "FLASH.RESERVE s c2 u1 14"),
         ("flash:{s}:users", "FLASH.RESERVE s c2 u1 14"),
         ("flash:{s}:orders", "FLASH.CHECKOUT s c1 u1"),
+        ("flash:{s}:orders", "FLASH.BUY s o9 u1 14"),
         ("flash:{s}:cart:c1", "FLASH.CHECKOUT s c1 u1"),
     ] {
         let saved: Vec<u8> = redis::cmd("DUMP")
