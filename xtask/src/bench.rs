@@ -50,6 +50,10 @@ pub struct BenchArgs {
     /// Parallel connections (redis-benchmark -c).
     #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u64).range(1..=10_000))]
     clients: u64,
+    /// Sweeps over every workload, interleaved; the table shows each figure's median, so a
+    /// burst of noise on this shared machine moves one sample, not the result.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=20))]
+    rounds: u32,
 }
 
 /// What one row of the table measures.
@@ -100,10 +104,10 @@ impl Workload {
     }
 
     /// The command line given to redis-benchmark.
-    fn command(self, pipeline: u32, lua: &LuaTwin) -> Vec<String> {
+    fn command(self, pipeline: u32, round: u32, lua: &LuaTwin) -> Vec<String> {
         // One cart per run: a later run must not reserve into an earlier run's cart, whose
         // hold could end during a long bench.
-        let one_cart = format!("hot-p{pipeline}");
+        let one_cart = format!("hot-p{pipeline}-r{round}");
         match self {
             Workload::Incr => strings(&["INCR", "bench:counter:__rand_int__"]),
             Workload::ModuleNewCarts => strings(&[
@@ -167,6 +171,29 @@ struct Measure {
     successful_calls: u64,
 }
 
+impl Measure {
+    /// The rounds of one workload: median rate and cost, every successful call counted.
+    fn median(runs: &[Measure]) -> Measure {
+        let rates: Vec<f64> = runs.iter().map(|m| m.requests_per_sec).collect();
+        let costs: Vec<f64> = runs.iter().filter_map(|m| m.usec_per_call).collect();
+        Measure {
+            requests_per_sec: median(rates).unwrap_or(0.0),
+            usec_per_call: median(costs),
+            successful_calls: runs.iter().map(|m| m.successful_calls).sum(),
+        }
+    }
+}
+
+fn median(mut values: Vec<f64>) -> Option<f64> {
+    values.sort_by(f64::total_cmp);
+    let mid = values.len() / 2;
+    match values.len() {
+        0 => None,
+        n if n % 2 == 1 => Some(values[mid]),
+        _ => Some((values[mid - 1] + values[mid]) / 2.0),
+    }
+}
+
 pub fn run(args: &BenchArgs) -> Result<()> {
     deps::ensure()?;
     let module = build_module(Profile::Release)?;
@@ -194,8 +221,8 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     check_both_reserve(&mut conn, &lua)?;
 
     println!(
-        "\ncargo xtask bench --requests {} --clients {}",
-        args.requests, args.clients
+        "\ncargo xtask bench --requests {} --clients {} --rounds {}",
+        args.requests, args.clients, args.rounds
     );
     println!(
         "redis-server {version}, module {}, redis-benchmark -r {KEYSPACE}, {} CPUs",
@@ -210,49 +237,55 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     );
     for workload in Workload::ALL {
         let words: Vec<String> = workload
-            .command(PIPELINES[0], &lua)
+            .command(PIPELINES[0], 1, &lua)
             .iter()
             .map(|word| quote(word))
             .collect();
         println!("  {:<30} {}", workload.label(), words.join(" "));
     }
 
-    let mut results: BTreeMap<(Workload, u32), Measure> = BTreeMap::new();
+    let mut samples: BTreeMap<(Workload, u32), Vec<Measure>> = BTreeMap::new();
     let mut failures: Vec<String> = Vec::new();
     let mut warnings: Vec<String> = Vec::new();
-    for pipeline in PIPELINES {
-        for workload in Workload::ALL {
-            let words = workload.command(pipeline, &lua);
-            match measure(
-                &mut conn,
-                &server,
-                args,
-                workload,
-                pipeline,
-                &words,
-                &mut warnings,
-            ) {
-                Ok(result) => {
-                    println!(
-                        "  {:<30} -P {pipeline:<2} {:>12.0} req/s",
-                        workload.label(),
-                        result.requests_per_sec
-                    );
-                    results.insert((workload, pipeline), result);
-                }
-                Err(error) => {
-                    println!(
-                        "  {:<30} -P {pipeline:<2} FAILED: {error:#}",
-                        workload.label()
-                    );
-                    failures.push(format!("{} at -P {pipeline}: {error:#}", workload.label()));
+    for round in 1..=args.rounds {
+        for pipeline in PIPELINES {
+            for workload in Workload::ALL {
+                let words = workload.command(pipeline, round, &lua);
+                let label = workload.label();
+                match measure(
+                    &mut conn,
+                    &server,
+                    args,
+                    workload,
+                    pipeline,
+                    &words,
+                    &mut warnings,
+                ) {
+                    Ok(result) => {
+                        println!(
+                            "  round {round}  {label:<30} -P {pipeline:<2} {:>12.0} req/s",
+                            result.requests_per_sec
+                        );
+                        samples
+                            .entry((workload, pipeline))
+                            .or_default()
+                            .push(result);
+                    }
+                    Err(error) => {
+                        println!("  round {round}  {label:<30} -P {pipeline:<2} FAILED: {error:#}");
+                        failures.push(format!("{label} at -P {pipeline}: {error:#}"));
+                    }
                 }
             }
         }
     }
+    let results: BTreeMap<(Workload, u32), Measure> = samples
+        .iter()
+        .map(|(key, runs)| (*key, Measure::median(runs)))
+        .collect();
 
     warnings.extend(check_sales(&mut conn, &results)?);
-    println!();
+    println!("\nmedians of {} round(s):", args.rounds);
     print_table(&results);
     print_summary(&results);
     for warning in &warnings {
@@ -723,5 +756,12 @@ mod tests {
         let rate = naive_reserve_rate(&[Some(300.0), Some(300.0), Some(300.0)]);
         assert!(rate.is_some_and(|r| (r - 100.0).abs() < 1e-9));
         assert_eq!(naive_reserve_rate(&[Some(1.0), None, Some(1.0)]), None);
+    }
+
+    #[test]
+    fn median_of_odd_and_even_counts() {
+        assert_eq!(median(vec![3.0, 1.0, 2.0]), Some(2.0));
+        assert_eq!(median(vec![4.0, 1.0, 3.0, 2.0]), Some(2.5));
+        assert_eq!(median(vec![]), None);
     }
 }
