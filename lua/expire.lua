@@ -37,16 +37,25 @@ return run(function()
         end
     end
     guard({ 'stock', 'users', 'deadlines' })
-    for _, cart in ipairs(reachable) do
-        guard({}, cart.key)
-    end
 
     local expired = 0
     for _, due_cart in ipairs(reachable) do
         call('ZREM', K.deadlines, due_cart.id)
-        -- A deadline without a held cart is left over (the cart was deleted by hand):
-        -- dropping it is all there is to do.
-        local cart = read_cart(due_cart.key)
+        -- A deadline whose cart is gone, no longer held, or not a Flash cart at all (a key of
+        -- another type, a hash without a state: written by hand) is stale. Dropping it is all
+        -- there is to do, and one bad key must not stall the sale's expiry.
+        local readable, cart = pcall(function()
+            guard({}, due_cart.key)
+            return read_cart(due_cart.key)
+        end)
+        if not readable then
+            local wrong_type = type(cart) == 'table' and cart.flash_error
+                and cart.flash_error:find('^WRONGTYPE')
+            if not wrong_type then
+                error(cart)
+            end
+            cart = nil
+        end
         if cart and cart.state == 'held' then
             for _, line in ipairs(cart.lines) do
                 add_units('held', line.sku, -line.qty)

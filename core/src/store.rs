@@ -11,7 +11,7 @@ use crate::keys::Counter;
 use crate::model::{Cart, OrderEntry, Sale};
 
 /// The keys of a sale a command may write, for [`Store::guard`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum SaleKey {
     Sale,
     Stock,

@@ -13,7 +13,7 @@
 //! reserve replicates four commands, not nine. Reads see the buffered values.
 
 use std::cell::RefCell;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::rc::Rc;
 
 use flash_core::keys::{Counter, SaleKeys, parse_stock_field, stock_message};
@@ -32,11 +32,32 @@ enum Value {
     Delete,
 }
 
-/// Buffered writes to one hash: field → value, in first-write order.
-type Fields = Vec<(Vec<u8>, Value)>;
+/// Buffered writes to one hash: field → value, in first-write order, indexed so that a
+/// command touching thousands of fields (an expiry run over many users' carts) stays linear.
+#[derive(Default)]
+struct Fields {
+    values: Vec<(Vec<u8>, Value)>,
+    index: HashMap<Vec<u8>, usize>,
+}
+
+impl Fields {
+    fn get(&self, field: &[u8]) -> Option<&Value> {
+        self.index.get(field).map(|&i| &self.values[i].1)
+    }
+
+    fn set(&mut self, field: &[u8], value: Value) {
+        match self.index.get(field) {
+            Some(&i) => self.values[i].1 = value,
+            None => {
+                self.index.insert(field.to_vec(), self.values.len());
+                self.values.push((field.to_vec(), value));
+            }
+        }
+    }
+}
 
 /// One of the keys a command touches: a fixed sale key, or the n-th cart opened.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 enum KeyRef {
     Fixed(SaleKey),
     Cart(usize),
@@ -124,8 +145,10 @@ pub struct RedisStore {
     fixed: [Option<Key>; 5],
     /// Carts opened so far: id, key name, handle.
     carts: Vec<(String, String, Key)>,
+    cart_index: HashMap<String, usize>,
     /// Buffered hash writes, by key in first-write order.
     writes: Vec<(KeyRef, Fields)>,
+    write_index: HashMap<KeyRef, usize>,
     /// Buffered deadline changes in order: `Some(ms)` adds the cart, `None` removes it.
     deadline_writes: Vec<(String, Option<i64>)>,
     /// Stock messages to publish once the command succeeded.
@@ -142,7 +165,9 @@ impl RedisStore {
             now_ms: now_ms(),
             fixed: Default::default(),
             carts: Vec::new(),
+            cart_index: HashMap::new(),
             writes: Vec::new(),
+            write_index: HashMap::new(),
             deadline_writes: Vec::new(),
             messages: Vec::new(),
         }
@@ -158,14 +183,15 @@ impl RedisStore {
     }
 
     fn cart_ref(&mut self, cart: &str) -> Result<KeyRef, Error> {
-        // Newest first: a command works on one cart at a time.
-        if let Some(i) = self.carts.iter().rposition(|(id, _, _)| id == cart) {
+        if let Some(&i) = self.cart_index.get(cart) {
             return Ok(KeyRef::Cart(i));
         }
         let name = self.names.keys.cart(cart);
         let key = Key::open(self.ctx, &name, Kind::Hash, self.write)?;
+        let i = self.carts.len();
         self.carts.push((cart.to_owned(), name, key));
-        Ok(KeyRef::Cart(self.carts.len() - 1))
+        self.cart_index.insert(cart.to_owned(), i);
+        Ok(KeyRef::Cart(i))
     }
 
     fn handle(&mut self, key: KeyRef) -> Result<&Key, Error> {
@@ -186,9 +212,12 @@ impl RedisStore {
         }
     }
 
+    fn writes_to(&self, key: KeyRef) -> Option<&Fields> {
+        self.write_index.get(&key).map(|&i| &self.writes[i].1)
+    }
+
     fn buffered(&self, key: KeyRef, field: &[u8]) -> Option<&Value> {
-        let (_, fields) = self.writes.iter().find(|(k, _)| *k == key)?;
-        fields.iter().find(|(f, _)| f == field).map(|(_, v)| v)
+        self.writes_to(key)?.get(field)
     }
 
     /// A hash field as the command sees it: buffered writes first, then the dataset.
@@ -220,13 +249,15 @@ impl RedisStore {
 
     fn set(&mut self, key: KeyRef, field: &[u8], value: Value) -> Result<(), Error> {
         self.handle(key)?;
-        match self.writes.iter_mut().find(|(k, _)| *k == key) {
-            Some((_, fields)) => match fields.iter_mut().find(|(f, _)| f == field) {
-                Some((_, existing)) => *existing = value,
-                None => fields.push((field.to_vec(), value)),
-            },
-            None => self.writes.push((key, vec![(field.to_vec(), value)])),
-        }
+        let i = match self.write_index.get(&key) {
+            Some(&i) => i,
+            None => {
+                self.writes.push((key, Fields::default()));
+                self.write_index.insert(key, self.writes.len() - 1);
+                self.writes.len() - 1
+            }
+        };
+        self.writes[i].1.set(field, value);
         Ok(())
     }
 
@@ -272,6 +303,7 @@ impl RedisStore {
 
     fn flush_hashes(&mut self) {
         let ctx = self.ctx;
+        self.write_index.clear();
         for (key_ref, fields) in std::mem::take(&mut self.writes) {
             let name = RString::new(ctx, self.key_name(key_ref).as_bytes());
             let Ok(key) = self.handle(key_ref) else {
@@ -279,7 +311,7 @@ impl RedisStore {
             };
             let mut set = vec![name];
             let mut deleted = Vec::new();
-            for (field, value) in fields {
+            for (field, value) in fields.values {
                 let value = match value {
                     Value::Int(n) => RString::from_i64(ctx, n),
                     Value::Text(text) => RString::new(ctx, &text),
@@ -357,7 +389,7 @@ impl Store for RedisStore {
     }
 
     fn sale(&mut self) -> Result<Option<Sale>, Error> {
-        if !self.writes.iter().any(|(key, _)| *key == SALE) {
+        if self.writes_to(SALE).is_none() {
             // The common case, one call for the four settings.
             let key = self.fixed(SaleKey::Sale)?;
             if key.is_empty() {
@@ -427,7 +459,7 @@ impl Store for RedisStore {
 
     fn cart(&mut self, cart: &str) -> Result<Option<Cart>, Error> {
         let key = self.cart_ref(cart)?;
-        if !self.writes.iter().any(|(k, _)| *k == key) {
+        if self.writes_to(key).is_none() {
             // The common case, one call for the cart's fields.
             let handle = self.handle(key)?;
             if handle.is_empty() {
@@ -503,8 +535,8 @@ impl Store for RedisStore {
             .filter_map(|(field, qty)| Some((parse_line(field.as_bytes())?, parse(&qty)?)))
             .collect();
         // FLASH.BUY checks out the lines its reserve just wrote: they are still buffered.
-        if let Some((_, fields)) = self.writes.iter().find(|(k, _)| *k == key) {
-            for (field, value) in fields {
+        if let Some(fields) = self.writes_to(key) {
+            for (field, value) in &fields.values {
                 let Some(sku) = parse_line(field) else {
                     continue;
                 };

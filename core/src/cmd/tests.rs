@@ -249,6 +249,18 @@ fn expiry_returns_units_and_marks_the_cart() {
 }
 
 #[test]
+fn a_malformed_cart_does_not_stall_expiry() {
+    let mut s = sale();
+    run(&mut s, "FLASH.RESERVE s bad u1 14").expect("reserve");
+    run(&mut s, "FLASH.RESERVE s good u2 14 2").expect("reserve");
+    s.wrong_type.insert("bad".into());
+    s.now_ms += 1000;
+    assert_eq!(run(&mut s, "FLASH.EXPIRE s"), Ok(Reply::Int(1)));
+    assert_eq!(s.carts["good"].state, CartState::Expired);
+    assert!(s.deadlines.is_empty(), "the stale deadline is dropped too");
+}
+
+#[test]
 fn settle_is_idempotent_and_final() {
     let mut s = sale();
     run(&mut s, "FLASH.BUY s o1 u1 14 2").expect("buy");
