@@ -160,13 +160,19 @@ impl Reader {
         )?;
         let state = self.text(f[0])?;
         let lines = self.ints(f[4], None)?;
+        if lines.len() % 2 != 0 {
+            return Err(self.fail(format!("lines must be sku, qty pairs: {lines:?}")));
+        }
         Ok(CartView {
             state: CartState::parse(state.as_bytes())
                 .ok_or_else(|| self.fail(format!("unknown cart state {state}")))?,
             user: self.text(f[1])?,
             deadline_ms: self.int(f[2])?,
             units: self.int(f[3])?,
-            lines: lines.chunks(2).map(|pair| (pair[0], pair[1])).collect(),
+            lines: lines
+                .chunks_exact(2)
+                .map(|pair| (pair[0], pair[1]))
+                .collect(),
             entry: match f[5] {
                 Value::Nil => None,
                 other => Some(self.text(other)?),

@@ -19,7 +19,7 @@ pub const DEFAULT_HOLD_MS: i64 = 40_000;
 /// A sale window edge, in unix milliseconds (0 means unbounded).
 pub const MAX_TIME_MS: i64 = MAX_SKU;
 /// Most carts one FLASH.EXPIRE call releases, and its default.
-pub const MAX_EXPIRE_COUNT: i64 = 100_000;
+pub const MAX_EXPIRE_COUNT: i64 = 10_000;
 pub const DEFAULT_EXPIRE_COUNT: i64 = 1_000;
 /// Longest sale name, cart id, order id or user id.
 pub const MAX_TOKEN_LEN: usize = 64;

@@ -36,16 +36,12 @@ fn run(ctx: Ctx, command: &Command) -> Result<Reply, Error> {
         command,
         Command::Available(_) | Command::Cart(_) | Command::Info(_)
     );
-    if matches!(
-        command,
-        Command::Reserve(_) | Command::Buy(_) | Command::Sale(_)
-    ) {
-        // These may create deadlines: the expiry timer must know the sale.
-        expiry::remember(ctx, command.sale());
-    }
     let mut store = RedisStore::new(ctx, command.sale(), writes);
     let reply = command.apply(&mut store)?;
     store.flush();
+    // The expiry timer learns of sales from the commands that succeed on them (a command
+    // on a sale that does not exist must not send it looking).
+    expiry::remember(ctx, command.sale());
     Ok(reply)
 }
 

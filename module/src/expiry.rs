@@ -2,17 +2,23 @@
 //!
 //! Deadlines live in the dataset (`flash:{S}:deadlines`), not in the timer: the timer only
 //! decides *when* to look. So a restarted or promoted server releases holds that fell due
-//! while it was down on its first tick, and a replica never expires anything by itself
+//! while it was down on its first ticks, and a replica never expires anything by itself
 //! (its timer sees it is not a master and waits; the master's expiries reach it as effects).
 //!
-//! The timer needs the names of the sales. It keeps them in memory, filled by a SCAN of every
-//! database when the server becomes a master (first tick after start or load, promotion), and
-//! by every command that can create a hold.
+//! The timer shares Redis's one thread with every client, so each tick has a time budget:
+//! it expires in batches while the budget lasts, and when work is left it comes back after
+//! 1 ms instead of 50, interleaving with client traffic rather than stalling it.
+//!
+//! The timer needs the names of the sales. It keeps them in memory: every command notes
+//! the sale it names, and a SCAN of every database (in budgeted steps across ticks) finds
+//! the rest when the server becomes a master (start, load, promotion) or when a known sale
+//! vanished (deleted, flushed, swapped or moved to another database).
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::{c_int, c_void};
 use std::ptr;
+use std::time::{Duration, Instant};
 
 use flash_core::cmd::Expire;
 use flash_core::keys::SaleKeys;
@@ -22,17 +28,34 @@ use redis_module::raw;
 use crate::api::{Ctx, api, bytes, context_flags};
 use crate::store::RedisStore;
 
-/// How often the timer looks. Half the 100 ms promise, so a busy tick still keeps it.
+/// How often the timer looks when idle: half the 100 ms promise, so a late tick keeps it.
 const TICK_MS: i64 = 50;
-/// Carts one tick may expire per sale; the rest wait one tick.
-const PER_TICK: i64 = 10_000;
+/// How soon the next tick comes when this one left work undone.
+const CATCH_UP_MS: i64 = 1;
+/// Main-thread time one tick may take.
+const BUDGET: Duration = Duration::from_millis(3);
+/// Carts per expiry batch: the budget is checked between batches.
+const BATCH: i64 = 200;
+
+type Sales = BTreeMap<c_int, BTreeSet<String>>;
+
+/// A SCAN of every database in progress.
+struct Rescan {
+    db: c_int,
+    cursor: *mut raw::RedisModuleScanCursor,
+    found: Sales,
+}
 
 #[derive(Default)]
 struct Registry {
     /// db → sale names.
-    sales: BTreeMap<c_int, BTreeSet<String>>,
+    sales: Sales,
     /// Whether the last tick saw a master: a change to master means rescan.
     was_master: bool,
+    rescan: Option<Rescan>,
+    /// Where the next tick starts among the sales, so a backlog in one sale cannot starve
+    /// the others.
+    rotation: usize,
 }
 
 thread_local! {
@@ -40,7 +63,7 @@ thread_local! {
     static REGISTRY: RefCell<Registry> = RefCell::new(Registry::default());
 }
 
-/// Notes a sale a command touched, in the client's current database.
+/// Notes the sale a command named, in the client's current database.
 pub fn remember(ctx: Ctx, sale: &str) {
     let db = unsafe { api!(RedisModule_GetSelectedDb)(ctx) };
     REGISTRY.with_borrow_mut(|registry| {
@@ -52,86 +75,147 @@ pub fn remember(ctx: Ctx, sale: &str) {
 }
 
 pub fn start(ctx: Ctx) {
-    schedule(ctx);
+    schedule(ctx, TICK_MS);
 }
 
-fn schedule(ctx: Ctx) {
-    unsafe { api!(RedisModule_CreateTimer)(ctx, TICK_MS, Some(tick), ptr::null_mut()) };
+fn schedule(ctx: Ctx, after_ms: i64) {
+    unsafe { api!(RedisModule_CreateTimer)(ctx, after_ms, Some(tick), ptr::null_mut()) };
 }
 
 unsafe extern "C" fn tick(ctx: Ctx, _data: *mut c_void) {
+    let started = Instant::now();
     let flags = context_flags(ctx);
     let master = flags & raw::REDISMODULE_CTX_FLAGS_MASTER != 0
         && flags & raw::REDISMODULE_CTX_FLAGS_LOADING == 0;
+    let mut busy = false;
     if master {
         if !REGISTRY.with_borrow(|r| r.was_master) {
-            rescan(ctx);
+            start_rescan();
         }
-        expire_all(ctx);
+        busy |= continue_rescan(ctx, started);
+        busy |= expire_due(ctx, started);
     }
     REGISTRY.with_borrow_mut(|r| r.was_master = master);
-    schedule(ctx);
+    schedule(ctx, if busy { CATCH_UP_MS } else { TICK_MS });
 }
 
-fn expire_all(ctx: Ctx) {
-    let sales: Vec<(c_int, String)> = REGISTRY.with_borrow(|r| {
-        r.sales
+/// Expires overdue holds of every known sale within the budget; true if work is left.
+fn expire_due(ctx: Ctx, started: Instant) -> bool {
+    let (sales, first) = REGISTRY.with_borrow_mut(|r| {
+        let sales: Vec<(c_int, String)> = r
+            .sales
             .iter()
             .flat_map(|(db, names)| names.iter().map(|name| (*db, name.clone())))
-            .collect()
+            .collect();
+        let first = if sales.is_empty() {
+            0
+        } else {
+            r.rotation % sales.len()
+        };
+        (sales, first)
     });
-    for (db, sale) in sales {
-        if unsafe { api!(RedisModule_SelectDb)(ctx, db) } != raw::REDISMODULE_OK as c_int {
+    for (turn, (db, sale)) in sales
+        .iter()
+        .cycle()
+        .skip(first)
+        .take(sales.len())
+        .enumerate()
+    {
+        if unsafe { api!(RedisModule_SelectDb)(ctx, *db) } != raw::REDISMODULE_OK as c_int {
             continue;
         }
         let expire = Expire {
             sale: sale.clone(),
-            count: PER_TICK,
+            count: BATCH,
         };
-        let mut store = RedisStore::new(ctx, &sale, true);
-        match expire.apply(&mut store) {
-            Ok(_) => store.flush(),
-            // Deleted (or flushed): forget it until a command or a rescan finds it again.
-            Err(Error {
-                code: ErrorCode::NoSale,
-                ..
-            }) => REGISTRY.with_borrow_mut(|r| {
-                if let Some(names) = r.sales.get_mut(&db) {
-                    names.remove(&sale);
+        loop {
+            let mut store = RedisStore::new(ctx, sale, true);
+            match expire.apply(&mut store) {
+                Ok(expired) => {
+                    store.flush();
+                    if expired < BATCH {
+                        break;
+                    }
                 }
-            }),
-            Err(error) => log_warning(ctx, &format!("flash: expiry of sale '{sale}': {error}")),
+                Err(Error {
+                    code: ErrorCode::NoSale,
+                    ..
+                }) => {
+                    forget(*db, sale);
+                    break;
+                }
+                Err(error) => {
+                    log_warning(ctx, &format!("flash: expiry of sale '{sale}': {error}"));
+                    break;
+                }
+            }
+            if started.elapsed() >= BUDGET {
+                // Start the next tick with the sale after this one.
+                REGISTRY.with_borrow_mut(|r| r.rotation = first + turn + 1);
+                return true;
+            }
         }
     }
+    false
 }
 
-/// Finds every sale in every database by its settings key.
-fn rescan(ctx: Ctx) {
-    let mut found: BTreeMap<c_int, BTreeSet<String>> = BTreeMap::new();
-    let mut db: c_int = 0;
-    while unsafe { api!(RedisModule_SelectDb)(ctx, db) } == raw::REDISMODULE_OK as c_int {
-        let mut names = BTreeSet::new();
-        unsafe {
-            let cursor = api!(RedisModule_ScanCursorCreate)();
-            while api!(RedisModule_Scan)(
-                ctx,
-                cursor,
-                Some(collect_sale),
-                (&mut names as *mut BTreeSet<String>).cast(),
-            ) != 0
-            {}
-            api!(RedisModule_ScanCursorDestroy)(cursor);
-        }
-        if !names.is_empty() {
-            found.insert(db, names);
-        }
-        db += 1;
-    }
+/// A known sale is gone from where it was: forget it, and look again for where it went.
+fn forget(db: c_int, sale: &str) {
     REGISTRY.with_borrow_mut(|r| {
-        for (db, names) in found {
-            r.sales.entry(db).or_default().extend(names);
+        if let Some(names) = r.sales.get_mut(&db) {
+            names.remove(sale);
         }
     });
+    start_rescan();
+}
+
+fn start_rescan() {
+    REGISTRY.with_borrow_mut(|r| {
+        if r.rescan.is_none() {
+            let cursor = unsafe { api!(RedisModule_ScanCursorCreate)() };
+            r.rescan = Some(Rescan {
+                db: 0,
+                cursor,
+                found: Sales::new(),
+            });
+        }
+    });
+}
+
+/// Scans on from where the last tick stopped, within the budget; true if not finished.
+fn continue_rescan(ctx: Ctx, started: Instant) -> bool {
+    let Some(mut rescan) = REGISTRY.with_borrow_mut(|r| r.rescan.take()) else {
+        return false;
+    };
+    loop {
+        if unsafe { api!(RedisModule_SelectDb)(ctx, rescan.db) } != raw::REDISMODULE_OK as c_int {
+            // Past the last database: the scan is complete.
+            unsafe { api!(RedisModule_ScanCursorDestroy)(rescan.cursor) };
+            REGISTRY.with_borrow_mut(|r| {
+                for (db, names) in rescan.found {
+                    r.sales.entry(db).or_default().extend(names);
+                }
+            });
+            return false;
+        }
+        let names = rescan.found.entry(rescan.db).or_default();
+        let more = unsafe {
+            api!(RedisModule_Scan)(
+                ctx,
+                rescan.cursor,
+                Some(collect_sale),
+                (names as *mut BTreeSet<String>).cast(),
+            )
+        };
+        if more == 0 {
+            rescan.db += 1;
+            unsafe { api!(RedisModule_ScanCursorRestart)(rescan.cursor) };
+        }
+        if started.elapsed() >= BUDGET {
+            REGISTRY.with_borrow_mut(|r| r.rescan = Some(rescan));
+            return true;
+        }
+    }
 }
 
 unsafe extern "C" fn collect_sale(

@@ -64,6 +64,10 @@ fn init(ctx: &Context, _args: &[RedisString]) -> Status {
         RedisModule_ReplyWithArray,
         RedisModule_Log,
         RedisModule_CreateCommand,
+        RedisModule_ScanCursorRestart,
+        RedisModule_ReplyWithLongLong,
+        RedisModule_ReplyWithSimpleString,
+        RedisModule_ReplyWithNull,
     );
     if !missing.is_empty() {
         ctx.log_warning(&format!(

@@ -49,7 +49,30 @@ impl RedisServer {
         Self::start_in(options, DataDir::Owned(dir))
     }
 
-    fn start_in(options: ServerOptions, dir: DataDir) -> io::Result<RedisServer> {
+    fn start_in(options: ServerOptions, mut dir: DataDir) -> io::Result<RedisServer> {
+        // The free port is only free when we looked: another process may take it before
+        // redis-server binds it. Then try another.
+        for _ in 0..3 {
+            match Self::spawn(options.clone(), dir)? {
+                Ok(server) => return Ok(server),
+                Err(mut failed) if failed.log().contains("Address already in use") => {
+                    failed.kill();
+                    dir = std::mem::replace(&mut failed.dir, DataDir::Borrowed(PathBuf::new()));
+                }
+                Err(failed) => {
+                    return Err(io::Error::other(format!(
+                        "redis-server on port {} did not start:\n{}",
+                        failed.port,
+                        failed.log()
+                    )));
+                }
+            }
+        }
+        Err(io::Error::other("no free port after 3 tries"))
+    }
+
+    /// Starts one server; `Err` hands back the failed one (with its log and data dir).
+    fn spawn(options: ServerOptions, dir: DataDir) -> io::Result<Result<RedisServer, RedisServer>> {
         let port = free_port()?;
         let mut command = Command::new(redis_server_binary());
         command
@@ -83,8 +106,10 @@ impl RedisServer {
             child: Some(child),
             dir,
         };
-        server.wait_until_ready()?;
-        Ok(server)
+        Ok(match server.wait_until_ready() {
+            Ok(()) => Ok(server),
+            Err(_) => Err(server),
+        })
     }
 
     pub fn url(&self) -> String {

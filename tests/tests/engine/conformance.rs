@@ -255,7 +255,7 @@ async fn every_error_word_changes_nothing(backend: Backend) {
         (
             "FLASH.EXPIRE s COUNT 0",
             ErrorCode::Err,
-            "ERR COUNT must be an integer from 1 to 100000",
+            "ERR COUNT must be an integer from 1 to 10000",
         ),
         (
             "FLASH.AVAILABLE s",
