@@ -123,3 +123,31 @@ async fn a_malformed_cart_does_not_stall_expiry(backend: Backend) {
     );
     assert_eq!(e.ledger("s").await[0].1.available, 10);
 }
+
+/// The module's timer finds a sale no command has named since it moved: here SWAPDB puts it
+/// in another database (a RESTORE or a slot migration look the same to the timer).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_module_finds_a_sale_that_moved_database() {
+    let e = Engine::start(Backend::Module).await;
+    e.ok("FLASH.SALE s HOLD 300").await;
+    e.ok("FLASH.LOAD s 14 10").await;
+    e.client.reserve("s", "c1", "u1", 14, 3).await.unwrap();
+    let _: () = redis::cmd("SWAPDB")
+        .arg(0)
+        .arg(1)
+        .query_async(&mut e.conn())
+        .await
+        .unwrap();
+    let db1 = flash_client::FlashClient::connect(&format!("{}1", e.server.url()))
+        .await
+        .unwrap();
+    let expired = eventually(Duration::from_secs(2), || async {
+        db1.cart("s", "c1").await.unwrap().state == CartState::Expired
+    })
+    .await;
+    assert!(
+        expired,
+        "the hold in the sale's new database was never released"
+    );
+    assert_eq!(db1.info("s").await.unwrap().skus[0].1.available, 10);
+}
