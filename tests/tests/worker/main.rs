@@ -1,0 +1,7 @@
+//! The worker suite: a real PostgreSQL (initdb into a temp dir, one fresh database per
+//! test) and, where orders flow, a real redis-server.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+mod schema;
