@@ -1,7 +1,10 @@
 //! The worker: checked-out orders from the engine's stream, made permanent in PostgreSQL.
 //!
 //! Map of the crate (grows with the worker issue):
+//! - [`apply`]: one batch of orders in one transaction: rows locked in id order, each order
+//!   decided whole, a replay a no-op.
 //! - [`migrate`]: the schema, as versioned SQL files (`migrations/`) applied in order, each
 //!   in one transaction, by whichever process starts first.
 
+pub mod apply;
 pub mod migrate;

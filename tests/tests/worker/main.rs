@@ -3,5 +3,6 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod apply;
 mod common;
 mod schema;
