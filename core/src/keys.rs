@@ -88,6 +88,12 @@ impl SaleKeys {
         format!("{}orders", self.prefix)
     }
 
+    /// Stream of order entries the worker could not process (malformed, unknown product or
+    /// user, failed too often): the original fields plus `source_id` and `reason`.
+    pub fn dead_letters(&self) -> String {
+        format!("{}dead", self.prefix)
+    }
+
     /// Pub/sub channel (not a key): `{"sku":14,"available":7}` on every change of available.
     pub fn channel(&self) -> String {
         format!("{}events", self.prefix)

@@ -3,8 +3,13 @@
 //! Map of the crate (grows with the worker issue):
 //! - [`apply`]: one batch of orders in one transaction: rows locked in id order, each order
 //!   decided whole, a replay a no-op.
+//! - [`consumer`]: the loop: pending entries first, claims from dead consumers, new entries
+//!   in batches; apply, settle, acknowledge; dead letters; retries that never give up.
+//! - [`stream`]: order entries parsed off the stream.
 //! - [`migrate`]: the schema, as versioned SQL files (`migrations/`) applied in order, each
 //!   in one transaction, by whichever process starts first.
 
 pub mod apply;
+pub mod consumer;
 pub mod migrate;
+pub mod stream;

@@ -5,4 +5,5 @@
 
 mod apply;
 mod common;
+mod flow;
 mod schema;

@@ -1,0 +1,153 @@
+//! Orders from the engine's stream to PostgreSQL and back to the engine as verdicts, against
+//! both engine backends.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use flash_client::{Backend, FlashClient};
+use flash_core::model::CartState;
+use flash_tests::{RedisServer, ServerOptions, module_path};
+use flash_worker::consumer::{Config, Counters, run};
+use flash_worker::migrate::migrate;
+use redis::AsyncCommands;
+
+use crate::common::Database;
+
+async fn engine(backend: Backend) -> (RedisServer, FlashClient) {
+    let module = match backend {
+        Backend::Module => Some(module_path().unwrap()),
+        Backend::Lua => None,
+    };
+    let server = RedisServer::start(ServerOptions {
+        module,
+        ..ServerOptions::default()
+    })
+    .unwrap();
+    let client = FlashClient::connect(&server.url()).await.unwrap();
+    assert_eq!(client.backend(), backend);
+    (server, client)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn orders_reach_postgres_and_come_back_as_verdicts_module() {
+    orders_reach_postgres_and_come_back_as_verdicts(Backend::Module).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn orders_reach_postgres_and_come_back_as_verdicts_lua() {
+    orders_reach_postgres_and_come_back_as_verdicts(Backend::Lua).await;
+}
+
+async fn orders_reach_postgres_and_come_back_as_verdicts(backend: Backend) {
+    let db = Database::start().await;
+    let mut pg = db.connect().await;
+    migrate(&mut pg).await.unwrap();
+    pg.batch_execute(
+        "INSERT INTO users (id, username) VALUES (1, 'alice'), (2, 'bob');
+         INSERT INTO products (id, name, price_cents, stock)
+         VALUES (14, 'Keyboard', 4000, 5), (7, 'RAM', 12000, 2);",
+    )
+    .await
+    .unwrap();
+    let (server, engine) = engine(backend).await;
+    engine.sale("s", &Default::default()).await.unwrap();
+    // The engine believes in 3 RAM; the database has 2: one RAM order must be refused.
+    engine.load("s", &[(14, 5), (7, 3)]).await.unwrap();
+    engine.buy("s", "o1", "1", 14, 2).await.unwrap();
+    engine.reserve("s", "c2", "2", 7, 2).await.unwrap();
+    engine.reserve("s", "c2", "2", 14, 1).await.unwrap();
+    engine.checkout("s", "c2", "2").await.unwrap();
+    engine.buy("s", "o3", "1", 7, 1).await.unwrap();
+    let mut redis = engine.connection();
+    // A poison entry: no such user, malformed lines.
+    let _: String = redis
+        .xadd(
+            "flash:{s}:orders",
+            "*",
+            &[
+                ("order", "bad"),
+                ("user", "x"),
+                ("lines", "1"),
+                ("units", "1"),
+            ],
+        )
+        .await
+        .unwrap();
+
+    let counters = Arc::new(Counters::default());
+    let config = Config::new(&server.url(), &db.url, "s", "w1");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let worker = tokio::spawn(run(config, counters.clone(), async {
+        let _ = stopped.await;
+    }));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let states = [
+            engine.cart("s", "o1").await.unwrap().state,
+            engine.cart("s", "c2").await.unwrap().state,
+            engine.cart("s", "o3").await.unwrap().state,
+        ];
+        if states == [CartState::Settled, CartState::Settled, CartState::Rejected] {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not settled in time: {states:?}\n{}",
+            db.server.log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let _ = stop.send(());
+    worker.await.unwrap();
+
+    let orders: HashMap<String, String> = pg
+        .query("SELECT id, status FROM orders", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| (row.get(0), row.get(1)))
+        .collect();
+    assert_eq!(orders.len(), 3);
+    assert_eq!(orders["o1"], "confirmed");
+    assert_eq!(orders["c2"], "confirmed");
+    assert_eq!(orders["o3"], "rejected");
+    let stock: Vec<(i64, i64)> = pg
+        .query("SELECT id, stock FROM products ORDER BY id", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| (row.get(0), row.get(1)))
+        .collect();
+    assert_eq!(stock, [(7, 0), (14, 2)]);
+
+    // The engine's ledger agrees: sold = what the database took, the refusal back on sale.
+    let info = engine.info("s").await.unwrap();
+    let by_sku: HashMap<i64, _> = info.skus.into_iter().collect();
+    assert_eq!((by_sku[&14].sold, by_sku[&14].pending), (3, 0));
+    assert_eq!((by_sku[&7].sold, by_sku[&7].available), (2, 1));
+
+    let dead: Vec<redis::Value> = redis.xrange_all("flash:{s}:dead").await.unwrap();
+    assert_eq!(dead.len(), 1, "the poison entry is dead-lettered");
+    let pending: redis::streams::StreamPendingReply = redis
+        .xpending("flash:{s}:orders", "flash-workers")
+        .await
+        .unwrap();
+    assert_eq!(pending.count(), 0, "every entry is acknowledged");
+    assert_eq!(
+        counters
+            .confirmed
+            .load(std::sync::atomic::Ordering::Relaxed),
+        2
+    );
+    assert_eq!(
+        counters.rejected.load(std::sync::atomic::Ordering::Relaxed),
+        1
+    );
+    assert_eq!(
+        counters
+            .dead_lettered
+            .load(std::sync::atomic::Ordering::Relaxed),
+        1
+    );
+}
