@@ -1,8 +1,10 @@
--- FLASH.LOAD sale sku units [sku units ...]
+-- FLASH.LOAD sale [TOTAL] sku units [sku units ...]
 -- core/src/cmd/load.rs: sets each SKU's available units, moving loaded by the difference so
--- that loaded = available + held + pending + sold keeps holding. Pairs apply in order.
+-- that loaded = available + held + pending + sold keeps holding. Pairs apply in order. With
+-- TOTAL, units is the whole unsold stock: available = units - held - pending.
 return run(function()
     local args, sale_name = begin('FLASH.LOAD')
+    local total = args:accept('TOTAL')
     local stock = {}
     repeat
         local sku = args:sku()
@@ -12,6 +14,17 @@ return run(function()
     args:finish()
 
     require_sale(sale_name)
+    if total then
+        -- Every pair is checked before the first is written.
+        for _, pair in ipairs(stock) do
+            local taken = (units('held', pair.sku) or 0) + (units('pending', pair.sku) or 0)
+            if pair.units < taken then
+                fail('ERR', 'sku ' .. int_text(pair.sku) .. ': total ' .. int_text(pair.units)
+                    .. ' is below the ' .. int_text(taken) .. ' units held or pending')
+            end
+            pair.units = pair.units - taken
+        end
+    end
     guard({ 'stock' })
     for _, pair in ipairs(stock) do
         local before = units('available', pair.sku) or 0

@@ -233,6 +233,16 @@ function Args:qty()
     return self:optional_int('qty', 1, MAX_QTY, 1)
 end
 
+-- Consumes the next argument if it is `word` (case-insensitive).
+function Args:accept(word)
+    local raw = ARGV[self.next]
+    if raw ~= nil and ascii_upper(raw) == word then
+        self.next = self.next + 1
+        return true
+    end
+    return false
+end
+
 function Args:keyword()
     return ascii_upper(utf8_lossy(self:raw()))
 end

@@ -174,6 +174,19 @@ impl FlashClient {
         reader.int(&value)
     }
 
+    /// FLASH.LOAD TOTAL: each SKU's whole unsold stock (the database's count); available
+    /// becomes it minus the units held or pending. Returns the number of SKUs set.
+    pub async fn load_total(&self, sale: &str, stock: &[(Sku, i64)]) -> Result<i64, ClientError> {
+        let mut args = vec![sale.to_owned(), "TOTAL".to_owned()];
+        args.extend(
+            stock
+                .iter()
+                .flat_map(|(sku, units)| [sku.to_string(), units.to_string()]),
+        );
+        let (value, reader) = self.run("FLASH.LOAD", args).await?;
+        reader.int(&value)
+    }
+
     /// FLASH.AVAILABLE: units per SKU in argument order; `None` for a SKU never loaded.
     pub async fn available(
         &self,

@@ -86,6 +86,18 @@ impl<'a> Args<'a> {
         self.optional_int("qty", 1, MAX_QTY, 1)
     }
 
+    /// Consumes the next argument if it is `word` (case-insensitive).
+    pub fn accept(&mut self, word: &str) -> bool {
+        let matches = self
+            .args
+            .get(self.next)
+            .is_some_and(|arg| arg.eq_ignore_ascii_case(word.as_bytes()));
+        if matches {
+            self.next += 1;
+        }
+        matches
+    }
+
     /// An option keyword, upper-cased.
     pub fn keyword(&mut self) -> Result<String> {
         Ok(String::from_utf8_lossy(self.next_raw()?).to_ascii_uppercase())

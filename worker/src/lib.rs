@@ -6,10 +6,12 @@
 //! - [`consumer`]: the loop: pending entries first, claims from dead consumers, new entries
 //!   in batches; apply, settle, acknowledge; dead letters; retries that never give up.
 //! - [`stream`]: order entries parsed off the stream.
+//! - [`stock`]: `sync` (database stock into the sale) and `reconcile` (the two compared).
 //! - [`migrate`]: the schema, as versioned SQL files (`migrations/`) applied in order, each
 //!   in one transaction, by whichever process starts first.
 
 pub mod apply;
 pub mod consumer;
 pub mod migrate;
+pub mod stock;
 pub mod stream;

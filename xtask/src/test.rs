@@ -7,7 +7,7 @@ use std::process::{Command, Stdio};
 use anyhow::{Result, bail};
 
 use crate::deps;
-use crate::workspace::{Profile, build_module, cargo, run, show, which};
+use crate::workspace::{Profile, build_module, cargo, run, show, target_dir, which};
 
 pub fn run_all() -> Result<()> {
     deps::ensure()?;
@@ -28,11 +28,18 @@ pub fn run_all() -> Result<()> {
         ]),
     )?;
     let module = build_module(Profile::Debug)?;
+    // The worker suite kills and restarts the worker as a process.
+    run(
+        "build the worker",
+        cargo().args(["build", "-p", "flash-worker"]),
+    )?;
+    let worker = target_dir()?.join("debug").join("flash-worker");
     // The suite would otherwise take the newest of debug and release; test the one just built.
     let mut tests = cargo();
     tests
         .args(["test", "--workspace"])
-        .env("FLASH_MODULE", &module);
+        .env("FLASH_MODULE", &module)
+        .env("FLASH_WORKER_BIN", &worker);
     let totals = run_counting(&mut tests)?;
     println!("xtask test: all steps passed (fmt, clippy, module build, tests)");
     // One closing line over every test binary (cargo's own last line is its doc-tests').

@@ -1,7 +1,7 @@
 use super::{add_units, require_sale};
 use crate::Sku;
 use crate::args::{Args, MAX_UNITS};
-use crate::error::Result;
+use crate::error::{Error, ErrorCode, Result};
 use crate::keys::Counter;
 use crate::reply::Reply;
 use crate::store::{SaleKey, Store};
@@ -9,30 +9,53 @@ use crate::store::{SaleKey, Store};
 /// Sets SKUs' available units (admin, and the database sync). `loaded` moves by the same
 /// difference, so the conservation rule keeps holding. Pairs apply in order.
 ///
+/// With `TOTAL`, `units` is the SKU's whole unsold stock (the database's count): available
+/// becomes `units - held - pending`, so units already in carts or orders are not counted
+/// twice, computed atomically with those counts. A total below them is an error.
+///
 /// # Format
-/// `FLASH.LOAD sale sku units [sku units …]`
+/// `FLASH.LOAD sale [TOTAL] sku units [sku units …]`
 ///
 /// Replies the number of pairs applied. Publishes each SKU's new available units.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Load {
     pub sale: String,
+    pub total: bool,
     pub stock: Vec<(Sku, i64)>,
 }
 
 impl Load {
     pub(crate) fn parse(args: &mut Args<'_>) -> Result<Load> {
         let sale = args.token("sale")?;
+        let total = args.accept("TOTAL");
         let mut stock = vec![(args.sku()?, args.int("units", 0, MAX_UNITS)?)];
         while args.remaining() > 0 {
             stock.push((args.sku()?, args.int("units", 0, MAX_UNITS)?));
         }
-        Ok(Load { sale, stock })
+        Ok(Load { sale, total, stock })
     }
 
     pub(crate) fn apply(&self, store: &mut impl Store) -> Result<Reply> {
         require_sale(store, &self.sale)?;
-        store.guard(&[SaleKey::Stock], None)?;
+        // Every pair is checked before the first is written.
+        let mut targets = Vec::with_capacity(self.stock.len());
         for &(sku, units) in &self.stock {
+            if !self.total {
+                targets.push((sku, units));
+                continue;
+            }
+            let taken = store.units(Counter::Held, sku)?.unwrap_or(0)
+                + store.units(Counter::Pending, sku)?.unwrap_or(0);
+            if units < taken {
+                return Err(Error::new(
+                    ErrorCode::Err,
+                    format!("sku {sku}: total {units} is below the {taken} units held or pending"),
+                ));
+            }
+            targets.push((sku, units - taken));
+        }
+        store.guard(&[SaleKey::Stock], None)?;
+        for (sku, units) in targets {
             let before = store.units(Counter::Available, sku)?.unwrap_or(0);
             add_units(store, Counter::Loaded, sku, units - before)?;
             store.set_units(Counter::Available, sku, units)?;

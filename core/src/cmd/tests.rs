@@ -338,6 +338,22 @@ fn load_moves_loaded_by_the_difference() {
 }
 
 #[test]
+fn load_total_counts_held_and_pending_units_once() {
+    let mut s = sale();
+    run(&mut s, "FLASH.RESERVE s c1 u1 14 3").expect("reserve");
+    run(&mut s, "FLASH.BUY s o1 u2 14 2").expect("buy");
+    assert_eq!(run(&mut s, "FLASH.LOAD s total 14 9"), Ok(Reply::Int(1)));
+    assert_eq!(s.units(Counter::Available, 14), Ok(Some(4)));
+    assert!(conserved(&mut s));
+    let before = s.clone();
+    assert_eq!(
+        code(run(&mut s, "FLASH.LOAD s TOTAL 7 1 14 4")),
+        ErrorCode::Err
+    );
+    assert_eq!(s, before, "a total below held + pending changes nothing");
+}
+
+#[test]
 fn info_and_cart_report_the_ledger() {
     let mut s = sale();
     run(&mut s, "FLASH.RESERVE s c1 u1 14 2").expect("reserve");

@@ -30,6 +30,8 @@ const SCRIPT: &[&str] = &[
     "FLASH.SETTLE p o1 REJECT",
     "FLASH.SETTLE p o1 OK",
     "FLASH.CART p o1",
+    "FLASH.LOAD p TOTAL 1 9",
+    "FLASH.LOAD p total 2 0",
     "FLASH.EXPIRE p",
     "FLASH.EXPIRE p COUNT",
     "FLASH.INFO p",

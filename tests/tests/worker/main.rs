@@ -5,5 +5,6 @@
 
 mod apply;
 mod common;
+mod crash;
 mod flow;
 mod schema;
