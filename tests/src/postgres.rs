@@ -27,7 +27,14 @@ pub struct PostgresServer {
 }
 
 impl PostgresServer {
+    /// A throwaway cluster: fsync and synchronous commit off, for tests.
     pub fn start() -> io::Result<PostgresServer> {
+        Self::start_with(false)
+    }
+
+    /// `durable`: PostgreSQL's default crash safety (fsync, synchronous commit), for
+    /// benchmarks whose numbers must mean something.
+    pub fn start_with(durable: bool) -> io::Result<PostgresServer> {
         let bin = bin_dir()?;
         let dir = tempfile::Builder::new().prefix("flash-pg-").tempdir()?;
         if running_as_root() {
@@ -49,8 +56,8 @@ impl PostgresServer {
         if running_as_root() {
             std::os::unix::fs::chown(dir.path().join("postgres.log"), Some(UNPRIVILEGED), None)?;
         }
-        // Durability settings off: a test cluster trades crash safety for speed.
-        let child = as_owner(Command::new(bin.join("postgres")))
+        let mut postgres = as_owner(Command::new(bin.join("postgres")));
+        postgres
             .arg("-D")
             .arg(&data)
             .args(["-p", &port.to_string()])
@@ -60,8 +67,13 @@ impl PostgresServer {
                 "-c",
                 "unix_socket_directories=",
             ])
-            .args(["-c", "fsync=off", "-c", "synchronous_commit=off"])
-            .args(["-c", "full_page_writes=off", "-c", "max_connections=200"])
+            .args(["-c", "max_connections=200"]);
+        if !durable {
+            // A test cluster trades crash safety for speed.
+            postgres.args(["-c", "fsync=off", "-c", "synchronous_commit=off"]);
+            postgres.args(["-c", "full_page_writes=off"]);
+        }
+        let child = postgres
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use flash_client::{ClientError, FlashClient, Verdict};
 use flash_core::keys::SaleKeys;
+use futures::future::join_all;
 use redis::AsyncCommands;
 use redis::aio::MultiplexedConnection;
 use redis::streams::{StreamAutoClaimOptions, StreamId, StreamReadOptions, StreamReadReply};
@@ -267,20 +268,23 @@ impl Session {
         }
         let orders: Vec<_> = valid.iter().map(|(_, order)| order.clone()).collect();
         let outcomes = apply_batch(&mut self.db, &self.config.sale, &orders).await?;
+        let mut verdicts = Vec::with_capacity(valid.len());
         for ((index, order), outcome) in valid.iter().zip(outcomes) {
-            let verdict = match outcome {
-                Outcome::Confirmed => Verdict::Ok,
-                Outcome::Rejected => Verdict::Reject,
-                Outcome::Invalid(reason) => {
-                    dead.push((*index, reason));
-                    continue;
-                }
-            };
-            match self
-                .engine
-                .settle(&self.config.sale, &order.order, verdict)
-                .await
-            {
+            match outcome {
+                Outcome::Confirmed => verdicts.push((*index, order, Verdict::Ok)),
+                Outcome::Rejected => verdicts.push((*index, order, Verdict::Reject)),
+                Outcome::Invalid(reason) => dead.push((*index, reason)),
+            }
+        }
+        // All verdicts at once: the multiplexed connection pipelines them, one round trip
+        // for the batch instead of one per order.
+        let settled = join_all(verdicts.iter().map(|(_, order, verdict)| {
+            self.engine
+                .settle(&self.config.sale, &order.order, *verdict)
+        }))
+        .await;
+        for ((index, _, verdict), result) in verdicts.iter().zip(settled) {
+            match result {
                 Ok(_) => {
                     let counter = match verdict {
                         Verdict::Ok => &self.counters.confirmed,

@@ -6,6 +6,7 @@
 //! - [`test`]: the CI gate `.ci/run` calls: fmt, clippy, the module build, the test suite.
 //! - [`up`]: a local redis-server with the module, data kept in `.flash/redis/`, a live demo.
 //! - [`bench`]: redis-benchmark of FLASH.RESERVE against INCR, the Lua twin and naive calls.
+//! - [`bench_worker`]: the worker's orders per second, batch size 1 against a full batch.
 //! - [`workspace`]: paths and child processes shared by the tasks.
 //! - [`reply`]: replies printed the way redis-cli prints them.
 //!
@@ -13,6 +14,7 @@
 //! installs, so the module is built by a child `cargo build` after `deps` has run.
 
 mod bench;
+mod bench_worker;
 mod deps;
 mod reply;
 mod test;
@@ -51,6 +53,9 @@ enum Task {
     /// Measure FLASH.RESERVE with redis-benchmark against INCR, the Lua twin and the naive
     /// three round trips, on one redis-server with the release module.
     Bench(bench::BenchArgs),
+    /// Measure the worker: orders applied per second at batch size 1 and at a full batch,
+    /// for one hot product and for 100 products (real PostgreSQL, fsync on).
+    BenchWorker(bench_worker::BenchWorkerArgs),
 }
 
 fn main() -> ExitCode {
@@ -60,6 +65,7 @@ fn main() -> ExitCode {
         Task::Test => test::run_all(),
         Task::Up(args) => up::run(&args),
         Task::Bench(args) => bench::run(&args),
+        Task::BenchWorker(args) => bench_worker::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
