@@ -91,16 +91,7 @@ impl PostgresServer {
     /// A new empty database; returns its URL.
     pub fn create_database(&self) -> io::Result<String> {
         let name = format!("t_{}", uuid::Uuid::new_v4().simple());
-        let created = run(Command::new(self.bin.join("createdb"))
-            .args([
-                "-h",
-                "127.0.0.1",
-                "-p",
-                &self.port.to_string(),
-                "-U",
-                SUPERUSER,
-            ])
-            .arg(&name))?;
+        let created = run(self.client_tool("createdb").arg(&name))?;
         if !created.status.success() {
             return Err(io::Error::other(format!(
                 "createdb failed: {}",
@@ -108,6 +99,20 @@ impl PostgresServer {
             )));
         }
         Ok(self.url(&name))
+    }
+
+    /// A PostgreSQL client program (createdb, pg_isready, …) aimed at this server.
+    fn client_tool(&self, name: &str) -> Command {
+        let mut command = Command::new(self.bin.join(name));
+        command.args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &self.port.to_string(),
+            "-U",
+            SUPERUSER,
+        ]);
+        command
     }
 
     pub fn url(&self, database: &str) -> String {
@@ -129,14 +134,7 @@ impl PostgresServer {
                     self.log()
                 )));
             }
-            let ready = run(Command::new(self.bin.join("pg_isready")).args([
-                "-h",
-                "127.0.0.1",
-                "-p",
-                &self.port.to_string(),
-                "-U",
-                SUPERUSER,
-            ]))?;
+            let ready = run(&mut self.client_tool("pg_isready"))?;
             if ready.status.success() {
                 return Ok(());
             }
