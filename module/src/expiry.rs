@@ -25,7 +25,7 @@ use flash_core::keys::SaleKeys;
 use flash_core::{Error, ErrorCode};
 use redis_module::raw;
 
-use crate::api::{Ctx, api, bytes, context_flags};
+use crate::api::{Ctx, Key, Kind, api, bytes, context_flags, now_ms};
 use crate::store::RedisStore;
 
 /// How often the timer looks when idle: half the 100 ms promise, so a late tick keeps it.
@@ -124,6 +124,14 @@ fn expire_due(ctx: Ctx, started: Instant) -> bool {
         if unsafe { api!(RedisModule_SelectDb)(ctx, *db) } != raw::REDISMODULE_OK as c_int {
             continue;
         }
+        match look(ctx, sale) {
+            Look::Idle => continue,
+            Look::Gone => {
+                forget(*db, sale);
+                continue;
+            }
+            Look::Due => {}
+        }
         let expire = Expire {
             sale: sale.clone(),
             count: BATCH,
@@ -157,6 +165,30 @@ fn expire_due(ctx: Ctx, started: Instant) -> bool {
         }
     }
     false
+}
+
+enum Look {
+    /// A hold is past its deadline.
+    Due,
+    /// Nothing to do now.
+    Idle,
+    /// The sale is not here any more (deleted, flushed, swapped or moved away).
+    Gone,
+}
+
+/// A glance at a sale in two key lookups, so the many quiet sales of a long-running server
+/// cost each tick next to nothing.
+fn look(ctx: Ctx, sale: &str) -> Look {
+    let keys = SaleKeys::new(sale);
+    match Key::open(ctx, &keys.sale(), Kind::Hash, false) {
+        Ok(key) if key.is_empty() => return Look::Gone,
+        Ok(_) => {}
+        // Not a hash (written by hand): not a sale to expire, and no reason to rescan.
+        Err(_) => return Look::Idle,
+    }
+    let due = Key::open(ctx, &keys.deadlines(), Kind::Zset, false)
+        .is_ok_and(|key| !key.zset_up_to(now_ms() as f64, 1).is_empty());
+    if due { Look::Due } else { Look::Idle }
 }
 
 /// A known sale is gone from where it was: forget it, and look again for where it went.
