@@ -29,6 +29,9 @@ CREATE TABLE orders (
 
 CREATE INDEX orders_by_user ON orders (user_id);
 
+-- Lines carry no foreign key to their order: only the worker writes them, in the very
+-- transaction (and statement sequence) that writes the order, and orders are never deleted.
+-- That per-row trigger cost a 256-order batch 2.5 ms of its 10 ms of inserts (measured).
 CREATE TABLE order_lines (
     sale TEXT NOT NULL,
     order_id TEXT NOT NULL,
@@ -36,6 +39,5 @@ CREATE TABLE order_lines (
     qty BIGINT NOT NULL CHECK (qty > 0),
     -- The price paid, fixed at purchase: later price changes do not rewrite history.
     unit_price_cents BIGINT NOT NULL CHECK (unit_price_cents >= 0),
-    PRIMARY KEY (sale, order_id, product_id),
-    FOREIGN KEY (sale, order_id) REFERENCES orders (sale, id)
+    PRIMARY KEY (sale, order_id, product_id)
 );
