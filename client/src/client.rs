@@ -81,9 +81,73 @@ impl FlashClient {
     /// Runs `command` (e.g. `"FLASH.RESERVE"`) with its arguments on either backend and
     /// returns the raw reply. Engine refusals come back as [`ClientError::Flash`].
     pub async fn call(&self, command: &str, args: &[String]) -> Result<Value, ClientError> {
+        let mut replies = self
+            .call_many(command, std::slice::from_ref(&args.to_vec()))
+            .await?;
+        replies.pop().unwrap_or_else(|| {
+            Err(ClientError::Reply {
+                command: "call",
+                detail: "no reply".into(),
+            })
+        })
+    }
+
+    /// Runs `command` once per argument list in one pipeline (one round trip), on either
+    /// backend. Each command gets its own result; the outer error is connection trouble.
+    pub async fn call_many(
+        &self,
+        command: &str,
+        calls: &[Vec<String>],
+    ) -> Result<Vec<Result<Value, ClientError>>, ClientError> {
         let mut conn = self.conn.clone();
+        let mut results: Vec<Option<Result<Value, ClientError>>> = Vec::new();
+        results.resize_with(calls.len(), || None);
+        let mut todo: Vec<usize> = (0..calls.len()).collect();
+        // Twice at most: a NOSCRIPT (the script cache was flushed) loads the script again and
+        // retries just the calls that did not run.
+        for attempt in 0..2 {
+            let mut pipe = redis::pipe();
+            pipe.ignore_errors();
+            for &i in &todo {
+                pipe.add_command(self.command_for(command, &calls[i]).await?);
+            }
+            let replies: Vec<redis::RedisResult<Value>> = pipe.query_async(&mut conn).await?;
+            let mut again = Vec::new();
+            for (&i, reply) in todo.iter().zip(replies) {
+                match reply {
+                    Err(error) if error.code() == Some("NOSCRIPT") && attempt == 0 => again.push(i),
+                    other => results[i] = Some(other.map_err(ClientError::from)),
+                }
+            }
+            if again.is_empty() {
+                break;
+            }
+            if let Some(script) = lua::script(command) {
+                script.load_async(&mut conn).await?;
+            }
+            todo = again;
+        }
+        Ok(results
+            .into_iter()
+            .map(|r| {
+                r.unwrap_or_else(|| {
+                    Err(ClientError::Reply {
+                        command: "call_many",
+                        detail: "no reply".into(),
+                    })
+                })
+            })
+            .collect())
+    }
+
+    /// The command that runs `command args` here: itself, or the Lua twin's EVALSHA.
+    async fn command_for(&self, command: &str, args: &[String]) -> Result<redis::Cmd, ClientError> {
         match self.backend {
-            Backend::Module => Ok(redis::cmd(command).arg(args).query_async(&mut conn).await?),
+            Backend::Module => {
+                let mut cmd = redis::cmd(command);
+                cmd.arg(args);
+                Ok(cmd)
+            }
             Backend::Lua => {
                 let script = lua::script(command).ok_or_else(|| ClientError::Reply {
                     command: "call",
@@ -92,11 +156,47 @@ impl FlashClient {
                 let sale = args.first().map(String::as_str).unwrap_or_default();
                 let carts = self.script_carts(command, args).await?;
                 let carts: Vec<&str> = carts.iter().map(String::as_str).collect();
-                let mut invocation = script.prepare_invoke();
-                invocation.key(lua::keys(sale, &carts)).arg(args);
-                Ok(invocation.invoke_async(&mut conn).await?)
+                let keys = lua::keys(sale, &carts);
+                let mut cmd = redis::cmd("EVALSHA");
+                cmd.arg(script.get_hash())
+                    .arg(keys.len())
+                    .arg(keys)
+                    .arg(args);
+                Ok(cmd)
             }
         }
+    }
+
+    /// FLASH.SETTLE for many orders in one round trip: each order's final state, or the
+    /// engine's refusal for that order.
+    pub async fn settle_many(
+        &self,
+        sale: &str,
+        verdicts: &[(&str, Verdict)],
+    ) -> Result<Vec<Result<CartState, ClientError>>, ClientError> {
+        let calls: Vec<Vec<String>> = verdicts
+            .iter()
+            .map(|(order, verdict)| {
+                vec![
+                    sale.to_owned(),
+                    (*order).to_owned(),
+                    verdict_word(*verdict).to_owned(),
+                ]
+            })
+            .collect();
+        let reader = Reader {
+            command: "FLASH.SETTLE",
+        };
+        Ok(self
+            .call_many("FLASH.SETTLE", &calls)
+            .await?
+            .into_iter()
+            .map(|reply| {
+                let state = reader.text(&reply?)?;
+                CartState::parse(state.as_bytes())
+                    .ok_or_else(|| reader.fail(format!("unknown state {state}")))
+            })
+            .collect())
     }
 
     /// The carts a script must be given in KEYS: the one it names, or for FLASH.EXPIRE the
@@ -258,11 +358,11 @@ impl FlashClient {
         order: &str,
         verdict: Verdict,
     ) -> Result<CartState, ClientError> {
-        let word = match verdict {
-            Verdict::Ok => "OK",
-            Verdict::Reject => "REJECT",
-        };
-        let args = vec![sale.to_owned(), order.to_owned(), word.to_owned()];
+        let args = vec![
+            sale.to_owned(),
+            order.to_owned(),
+            verdict_word(verdict).to_owned(),
+        ];
         let (value, reader) = self.run("FLASH.SETTLE", args).await?;
         let state = reader.text(&value)?;
         CartState::parse(state.as_bytes())
@@ -286,6 +386,13 @@ impl FlashClient {
     pub async fn info(&self, sale: &str) -> Result<SaleInfo, ClientError> {
         let (value, reader) = self.run("FLASH.INFO", vec![sale.to_owned()]).await?;
         reader.info(&value)
+    }
+}
+
+fn verdict_word(verdict: Verdict) -> &'static str {
+    match verdict {
+        Verdict::Ok => "OK",
+        Verdict::Reject => "REJECT",
     }
 }
 

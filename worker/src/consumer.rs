@@ -15,7 +15,6 @@ use std::time::{Duration, Instant};
 
 use flash_client::{ClientError, FlashClient, Verdict};
 use flash_core::keys::SaleKeys;
-use futures::future::join_all;
 use redis::AsyncCommands;
 use redis::aio::MultiplexedConnection;
 use redis::streams::{StreamAutoClaimOptions, StreamId, StreamReadOptions, StreamReadReply};
@@ -276,13 +275,12 @@ impl Session {
                 Outcome::Invalid(reason) => dead.push((*index, reason)),
             }
         }
-        // All verdicts at once: the multiplexed connection pipelines them, one round trip
-        // for the batch instead of one per order.
-        let settled = join_all(verdicts.iter().map(|(_, order, verdict)| {
-            self.engine
-                .settle(&self.config.sale, &order.order, *verdict)
-        }))
-        .await;
+        // All verdicts in one pipeline: one round trip for the batch.
+        let pairs: Vec<(&str, Verdict)> = verdicts
+            .iter()
+            .map(|(_, order, verdict)| (order.order.as_str(), *verdict))
+            .collect();
+        let settled = self.engine.settle_many(&self.config.sale, &pairs).await?;
         for ((index, _, verdict), result) in verdicts.iter().zip(settled) {
             match result {
                 Ok(_) => {
