@@ -220,18 +220,28 @@ impl Session {
     }
 
     /// Delivery counts of entries read again (own pending, or claimed).
+    /// Delivery counts of entries read again (own pending, or just claimed: both are this
+    /// consumer's now), in one XPENDING over their id range.
     async fn deliveries(&mut self, ids: &[&str]) -> Result<HashMap<String, usize>, WorkerError> {
-        let mut counts = HashMap::new();
-        for id in ids {
-            let reply: redis::streams::StreamPendingCountReply = self
-                .redis
-                .xpending_count(self.keys.orders(), &self.config.group, *id, *id, 1)
-                .await?;
-            for pending in reply.ids {
-                counts.insert(pending.id, pending.times_delivered);
-            }
-        }
-        Ok(counts)
+        let (Some(first), Some(last)) = (ids.first(), ids.last()) else {
+            return Ok(HashMap::new());
+        };
+        let reply: redis::streams::StreamPendingCountReply = self
+            .redis
+            .xpending_consumer_count(
+                self.keys.orders(),
+                &self.config.group,
+                *first,
+                *last,
+                ids.len(),
+                &self.config.consumer,
+            )
+            .await?;
+        Ok(reply
+            .ids
+            .into_iter()
+            .map(|pending| (pending.id, pending.times_delivered))
+            .collect())
     }
 
     async fn process(
