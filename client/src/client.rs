@@ -99,6 +99,10 @@ impl FlashClient {
         command: &str,
         calls: &[Vec<String>],
     ) -> Result<Vec<Result<Value, ClientError>>, ClientError> {
+        // An empty pipeline would never be answered (nothing is sent, a reply is awaited).
+        if calls.is_empty() {
+            return Ok(Vec::new());
+        }
         let mut conn = self.conn.clone();
         let mut results: Vec<Option<Result<Value, ClientError>>> = Vec::new();
         results.resize_with(calls.len(), || None);

@@ -9,6 +9,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -21,7 +22,7 @@ use redis::streams::{StreamAutoClaimOptions, StreamId, StreamReadOptions, Stream
 use tokio_postgres::NoTls;
 use tracing::{info, warn};
 
-use crate::apply::{Outcome, apply_batch};
+use crate::apply::{BatchWriter, OrderMessage, Outcome};
 use crate::stream;
 
 /// A worker's settings.
@@ -82,94 +83,192 @@ pub enum WorkerError {
     Engine(#[from] ClientError),
     #[error("database: {0}")]
     Database(#[from] tokio_postgres::Error),
+    #[error("{0}")]
+    Apply(#[from] crate::apply::ApplyError),
 }
 
 /// Runs until `shutdown` resolves. Transient Redis or database errors are logged and
-/// retried with backoff; the worker never exits on them.
+/// retried with backoff; the worker never exits on them. On shutdown a batch being applied
+/// is finished (committed, settled, acknowledged) before returning; a wait for new entries
+/// is simply abandoned.
 pub async fn run(config: Config, counters: Arc<Counters>, shutdown: impl Future<Output = ()>) {
     tokio::pin!(shutdown);
     let mut backoff = Duration::from_millis(100);
     loop {
-        let session = Session::connect(&config, counters.clone());
-        let result = tokio::select! {
-            _ = &mut shutdown => return,
-            result = async {
-                let mut session = session.await?;
-                session.serve().await
-            } => result,
-        };
-        if let Err(error) = result {
-            warn!(%error, retry_in_ms = backoff.as_millis() as u64, "worker: retrying");
-            tokio::select! {
-                _ = &mut shutdown => return,
-                _ = tokio::time::sleep(backoff) => {}
-            }
-            backoff = (backoff * 2).min(Duration::from_secs(5));
+        let result = async {
+            let mut session = tokio::select! {
+                _ = &mut shutdown => return Ok(()),
+                session = Session::connect(&config, counters.clone()) => session?,
+            };
+            session.serve(shutdown.as_mut()).await
         }
+        .await;
+        let Err(error) = result else {
+            return;
+        };
+        warn!(%error, retry_in_ms = backoff.as_millis() as u64, "worker: retrying");
+        tokio::select! {
+            _ = &mut shutdown => return,
+            _ = tokio::time::sleep(backoff) => {}
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(5));
     }
 }
 
+/// One connected life of a worker: it ends on the first Redis or database error, and
+/// [`run`] starts another.
+///
+/// Batches flow through two stages that overlap: while batch N+1 is applied to PostgreSQL
+/// (the [`BatchWriter`]), batch N is settled and acknowledged in Redis (the [`Finisher`]).
+/// Each batch still goes commit, then settle, then XACK, so a crash anywhere leaves the
+/// same replayable state as without the overlap.
 struct Session {
+    stream: StreamReader,
+    writer: BatchWriter,
+    finisher: Finisher,
+    last_expire: Instant,
+    last_claim: Option<Instant>,
+}
+
+/// Reads the sale's stream through the consumer group.
+struct StreamReader {
     config: Config,
-    counters: Arc<Counters>,
+    keys: SaleKeys,
+    redis: MultiplexedConnection,
+}
+
+/// A batch applied to the database, waiting to be settled and acknowledged.
+struct Applied {
+    entries: Vec<StreamId>,
+    /// Entry index, order, verdict.
+    verdicts: Vec<(usize, String, Verdict)>,
+    /// Entry index, reason.
+    dead: Vec<(usize, String)>,
+    started: Instant,
+}
+
+/// Settles applied batches in the engine, dead-letters what cannot be processed, acknowledges.
+struct Finisher {
+    sale: String,
+    group: String,
     keys: SaleKeys,
     engine: FlashClient,
     redis: MultiplexedConnection,
-    db: tokio_postgres::Client,
-    last_expire: Instant,
+    counters: Arc<Counters>,
 }
 
 impl Session {
     async fn connect(config: &Config, counters: Arc<Counters>) -> Result<Session, WorkerError> {
         let engine = FlashClient::connect(&config.redis_url).await?;
-        let redis = engine.connection();
         let (db, connection) = tokio_postgres::connect(&config.database_url, NoTls).await?;
         tokio::spawn(async move {
             if let Err(error) = connection.await {
                 warn!(%error, "worker: database connection closed");
             }
         });
+        let keys = SaleKeys::new(&config.sale);
         Ok(Session {
-            config: config.clone(),
-            counters,
-            keys: SaleKeys::new(&config.sale),
-            engine,
-            redis,
-            db,
+            stream: StreamReader {
+                config: config.clone(),
+                keys: keys.clone(),
+                redis: engine.connection(),
+            },
+            writer: BatchWriter::new(db).await?,
+            finisher: Finisher {
+                sale: config.sale.clone(),
+                group: config.group.clone(),
+                keys,
+                redis: engine.connection(),
+                engine,
+                counters,
+            },
             last_expire: Instant::now(),
+            last_claim: None,
         })
     }
 
-    async fn serve(&mut self) -> Result<(), WorkerError> {
-        self.ensure_group().await?;
+    /// Consumes until `shutdown` resolves (then `Ok`) or the first error.
+    async fn serve(
+        &mut self,
+        mut shutdown: Pin<&mut impl Future<Output = ()>>,
+    ) -> Result<(), WorkerError> {
+        self.stream.ensure_group().await?;
         // First what this consumer was given before a crash: it was read, maybe applied,
         // maybe settled, but not acknowledged.
         loop {
-            let pending = self.read("0", None).await?;
+            let pending = tokio::select! {
+                biased;
+                _ = &mut shutdown => return Ok(()),
+                pending = self.stream.read("0", None) => pending?,
+            };
             if pending.is_empty() {
                 break;
             }
-            self.process(pending, true).await?;
+            let applied = self.stream.apply(&mut self.writer, pending, true).await?;
+            self.finisher.finish(applied).await?;
         }
-        info!(sale = %self.config.sale, consumer = %self.config.consumer, "worker: consuming");
+        let config = self.stream.config.clone();
+        info!(sale = %config.sale, consumer = %config.consumer, "worker: consuming");
+        let mut in_flight: Option<Applied> = None;
         loop {
-            let claimed = self.claim().await?;
-            if !claimed.is_empty() {
-                self.process(claimed, true).await?;
+            // Entries a dropped read had already been given stay pending for this consumer:
+            // its next start (or a claim) picks them up.
+            let next = tokio::select! {
+                biased;
+                _ = &mut shutdown => None,
+                next = self.next_batch(in_flight.is_some()) => Some(next?),
+            };
+            let Some((entries, redelivered)) = next else {
+                if let Some(applied) = in_flight.take() {
+                    self.finisher.finish(applied).await?;
+                }
+                return Ok(());
+            };
+            if entries.is_empty() {
+                if let Some(applied) = in_flight.take() {
+                    self.finisher.finish(applied).await?;
+                }
+            } else {
+                let previous = in_flight.take();
+                let (applied, ()) = tokio::try_join!(
+                    self.stream.apply(&mut self.writer, entries, redelivered),
+                    async {
+                        match previous {
+                            Some(previous) => self.finisher.finish(previous).await,
+                            None => Ok(()),
+                        }
+                    },
+                )?;
+                in_flight = Some(applied);
             }
-            let fresh = self.read(">", Some(self.config.block)).await?;
-            if !fresh.is_empty() {
-                self.process(fresh, false).await?;
-            }
-            if self.engine.backend() == flash_client::Backend::Lua
-                && self.last_expire.elapsed() >= self.config.expire_every
+            if self.finisher.engine.backend() == flash_client::Backend::Lua
+                && self.last_expire.elapsed() >= config.expire_every
             {
-                self.engine.expire(&self.config.sale, 1000).await?;
+                self.finisher.engine.expire(&config.sale, 1000).await?;
                 self.last_expire = Instant::now();
             }
         }
     }
 
+    /// The next batch and whether it was delivered before (claimed from a dead consumer).
+    /// With a batch still to settle (`settling`), it does not wait for new entries.
+    async fn next_batch(&mut self, settling: bool) -> Result<(Vec<StreamId>, bool), WorkerError> {
+        if self.last_claim.is_none_or(|at| at.elapsed() >= CLAIM_EVERY) {
+            self.last_claim = Some(Instant::now());
+            let claimed = self.stream.claim().await?;
+            if !claimed.is_empty() {
+                return Ok((claimed, true));
+            }
+        }
+        let block = (!settling).then_some(self.stream.config.block);
+        Ok((self.stream.read(">", block).await?, false))
+    }
+}
+
+/// How often a worker looks for entries stuck in dead consumers.
+const CLAIM_EVERY: Duration = Duration::from_secs(1);
+
+impl StreamReader {
     async fn ensure_group(&mut self) -> Result<(), WorkerError> {
         let created: redis::RedisResult<()> = self
             .redis
@@ -219,7 +318,6 @@ impl Session {
         Ok(reply.claimed)
     }
 
-    /// Delivery counts of entries read again (own pending, or claimed).
     /// Delivery counts of entries read again (own pending, or just claimed: both are this
     /// consumer's now), in one XPENDING over their id range.
     async fn deliveries(&mut self, ids: &[&str]) -> Result<HashMap<String, usize>, WorkerError> {
@@ -244,14 +342,16 @@ impl Session {
             .collect())
     }
 
-    async fn process(
+    /// Parses a batch and applies its valid orders in one transaction.
+    async fn apply(
         &mut self,
+        writer: &mut BatchWriter,
         entries: Vec<StreamId>,
         redelivered: bool,
-    ) -> Result<(), WorkerError> {
+    ) -> Result<Applied, WorkerError> {
         let started = Instant::now();
-        let ids: Vec<&str> = entries.iter().map(|e| e.id.as_str()).collect();
         let deliveries = if redelivered {
+            let ids: Vec<&str> = entries.iter().map(|e| e.id.as_str()).collect();
             self.deliveries(&ids).await?
         } else {
             HashMap::new()
@@ -259,7 +359,6 @@ impl Session {
         let mut valid = Vec::new();
         let mut dead: Vec<(usize, String)> = Vec::new();
         for (index, entry) in entries.iter().enumerate() {
-            let fields = stream::fields(&entry.map);
             if deliveries
                 .get(&entry.id)
                 .is_some_and(|n| *n > self.config.max_deliveries)
@@ -270,27 +369,45 @@ impl Session {
                 ));
                 continue;
             }
-            match stream::parse(&entry.id, &fields) {
+            match stream::parse(&entry.id, &stream::fields(&entry.map)) {
                 Ok(order) => valid.push((index, order)),
                 Err(reason) => dead.push((index, reason)),
             }
         }
-        let orders: Vec<_> = valid.iter().map(|(_, order)| order.clone()).collect();
-        let outcomes = apply_batch(&mut self.db, &self.config.sale, &orders).await?;
+        let orders: Vec<OrderMessage> = valid.iter().map(|(_, order)| order.clone()).collect();
+        let outcomes = writer.apply(&self.config.sale, &orders).await?;
         let mut verdicts = Vec::with_capacity(valid.len());
-        for ((index, order), outcome) in valid.iter().zip(outcomes) {
+        for ((index, order), outcome) in valid.into_iter().zip(outcomes) {
             match outcome {
-                Outcome::Confirmed => verdicts.push((*index, order, Verdict::Ok)),
-                Outcome::Rejected => verdicts.push((*index, order, Verdict::Reject)),
-                Outcome::Invalid(reason) => dead.push((*index, reason)),
+                Outcome::Confirmed => verdicts.push((index, order.order, Verdict::Ok)),
+                Outcome::Rejected => verdicts.push((index, order.order, Verdict::Reject)),
+                Outcome::Invalid(reason) => dead.push((index, reason)),
             }
         }
-        // All verdicts in one pipeline: one round trip for the batch.
+        Ok(Applied {
+            entries,
+            verdicts,
+            dead,
+            started,
+        })
+    }
+}
+
+impl Finisher {
+    /// Settles every verdict of the batch (one pipeline), dead-letters, acknowledges.
+    async fn finish(&mut self, applied: Applied) -> Result<(), WorkerError> {
+        let Applied {
+            entries,
+            verdicts,
+            mut dead,
+            started,
+        } = applied;
         let pairs: Vec<(&str, Verdict)> = verdicts
             .iter()
-            .map(|(_, order, verdict)| (order.order.as_str(), *verdict))
+            .map(|(_, order, verdict)| (order.as_str(), *verdict))
             .collect();
-        let settled = self.engine.settle_many(&self.config.sale, &pairs).await?;
+        let settled = self.engine.settle_many(&self.sale, &pairs).await?;
+
         for ((index, _, verdict), result) in verdicts.iter().zip(settled) {
             match result {
                 Ok(_) => {
@@ -309,10 +426,12 @@ impl Session {
         for (index, reason) in &dead {
             self.dead_letter(&entries[*index], reason).await?;
         }
+        let ids: Vec<&str> = entries.iter().map(|e| e.id.as_str()).collect();
         let _: i64 = self
             .redis
-            .xack(self.keys.orders(), &self.config.group, &ids)
+            .xack(self.keys.orders(), &self.group, &ids)
             .await?;
+
         self.counters.batches.fetch_add(1, Ordering::Relaxed);
         self.counters
             .batch_micros

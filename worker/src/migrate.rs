@@ -15,11 +15,18 @@ pub struct Migration {
     pub sql: &'static str,
 }
 
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "schema",
-    sql: include_str!("../migrations/0001_schema.sql"),
-}];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "schema",
+        sql: include_str!("../migrations/0001_schema.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "batch_integrity",
+        sql: include_str!("../migrations/0002_batch_integrity.sql"),
+    },
+];
 
 /// Any constant unique to Flash: the key of the advisory lock migrations take.
 const LOCK_KEY: i64 = 0x0f1a_5400_0001;

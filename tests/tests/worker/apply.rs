@@ -1,13 +1,14 @@
 //! Batches of orders against a real PostgreSQL.
 
-use flash_worker::apply::{OrderMessage, Outcome, apply_batch};
+use flash_worker::apply::{BatchWriter, OrderMessage, Outcome};
 use flash_worker::migrate::migrate;
 use tokio_postgres::Client;
 
 use crate::common::Database;
 
-/// Keyboard (14): 3 units at 40.00; RAM (7): 5 units at 120.00; users 1 and 2.
-async fn shop() -> (Database, Client) {
+/// Keyboard (14): 3 units at 40.00; RAM (7): 5 units at 120.00; users 1 and 2. The writer
+/// has a connection of its own; the client is for looking.
+async fn shop() -> (Database, Client, BatchWriter) {
     let db = Database::start().await;
     let mut client = db.connect().await;
     migrate(&mut client).await.unwrap();
@@ -19,7 +20,8 @@ async fn shop() -> (Database, Client) {
         )
         .await
         .unwrap();
-    (db, client)
+    let writer = BatchWriter::new(db.connect().await).await.unwrap();
+    (db, client, writer)
 }
 
 fn order(id: &str, user_id: i64, lines: &[(i64, i64)]) -> OrderMessage {
@@ -53,7 +55,7 @@ async fn orders(client: &Client) -> Vec<(String, String)> {
 
 #[tokio::test]
 async fn a_batch_confirms_what_fits_and_rejects_the_rest_whole() {
-    let (_db, mut client) = shop().await;
+    let (_db, client, mut writer) = shop().await;
     let batch = [
         order("o1", 1, &[(14, 2)]),
         // Fits RAM but not the keyboard any more: refused whole, RAM untouched.
@@ -61,7 +63,7 @@ async fn a_batch_confirms_what_fits_and_rejects_the_rest_whole() {
         order("o3", 2, &[(7, 5)]),
         order("o4", 1, &[(14, 1)]),
     ];
-    let outcomes = apply_batch(&mut client, "s", &batch).await.unwrap();
+    let outcomes = writer.apply("s", &batch).await.unwrap();
     assert_eq!(
         outcomes,
         [
@@ -93,35 +95,62 @@ async fn a_batch_confirms_what_fits_and_rejects_the_rest_whole() {
 
 #[tokio::test]
 async fn a_replayed_batch_changes_nothing_and_keeps_its_verdicts() {
-    let (_db, mut client) = shop().await;
+    let (_db, client, mut writer) = shop().await;
     let batch = [order("o1", 1, &[(14, 3)]), order("o2", 2, &[(14, 1)])];
-    let first = apply_batch(&mut client, "s", &batch).await.unwrap();
+    let first = writer.apply("s", &batch).await.unwrap();
     assert_eq!(first, [Outcome::Confirmed, Outcome::Rejected]);
     // Stock back up: a replay must still not take it, nor turn the refusal into a sale.
     client
         .execute("UPDATE products SET stock = 10 WHERE id = 14", &[])
         .await
         .unwrap();
-    let again = apply_batch(&mut client, "s", &batch).await.unwrap();
+    let again = writer.apply("s", &batch).await.unwrap();
     assert_eq!(again, first);
     assert_eq!(stock(&client).await, [(7, 5), (14, 10)]);
     // The same order twice in one batch counts once.
     let twice = [order("o3", 1, &[(7, 2)]), order("o3", 1, &[(7, 2)])];
-    let outcomes = apply_batch(&mut client, "s", &twice).await.unwrap();
+    let outcomes = writer.apply("s", &twice).await.unwrap();
     assert_eq!(outcomes, [Outcome::Confirmed, Outcome::Confirmed]);
     assert_eq!(stock(&client).await, [(7, 3), (14, 10)]);
     assert_eq!(orders(&client).await.len(), 3);
 }
 
+/// After a claim, two workers can hold the same entries: the second to commit must find the
+/// first's orders and take no stock for them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_writers_racing_on_the_same_batch_take_its_stock_once() {
+    let (db, client, mut first) = shop().await;
+    let mut second = BatchWriter::new(db.connect().await).await.unwrap();
+    // Both writers queue behind this lock, so they reach their decisions back to back.
+    let blocker = db.connect().await;
+    blocker
+        .batch_execute("BEGIN; SELECT * FROM products FOR UPDATE")
+        .await
+        .unwrap();
+    let batch = vec![order("o1", 1, &[(14, 2)]), order("o2", 2, &[(7, 3)])];
+    let one = tokio::spawn({
+        let batch = batch.clone();
+        async move { first.apply("s", &batch).await.unwrap() }
+    });
+    let two = tokio::spawn(async move { second.apply("s", &batch).await.unwrap() });
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    blocker.batch_execute("COMMIT").await.unwrap();
+    let (one, two) = (one.await.unwrap(), two.await.unwrap());
+    assert_eq!(one, [Outcome::Confirmed, Outcome::Confirmed]);
+    assert_eq!(two, one, "the later writer reports the stored verdicts");
+    assert_eq!(stock(&client).await, [(7, 2), (14, 1)], "stock taken once");
+    assert_eq!(orders(&client).await.len(), 2);
+}
+
 #[tokio::test]
 async fn unknown_products_and_users_are_invalid_and_write_nothing() {
-    let (_db, mut client) = shop().await;
+    let (_db, client, mut writer) = shop().await;
     let batch = [
         order("o1", 1, &[(99, 1)]),
         order("o2", 42, &[(14, 1)]),
         order("o3", 1, &[(14, 1)]),
     ];
-    let outcomes = apply_batch(&mut client, "s", &batch).await.unwrap();
+    let outcomes = writer.apply("s", &batch).await.unwrap();
     assert_eq!(outcomes[0], Outcome::Invalid("unknown product 99".into()));
     assert_eq!(outcomes[1], Outcome::Invalid("unknown user 42".into()));
     assert_eq!(outcomes[2], Outcome::Confirmed);
@@ -135,14 +164,14 @@ async fn unknown_products_and_users_are_invalid_and_write_nothing() {
 /// takes the rows in ascending id order.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn four_workers_with_overlapping_batches_neither_deadlock_nor_oversell() {
-    let (db, client) = shop().await;
+    let (db, client, _writer) = shop().await;
     client
         .execute("UPDATE products SET stock = 1000", &[])
         .await
         .unwrap();
     let mut tasks = Vec::new();
     for worker in 0..4 {
-        let mut client = db.connect().await;
+        let mut writer = BatchWriter::new(db.connect().await).await.unwrap();
         tasks.push(tokio::spawn(async move {
             let mut confirmed = 0i64;
             for round in 0..20 {
@@ -157,7 +186,7 @@ async fn four_workers_with_overlapping_batches_neither_deadlock_nor_oversell() {
                         order(&format!("w{worker}-{round}-{n}"), 1 + worker % 2, &lines)
                     })
                     .collect();
-                let outcomes = apply_batch(&mut client, "s", &batch).await.unwrap();
+                let outcomes = writer.apply("s", &batch).await.unwrap();
                 confirmed += outcomes
                     .iter()
                     .filter(|o| **o == Outcome::Confirmed)

@@ -151,3 +151,84 @@ async fn orders_reach_postgres_and_come_back_as_verdicts(backend: Backend) {
         1
     );
 }
+
+/// An entry that keeps coming back unacknowledged (it crashed a worker each time, say) goes
+/// to the dead letters instead of being tried forever; the entries behind it go on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_entry_delivered_too_often_is_dead_lettered_and_the_rest_go_on() {
+    let db = Database::start().await;
+    let mut pg = db.connect().await;
+    migrate(&mut pg).await.unwrap();
+    pg.batch_execute(
+        "INSERT INTO users (id, username) VALUES (1, 'alice');
+         INSERT INTO products (id, name, price_cents, stock) VALUES (14, 'Keyboard', 4000, 5);",
+    )
+    .await
+    .unwrap();
+    let (server, engine) = engine(Backend::Module).await;
+    engine.sale("s", &Default::default()).await.unwrap();
+    engine.load("s", &[(14, 5)]).await.unwrap();
+    let doomed = engine.buy("s", "o1", "1", 14, 1).await.unwrap();
+    // Delivered to w1 once, then re-read five times: six deliveries, none acknowledged.
+    let mut redis = engine.connection();
+    let _: () = redis
+        .xgroup_create("flash:{s}:orders", "flash-workers", "0")
+        .await
+        .unwrap();
+    for from in [">", "0", "0", "0", "0", "0"] {
+        let options = redis::streams::StreamReadOptions::default()
+            .group("flash-workers", "w1")
+            .count(1);
+        let _: redis::streams::StreamReadReply = redis
+            .xread_options(&["flash:{s}:orders"], &[from], &options)
+            .await
+            .unwrap();
+    }
+    engine.buy("s", "o2", "1", 14, 2).await.unwrap();
+
+    let mut config = Config::new(&server.url(), &db.url, "s", "w1");
+    config.max_deliveries = 5;
+    let counters = Arc::new(Counters::default());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let worker = tokio::spawn(run(config, counters.clone(), async {
+        let _ = stopped.await;
+    }));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while engine.cart("s", "o2").await.unwrap().state != CartState::Settled {
+        assert!(tokio::time::Instant::now() < deadline, "o2 not settled");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let _ = stop.send(());
+    worker.await.unwrap();
+
+    let dead: redis::streams::StreamRangeReply = redis.xrange_all("flash:{s}:dead").await.unwrap();
+    assert_eq!(dead.ids.len(), 1);
+    let fields = &dead.ids[0];
+    assert_eq!(
+        fields.get::<String>("source_id").as_deref(),
+        Some(doomed.entry.as_str())
+    );
+    assert_eq!(
+        fields.get::<String>("reason").as_deref(),
+        Some("delivered more than 5 times")
+    );
+    assert_eq!(fields.get::<String>("order").as_deref(), Some("o1"));
+    let stored: Vec<String> = pg
+        .query("SELECT id FROM orders", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    assert_eq!(stored, ["o2"], "the dead entry was not applied");
+    let pending: redis::streams::StreamPendingReply = redis
+        .xpending("flash:{s}:orders", "flash-workers")
+        .await
+        .unwrap();
+    assert_eq!(pending.count(), 0, "the dead entry is acknowledged too");
+    // Its units stay pending in the engine: an operator decides (README, dead letters).
+    assert_eq!(
+        engine.cart("s", "o1").await.unwrap().state,
+        CartState::CheckedOut
+    );
+}
