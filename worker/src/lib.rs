@@ -1,10 +1,11 @@
 //! The worker: checked-out orders from the engine's stream, made permanent in PostgreSQL.
 //!
-//! Map of the crate (grows with the worker issue):
-//! - [`apply`]: one batch of orders in one transaction: rows locked in id order, each order
-//!   decided whole, a replay a no-op.
-//! - [`consumer`]: the loop: pending entries first, claims from dead consumers, new entries
-//!   in batches; apply, settle, acknowledge; dead letters; retries that never give up.
+//! Map of the crate:
+//! - [`apply`]: one batch of orders in one transaction ([`apply::BatchWriter`]): rows locked
+//!   in id order, each order decided whole, a replay a no-op (the order INSERT checks).
+//! - [`consumer`]: the loop ([`consumer::run`], the entry point the edge embeds): pending
+//!   entries first, claims from dead consumers, new entries in batches; apply, then settle
+//!   and acknowledge while the next batch applies; dead letters; retries that never give up.
 //! - [`stream`]: order entries parsed off the stream.
 //! - [`stock`]: `sync` (database stock into the sale) and `reconcile` (the two compared).
 //! - [`migrate`]: the schema, as versioned SQL files (`migrations/`) applied in order, each
