@@ -5,7 +5,7 @@ use flash_core::args::{DEFAULT_EXPIRE_COUNT, MAX_EXPIRE_COUNT};
 use flash_core::cmd::Verdict;
 use flash_core::keys::SaleKeys;
 use flash_core::model::CartState;
-use redis::aio::MultiplexedConnection;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{AsyncCommands, Value};
 
 use crate::error::ClientError;
@@ -33,22 +33,28 @@ pub struct SaleSettings {
 /// A cheap-to-clone handle: clones share one multiplexed connection.
 #[derive(Clone)]
 pub struct FlashClient {
-    conn: MultiplexedConnection,
+    conn: ConnectionManager,
     backend: Backend,
 }
 
 impl FlashClient {
     /// Connects and picks the backend: the module when the server knows `FLASH.RESERVE`.
+    ///
+    /// The connection is multiplexed (clones share it, requests are pipelined) and managed:
+    /// after Redis restarts or the link drops, the calls in flight fail and the next ones
+    /// reconnect, so a long-running edge or worker recovers by itself. A reply may take up
+    /// to 5 s (the crate's default, 0.5 s, is the worker's XREADGROUP BLOCK time and would
+    /// cut it off).
     pub async fn connect(url: &str) -> Result<FlashClient, ClientError> {
-        let conn = redis::Client::open(url)?
-            .get_multiplexed_async_connection()
-            .await?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(std::time::Duration::from_secs(5)))
+            .set_response_timeout(Some(std::time::Duration::from_secs(5)))
+            .set_number_of_retries(2);
+        let conn = ConnectionManager::new_with_config(redis::Client::open(url)?, config).await?;
         FlashClient::with_connection(conn).await
     }
 
-    pub async fn with_connection(
-        mut conn: MultiplexedConnection,
-    ) -> Result<FlashClient, ClientError> {
+    pub async fn with_connection(mut conn: ConnectionManager) -> Result<FlashClient, ClientError> {
         let info: Value = redis::cmd("COMMAND")
             .arg("INFO")
             .arg("FLASH.RESERVE")
@@ -74,7 +80,7 @@ impl FlashClient {
     }
 
     /// The underlying connection, for plain Redis commands.
-    pub fn connection(&self) -> MultiplexedConnection {
+    pub fn connection(&self) -> ConnectionManager {
         self.conn.clone()
     }
 
@@ -99,6 +105,17 @@ impl FlashClient {
         command: &str,
         calls: &[Vec<String>],
     ) -> Result<Vec<Result<Value, ClientError>>, ClientError> {
+        let calls: Vec<(&str, &[String])> = calls.iter().map(|args| (command, &args[..])).collect();
+        self.call_each(&calls).await
+    }
+
+    /// Runs several commands, each with its arguments, in one pipeline (one round trip), on
+    /// either backend. Each command gets its own result; the outer error is connection
+    /// trouble.
+    pub async fn call_each(
+        &self,
+        calls: &[(&str, &[String])],
+    ) -> Result<Vec<Result<Value, ClientError>>, ClientError> {
         // An empty pipeline would never be answered (nothing is sent, a reply is awaited).
         if calls.is_empty() {
             return Ok(Vec::new());
@@ -107,13 +124,14 @@ impl FlashClient {
         let mut results: Vec<Option<Result<Value, ClientError>>> = Vec::new();
         results.resize_with(calls.len(), || None);
         let mut todo: Vec<usize> = (0..calls.len()).collect();
-        // Twice at most: a NOSCRIPT (the script cache was flushed) loads the script again and
-        // retries just the calls that did not run.
+        // Twice at most: a NOSCRIPT (the script cache was flushed) loads the scripts again
+        // and retries just the calls that did not run.
         for attempt in 0..2 {
             let mut pipe = redis::pipe();
             pipe.ignore_errors();
             for &i in &todo {
-                pipe.add_command(self.command_for(command, &calls[i]).await?);
+                let (command, args) = calls[i];
+                pipe.add_command(self.command_for(command, args).await?);
             }
             let replies: Vec<redis::RedisResult<Value>> = pipe.query_async(&mut conn).await?;
             let mut again = Vec::new();
@@ -126,8 +144,14 @@ impl FlashClient {
             if again.is_empty() {
                 break;
             }
-            if let Some(script) = lua::script(command) {
-                script.load_async(&mut conn).await?;
+            let mut loaded = std::collections::BTreeSet::new();
+            for &i in &again {
+                let command = calls[i].0;
+                if loaded.insert(command)
+                    && let Some(script) = lua::script(command)
+                {
+                    script.load_async(&mut conn).await?;
+                }
             }
             todo = again;
         }
@@ -136,7 +160,7 @@ impl FlashClient {
             .map(|r| {
                 r.unwrap_or_else(|| {
                     Err(ClientError::Reply {
-                        command: "call_many",
+                        command: "call_each",
                         detail: "no reply".into(),
                     })
                 })
@@ -334,6 +358,40 @@ impl FlashClient {
         let args = line_args(sale, cart, user, sku, qty);
         let (value, reader) = self.run("FLASH.RELEASE", args).await?;
         reader.reservation(&value)
+    }
+
+    /// FLASH.RESERVE (`release` false) or FLASH.RELEASE, then FLASH.CART of the same cart, in
+    /// one round trip: what a shop's "add to cart" shows. The view is read after the change.
+    pub async fn change_and_view(
+        &self,
+        release: bool,
+        sale: &str,
+        cart: &str,
+        user: &str,
+        sku: Sku,
+        qty: i64,
+    ) -> Result<(Reservation, CartView), ClientError> {
+        let command = if release {
+            "FLASH.RELEASE"
+        } else {
+            "FLASH.RESERVE"
+        };
+        let line = line_args(sale, cart, user, sku, qty);
+        let view = [sale.to_owned(), cart.to_owned()];
+        let mut replies = self
+            .call_each(&[(command, &line[..]), ("FLASH.CART", &view[..])])
+            .await?
+            .into_iter();
+        let no_reply = || ClientError::Reply {
+            command,
+            detail: "no reply".into(),
+        };
+        let changed = Reader { command }.reservation(&replies.next().ok_or_else(no_reply)??)?;
+        let view = Reader {
+            command: "FLASH.CART",
+        }
+        .cart(&replies.next().ok_or_else(no_reply)??)?;
+        Ok((changed, view))
     }
 
     pub async fn checkout(&self, sale: &str, cart: &str, user: &str) -> Result<Order, ClientError> {

@@ -207,7 +207,8 @@
   }
 
   // ---------------------------------------------------------------- session
-  const userNameOf = (me) => (me && (me.username || me.user || me.name)) || '';
+  // Replies to POST and GET /session are {user: {id, username}}.
+  const userNameOf = (me) => (me && me.user && me.user.username) || '';
 
   async function checkSession() {
     try {

@@ -3,15 +3,19 @@
 //!
 //! - [`redis_server`]: [`RedisServer`], with or without the Flash module.
 //! - [`postgres`]: [`PostgresServer`], initdb into a temp dir, one fresh database per test.
+//! - [`stack`]: [`Stack`]: both servers, a catalog, an open sale and the edge, for the edge's
+//!   tests and benchmarks.
 
 pub mod postgres;
 pub mod redis_server;
+pub mod stack;
 
 use std::io;
 use std::net::{Ipv4Addr, TcpListener};
 
 pub use postgres::PostgresServer;
 pub use redis_server::{RedisServer, ServerOptions, module_path, workspace_root};
+pub use stack::{Stack, StackOptions};
 
 /// The built `flash-worker` binary: `$FLASH_WORKER_BIN`, else `target/debug/flash-worker`.
 pub fn worker_binary() -> io::Result<std::path::PathBuf> {

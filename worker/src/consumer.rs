@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use flash_client::{ClientError, FlashClient, Verdict};
 use flash_core::keys::SaleKeys;
 use redis::AsyncCommands;
-use redis::aio::MultiplexedConnection;
+use redis::aio::ConnectionManager;
 use redis::streams::{StreamAutoClaimOptions, StreamId, StreamReadOptions, StreamReadReply};
 use tokio_postgres::NoTls;
 use tracing::{info, warn};
@@ -134,7 +134,7 @@ struct Session {
 struct StreamReader {
     config: Config,
     keys: SaleKeys,
-    redis: MultiplexedConnection,
+    redis: ConnectionManager,
 }
 
 /// A batch applied to the database, waiting to be settled and acknowledged.
@@ -153,7 +153,7 @@ struct Finisher {
     group: String,
     keys: SaleKeys,
     engine: FlashClient,
-    redis: MultiplexedConnection,
+    redis: ConnectionManager,
     counters: Arc<Counters>,
 }
 

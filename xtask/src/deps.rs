@@ -2,7 +2,8 @@
 //!
 //! A fresh CI machine has Rust and a C compiler but no redis-server and no libclang; the
 //! module's bindgen needs libclang and clang's own headers (`stddef.h`), the tests and `up`
-//! need redis-server, and `bench` needs redis-benchmark.
+//! need redis-server, `bench` needs redis-benchmark, and the browser test drives a headless
+//! Chromium through chromedriver.
 
 use std::env;
 use std::path::{Path, PathBuf};
@@ -19,7 +20,7 @@ struct Requirement {
     present: fn() -> bool,
 }
 
-const REQUIREMENTS: [Requirement; 5] = [
+const REQUIREMENTS: [Requirement; 7] = [
     Requirement {
         what: "redis-server",
         package: "redis-server",
@@ -45,13 +46,24 @@ const REQUIREMENTS: [Requirement; 5] = [
         package: "libclang-dev",
         present: libclang_present,
     },
+    Requirement {
+        what: "chromium",
+        package: "chromium",
+        present: || program_present("CHROMIUM", "chromium"),
+    },
+    Requirement {
+        what: "chromedriver",
+        package: "chromium-driver",
+        present: || program_present("CHROMEDRIVER", "chromedriver"),
+    },
 ];
 
 /// Installs what is missing, or says that nothing is.
 pub fn ensure() -> Result<()> {
     let missing: Vec<&Requirement> = REQUIREMENTS.iter().filter(|r| !(r.present)()).collect();
     if missing.is_empty() {
-        println!("deps: redis-server, redis-cli, redis-benchmark, clang and libclang are present");
+        let all: Vec<&str> = REQUIREMENTS.iter().map(|r| r.what).collect();
+        println!("deps: present: {}", all.join(", "));
         return Ok(());
     }
     let mut packages: Vec<&str> = missing.iter().map(|r| r.package).collect();
@@ -127,6 +139,12 @@ fn redis_server_present() -> bool {
     // The harness runs `$REDIS_SERVER` when it is set, so a custom build counts.
     env::var_os("REDIS_SERVER").is_some_and(|path| Path::new(&path).is_file())
         || which("redis-server").is_some()
+}
+
+/// `$<variable>` when it names a file (the browser test runs that one instead), else `name` on
+/// `$PATH`.
+fn program_present(variable: &str, name: &str) -> bool {
+    env::var_os(variable).is_some_and(|path| Path::new(&path).is_file()) || which(name).is_some()
 }
 
 /// clang on `$PATH` and its resource directory's headers, which bindgen's libclang needs

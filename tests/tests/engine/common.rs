@@ -8,7 +8,7 @@ use flash_client::{Backend, ClientError, FlashClient, SkuUnits};
 use flash_core::ErrorCode;
 use flash_tests::{RedisServer, ServerOptions, module_path};
 use redis::Value;
-use redis::aio::MultiplexedConnection;
+use redis::aio::{ConnectionLike, ConnectionManager};
 
 /// Runs an `async fn(Backend)` test once per backend.
 macro_rules! both_backends {
@@ -68,7 +68,7 @@ impl Engine {
             .expect("connect")
     }
 
-    pub fn conn(&self) -> MultiplexedConnection {
+    pub fn conn(&self) -> ConnectionManager {
         self.client.connection()
     }
 
@@ -123,7 +123,7 @@ impl Engine {
     }
 }
 
-pub async fn dump(conn: &mut MultiplexedConnection, sale: &str) -> BTreeMap<String, String> {
+pub async fn dump(conn: &mut impl ConnectionLike, sale: &str) -> BTreeMap<String, String> {
     let mut keys: Vec<String> = Vec::new();
     let mut cursor: u64 = 0;
     loop {

@@ -8,7 +8,6 @@ use flash_core::model::CartState;
 use flash_tests::{RedisServer, ServerOptions};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use redis::aio::MultiplexedConnection;
 
 use crate::common::{Engine, both_backends, dump, eventually, options};
 
@@ -89,7 +88,7 @@ async fn with_aof(backend: Backend) -> Engine {
     Engine::start_with(backend, options).await
 }
 
-async fn digest(conn: &mut MultiplexedConnection) -> String {
+async fn digest(conn: &mut impl redis::aio::ConnectionLike) -> String {
     redis::cmd("DEBUG")
         .arg("DIGEST")
         .query_async(conn)

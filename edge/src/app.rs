@@ -1,0 +1,100 @@
+//! The state every request shares: connections, caches, limits, metrics. Built once at
+//! start ([`App::start`]) and shared as an `Arc`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use flash_client::FlashClient;
+use flash_worker::consumer::Counters;
+use tokio_postgres::NoTls;
+use tracing::warn;
+
+use crate::catalog::Catalog;
+use crate::hub::Hub;
+use crate::limits::Limits;
+use crate::metrics::Metrics;
+use crate::session::Signer;
+use crate::settings::EdgeSettings;
+use crate::ws::WsSettings;
+
+pub struct App {
+    pub settings: EdgeSettings,
+    pub engine: FlashClient,
+    pub pool: Pool,
+    pub catalog: Catalog,
+    pub signer: Signer,
+    pub limits: Limits,
+    pub metrics: Metrics,
+    pub hub: Hub,
+    pub ws: WsSettings,
+    /// The embedded worker's counters, when it runs in this process.
+    pub worker: Option<Arc<Counters>>,
+}
+
+impl App {
+    /// Connects to Redis and PostgreSQL and applies the migrations. The worker is started
+    /// by the caller (it needs the shutdown signal).
+    pub async fn start(settings: EdgeSettings) -> Result<Arc<App>> {
+        let engine = FlashClient::connect(&settings.redis_url)
+            .await
+            .with_context(|| format!("cannot reach Redis at {}", settings.redis_url))?;
+        let pg_config: tokio_postgres::Config = settings
+            .database_url
+            .parse()
+            .context("DATABASE_URL is not a PostgreSQL URL")?;
+        let manager = Manager::from_config(
+            pg_config,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(settings.db_pool)
+            .wait_timeout(Some(Duration::from_secs(5)))
+            .runtime(deadpool_postgres::Runtime::Tokio1)
+            .build()
+            .context("cannot build the database pool")?;
+        {
+            let mut client = pool
+                .get()
+                .await
+                .context("cannot reach PostgreSQL (DATABASE_URL)")?;
+            flash_worker::migrate::migrate(&mut client)
+                .await
+                .context("cannot apply the migrations")?;
+        }
+        let secret = match &settings.secret {
+            Some(secret) if secret.len() >= 32 => secret.as_bytes().to_vec(),
+            Some(_) => anyhow::bail!("FLASH_SECRET must be at least 32 bytes"),
+            None => {
+                warn!(
+                    "FLASH_SECRET is not set: signing sessions with a random development key; \
+                     sessions end when this process does and are not shared between edges"
+                );
+                rand::random::<[u8; 32]>().to_vec()
+            }
+        };
+        let hub = Hub::start(&settings.redis_url, &settings.sale, engine.clone())
+            .await
+            .context("cannot subscribe to the sale's stock messages")?;
+        Ok(Arc::new(App {
+            catalog: Catalog::new(pool.clone(), settings.catalog_ttl()),
+            signer: Signer::new(&secret, settings.session_ttl_secs),
+            limits: Limits::new(settings.rate_per_ip, settings.rate_per_user),
+            metrics: Metrics::new().context("metrics")?,
+            ws: WsSettings {
+                allowed_origins: settings.allowed_origins.clone(),
+                max_per_ip: settings.ws_per_ip,
+                ..WsSettings::default()
+            },
+            worker: (!settings.no_worker).then(|| Arc::new(Counters::default())),
+            hub,
+            engine,
+            pool,
+            settings,
+        }))
+    }
+}

@@ -1,0 +1,162 @@
+//! Every refusal the edge sends: an HTTP status and a JSON body `{"error": CODE, "message": …}`.
+//!
+//! Codes are stable (clients branch on them); messages say what happened and may change. The
+//! engine's words (`SOLDOUT`, `LIMIT`, …) pass through unchanged, each with the status that
+//! HTTP's meaning gives it (the table in the README).
+
+use bytes::Bytes;
+use flash_client::ClientError;
+use flash_core::ErrorCode;
+use http_body_util::Full;
+use hyper::{Response, StatusCode, header};
+
+/// A response body: every reply of the edge is small and built whole.
+pub type Body = Full<Bytes>;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+    /// Seconds, for 429 and 503.
+    pub retry_after: Option<u64>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+            retry_after: None,
+        }
+    }
+
+    /// 422: the body is not the JSON the route expects; the message names the field.
+    pub fn invalid(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "INVALID", message)
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, "BAD_REQUEST", message)
+    }
+
+    pub fn unauthenticated() -> ApiError {
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "UNAUTHENTICATED",
+            "sign in first: POST /session {\"username\": …}",
+        )
+    }
+
+    pub fn forbidden(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::FORBIDDEN, "FORBIDDEN", message)
+    }
+
+    pub fn not_found(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::NOT_FOUND, "NOT_FOUND", message)
+    }
+
+    pub fn too_large(limit: usize) -> ApiError {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "TOO_LARGE",
+            format!("request bodies are limited to {limit} bytes"),
+        )
+    }
+
+    pub fn rate_limited(retry_after: u64) -> ApiError {
+        ApiError {
+            retry_after: Some(retry_after.max(1)),
+            ..ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "RATE_LIMITED",
+                "too many requests; retry after the Retry-After delay",
+            )
+        }
+    }
+
+    /// 503: a backing service (Redis, PostgreSQL) cannot be reached; worth retrying.
+    pub fn unavailable(message: impl Into<String>) -> ApiError {
+        ApiError {
+            retry_after: Some(1),
+            ..ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "UNAVAILABLE", message)
+        }
+    }
+
+    pub fn internal(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL", message)
+    }
+
+    pub fn into_response(self) -> Response<Body> {
+        let body = serde_json::json!({ "error": self.code, "message": self.message });
+        let mut response = json_response(self.status, &body);
+        if let Some(seconds) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from(seconds));
+        }
+        response
+    }
+}
+
+/// The status each engine word gets.
+pub fn engine_status(code: ErrorCode) -> StatusCode {
+    match code {
+        // The request was fine; the state of the sale refuses it.
+        ErrorCode::SoldOut
+        | ErrorCode::Limit
+        | ErrorCode::Empty
+        | ErrorCode::BadState
+        | ErrorCode::Expired => StatusCode::CONFLICT,
+        // The sale is not open: the resource exists but cannot be acted on now.
+        ErrorCode::Closed => StatusCode::FORBIDDEN,
+        ErrorCode::NotOwner => StatusCode::FORBIDDEN,
+        ErrorCode::NoCart | ErrorCode::NoSale | ErrorCode::NoSku => StatusCode::NOT_FOUND,
+        ErrorCode::Err => StatusCode::UNPROCESSABLE_ENTITY,
+        ErrorCode::WrongType => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+impl From<ClientError> for ApiError {
+    fn from(error: ClientError) -> ApiError {
+        match error {
+            ClientError::Flash(error) => ApiError::new(
+                engine_status(error.code),
+                error.code.as_str(),
+                error.message.clone(),
+            ),
+            ClientError::Redis(error) => ApiError::unavailable(format!("redis: {error}")),
+            ClientError::Reply { command, detail } => {
+                ApiError::internal(format!("{command}: unexpected reply: {detail}"))
+            }
+        }
+    }
+}
+
+impl From<deadpool_postgres::PoolError> for ApiError {
+    fn from(error: deadpool_postgres::PoolError) -> ApiError {
+        ApiError::unavailable(format!("database: {error}"))
+    }
+}
+
+impl From<tokio_postgres::Error> for ApiError {
+    fn from(error: tokio_postgres::Error) -> ApiError {
+        if error.is_closed() {
+            ApiError::unavailable(format!("database: {error}"))
+        } else {
+            ApiError::internal(format!("database: {error}"))
+        }
+    }
+}
+
+/// A JSON reply.
+pub fn json_response(status: StatusCode, body: &serde_json::Value) -> Response<Body> {
+    let mut response = Response::new(Full::new(Bytes::from(body.to_string())));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("application/json"),
+    );
+    response
+}

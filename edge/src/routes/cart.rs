@@ -1,0 +1,174 @@
+//! `POST /cart/add`, `POST /cart/remove`, `POST /cart/checkout`, `GET /cart/{id}`.
+//!
+//! The cart id is made by the browser (so parallel first clicks share one cart); the user
+//! always comes from the session. Each call is one engine command, atomic in Redis.
+
+use flash_client::{CartView, ClientError, ErrorCode};
+use flash_core::model::CartState;
+use hyper::body::Incoming;
+use hyper::{Request, Response, StatusCode};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::app::App;
+use crate::catalog::Snapshot;
+use crate::error::{ApiError, Body, json_response};
+use crate::routes::products::now_ms;
+use crate::routes::{caller, read_json, same_user};
+use crate::session::User;
+
+#[derive(Deserialize)]
+struct Line {
+    product_id: i64,
+    cart_id: String,
+    qty: Option<i64>,
+    user_id: Option<serde_json::Value>,
+}
+
+#[derive(Deserialize)]
+struct Checkout {
+    cart_id: String,
+    user_id: Option<serde_json::Value>,
+}
+
+pub async fn add(app: &App, req: Request<Incoming>) -> Result<Response<Body>, ApiError> {
+    change(app, req, false).await
+}
+
+pub async fn remove(app: &App, req: Request<Incoming>) -> Result<Response<Body>, ApiError> {
+    change(app, req, true).await
+}
+
+/// Add or remove, and the reply: the whole cart (the drawer redraws from it) and the
+/// product's new stock, from one engine round trip.
+async fn change(
+    app: &App,
+    req: Request<Incoming>,
+    release: bool,
+) -> Result<Response<Body>, ApiError> {
+    let user = caller(app, &req)?;
+    let line: Line = read_json(req).await?;
+    same_user(line.user_id.as_ref(), &user)?;
+    let changed = app
+        .engine
+        .change_and_view(
+            release,
+            &app.settings.sale,
+            &line.cart_id,
+            &user.engine_id(),
+            line.product_id,
+            line.qty.unwrap_or(1),
+        )
+        .await;
+    if !release {
+        app.metrics.reserve_outcome(outcome_word(&changed));
+    }
+    let (changed, view) = changed?;
+    let snapshot = app.catalog.snapshot().await?;
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({
+            "cart": cart_json(&line.cart_id, &view, &snapshot, &user),
+            "product_id": line.product_id,
+            "available": changed.available,
+        }),
+    ))
+}
+
+pub async fn checkout(app: &App, req: Request<Incoming>) -> Result<Response<Body>, ApiError> {
+    let user = caller(app, &req)?;
+    let body: Checkout = read_json(req).await?;
+    same_user(body.user_id.as_ref(), &user)?;
+    let order = app
+        .engine
+        .checkout(&app.settings.sale, &body.cart_id, &user.engine_id())
+        .await?;
+    // 202: the order is accepted and queued; the worker's verdict comes later
+    // (`GET /orders/{id}`).
+    Ok(json_response(
+        StatusCode::ACCEPTED,
+        &json!({ "order_id": order.order, "status": "pending", "units": order.units }),
+    ))
+}
+
+pub async fn show(
+    app: &App,
+    req: &Request<Incoming>,
+    cart_id: &str,
+) -> Result<Response<Body>, ApiError> {
+    let user = caller(app, req)?;
+    let view = owned_cart(app, &user, cart_id).await?;
+    let snapshot = app.catalog.snapshot().await?;
+    Ok(json_response(
+        StatusCode::OK,
+        &cart_json(cart_id, &view, &snapshot, &user),
+    ))
+}
+
+/// The caller's cart or order; someone else's is as unknown as a missing one (404), so ids
+/// cannot be probed.
+pub async fn owned_cart(app: &App, user: &User, cart_id: &str) -> Result<CartView, ApiError> {
+    let not_found = || ApiError::not_found(format!("no cart or order {cart_id}"));
+    match app.engine.cart(&app.settings.sale, cart_id).await {
+        Ok(view) if view.user == user.engine_id() => Ok(view),
+        Ok(_) => Err(not_found()),
+        Err(ClientError::Flash(error))
+            if matches!(error.code, ErrorCode::NoCart | ErrorCode::Err) =>
+        {
+            Err(not_found())
+        }
+        Err(other) => Err(other.into()),
+    }
+}
+
+pub fn cart_json(
+    cart_id: &str,
+    view: &CartView,
+    snapshot: &Snapshot,
+    _user: &User,
+) -> serde_json::Value {
+    let lines: Vec<serde_json::Value> = view
+        .lines
+        .iter()
+        .map(|(product_id, qty)| {
+            let product = snapshot.get(*product_id);
+            json!({
+                "product_id": product_id,
+                "name": product.map(|p| p.name.as_str()),
+                "price_cents": product.map(|p| p.price_cents),
+                "qty": qty,
+            })
+        })
+        .collect();
+    json!({
+        "cart_id": cart_id,
+        "state": view.state.as_str(),
+        "status": order_status(view.state),
+        "lines": lines,
+        "units": view.units,
+        "deadline_ms": view.deadline_ms,
+        // The edge's clock; the UI counts down deadline_ms − now_ms from the reply's arrival,
+        // so only the difference matters (Redis and the edge share a clock on one host, and
+        // NTP keeps them within milliseconds elsewhere).
+        "now_ms": now_ms(),
+    })
+}
+
+/// A cart's state as an order status: what the buyer wants to know.
+pub fn order_status(state: CartState) -> &'static str {
+    match state {
+        CartState::Held => "held",
+        CartState::CheckedOut => "pending",
+        CartState::Settled => "confirmed",
+        CartState::Rejected => "rejected",
+        CartState::Expired => "expired",
+    }
+}
+
+/// `OK` or the engine's error word, for the reserve-outcome metric.
+pub fn outcome_word<T>(result: &Result<T, ClientError>) -> &'static str {
+    match result {
+        Ok(_) => "OK",
+        Err(error) => error.code().map_or("UNAVAILABLE", ErrorCode::as_str),
+    }
+}
