@@ -14,7 +14,7 @@ pub struct EdgeSettings {
     #[arg(long, env = "DATABASE_URL")]
     pub database_url: String,
     /// The sale this edge serves.
-    #[arg(long, env = "FLASH_SALE", default_value = "spring")]
+    #[arg(long, env = "FLASH_SALE", default_value = "demo")]
     pub sale: String,
     /// The key that signs session tokens (at least 32 bytes). Without it a random key is made
     /// at start: fine for development, but sessions then die with the process and cannot be

@@ -1,0 +1,46 @@
+//! What every tool needs: where Redis and PostgreSQL are, which sale; and connecting to them
+//! with errors that say what to do.
+
+use anyhow::{Context, Result};
+use flash_client::FlashClient;
+use tokio_postgres::{Client, NoTls};
+
+#[derive(Clone, Debug, clap::Args)]
+pub struct Common {
+    /// The engine: redis-server with the Flash module, or a plain one (the Lua twin).
+    #[arg(long, env = "REDIS_URL", default_value = "redis://127.0.0.1:6379/")]
+    pub redis_url: String,
+    /// PostgreSQL, e.g. postgres://flash@127.0.0.1:5432/flash.
+    #[arg(long, env = "DATABASE_URL")]
+    pub database_url: Option<String>,
+    /// The sale.
+    #[arg(long, env = "FLASH_SALE", default_value = "demo")]
+    pub sale: String,
+}
+
+impl Common {
+    pub fn database_url(&self) -> Result<&str> {
+        self.database_url.as_deref().context(
+            "DATABASE_URL is not set: pass --database-url, or set it in the environment or \
+             .env (`flash up` prints the one it runs)",
+        )
+    }
+
+    pub async fn database(&self) -> Result<Client> {
+        let url = self.database_url()?;
+        let (client, connection) = tokio_postgres::connect(url, NoTls)
+            .await
+            .with_context(|| format!("cannot connect to PostgreSQL at {url}: is it running?"))?;
+        tokio::spawn(connection);
+        Ok(client)
+    }
+
+    pub async fn engine(&self) -> Result<FlashClient> {
+        FlashClient::connect(&self.redis_url).await.with_context(|| {
+            format!(
+                "cannot reach Redis at {}: is redis-server running (`flash up` starts one)?",
+                self.redis_url
+            )
+        })
+    }
+}
