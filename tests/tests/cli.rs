@@ -1,0 +1,179 @@
+//! The `flash` operator commands against a real redis-server and a real PostgreSQL: the
+//! built binary, run as an operator would.
+
+#![allow(clippy::unwrap_used)]
+
+use std::path::PathBuf;
+use std::process::Output;
+
+use flash_tests::{PostgresServer, RedisServer, ServerOptions, module_path, workspace_root};
+use tokio_postgres::NoTls;
+
+fn flash_binary() -> PathBuf {
+    std::env::var_os("FLASH_BIN").map_or_else(
+        || workspace_root().join("target/debug/flash"),
+        PathBuf::from,
+    )
+}
+
+struct Servers {
+    redis: RedisServer,
+    _postgres: PostgresServer,
+    database_url: String,
+}
+
+impl Servers {
+    fn start() -> Servers {
+        let redis = RedisServer::start(ServerOptions {
+            module: Some(module_path().unwrap()),
+            ..ServerOptions::default()
+        })
+        .unwrap();
+        let postgres = PostgresServer::start().unwrap();
+        let database_url = postgres.create_database().unwrap();
+        Servers {
+            redis,
+            _postgres: postgres,
+            database_url,
+        }
+    }
+
+    /// `flash <args>` with this pair of servers in the environment (as `.env` would).
+    fn flash(&self, args: &[&str]) -> Output {
+        let binary = flash_binary();
+        std::process::Command::new(&binary)
+            .args(args)
+            .env("REDIS_URL", self.redis.url())
+            .env("DATABASE_URL", &self.database_url)
+            .env("FLASH_SALE", "cli")
+            .env("RUST_LOG", "warn")
+            .current_dir(std::env::temp_dir())
+            .output()
+            .unwrap_or_else(|e| {
+                panic!(
+                    "cannot run {} ({e}): cargo build -p flash-cli",
+                    binary.display()
+                )
+            })
+    }
+
+    async fn database(&self) -> tokio_postgres::Client {
+        let (client, connection) = tokio_postgres::connect(&self.database_url, NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(connection);
+        client
+    }
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn explain(output: &Output) -> String {
+    format!(
+        "status {:?}\nstdout:\n{}\nstderr:\n{}",
+        output.status.code(),
+        stdout(output),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_and_reconcile_keep_the_books_and_say_when_they_differ() {
+    let servers = Servers::start();
+    let migrated = servers.flash(&["migrate"]);
+    assert!(migrated.status.success(), "{}", explain(&migrated));
+    let pg = servers.database().await;
+    pg.batch_execute(
+        "INSERT INTO products (id, name, price_cents, stock)
+         VALUES (1, 'Keyboard', 8900, 10), (2, 'Mouse', 2900, 4)",
+    )
+    .await
+    .unwrap();
+
+    let created = servers.flash(&["sale", "create", "--hold-ms", "60000", "--limit", "3"]);
+    assert!(created.status.success(), "{}", explain(&created));
+    assert!(stdout(&created).contains("hold 60000 ms, limit 3"), "{}", explain(&created));
+    let synced = servers.flash(&["stock", "sync"]);
+    assert!(synced.status.success(), "{}", explain(&synced));
+    assert!(stdout(&synced).contains("loaded 2 products"));
+
+    // Units held in a cart are not counted twice by a second sync.
+    let engine = flash_client::FlashClient::connect(&servers.redis.url())
+        .await
+        .unwrap();
+    engine.reserve("cli", "c1", "7", 1, 3).await.unwrap();
+    assert!(servers.flash(&["stock", "sync"]).status.success());
+    let reconciled = servers.flash(&["reconcile"]);
+    assert!(reconciled.status.success(), "{}", explain(&reconciled));
+    assert!(stdout(&reconciled).contains("every product matches"));
+    let shown = servers.flash(&["sale", "show"]);
+    assert!(shown.status.success(), "{}", explain(&shown));
+    let keyboard_row = stdout(&shown)
+        .lines()
+        .find(|line| line.trim_start().starts_with("1 "))
+        .map(|line| line.split_whitespace().map(str::to_owned).collect::<Vec<_>>())
+        .unwrap();
+    // product, loaded, available, held, pending, sold
+    assert_eq!(keyboard_row, ["1", "10", "7", "3", "0", "0"]);
+
+    // Someone changes the database behind the sale's back: reconcile says so and fails.
+    pg.execute("UPDATE products SET stock = 9 WHERE id = 2", &[])
+        .await
+        .unwrap();
+    let differs = servers.flash(&["reconcile"]);
+    assert_eq!(differs.status.code(), Some(1), "{}", explain(&differs));
+    assert!(stdout(&differs).contains("differ"), "{}", explain(&differs));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn orders_lists_recent_orders_with_their_engine_state() {
+    let servers = Servers::start();
+    assert!(servers.flash(&["migrate"]).status.success());
+    let pg = servers.database().await;
+    pg.batch_execute(
+        "INSERT INTO users (id, username) VALUES (7, 'alice');
+         INSERT INTO products (id, name, price_cents, stock) VALUES (1, 'Keyboard', 8900, 10);
+         INSERT INTO orders (sale, id, user_id, status, stream_id)
+         VALUES ('cli', 'order-1', 7, 'confirmed', '1-0');
+         INSERT INTO order_lines (sale, order_id, product_id, qty, unit_price_cents)
+         VALUES ('cli', 'order-1', 1, 2, 8900);",
+    )
+    .await
+    .unwrap();
+    assert!(servers.flash(&["sale", "create"]).status.success());
+    let listed = servers.flash(&["orders", "--limit", "5"]);
+    assert!(listed.status.success(), "{}", explain(&listed));
+    let line = stdout(&listed)
+        .lines()
+        .find(|line| line.starts_with("order-1"))
+        .map(str::to_owned)
+        .unwrap_or_else(|| panic!("{}", explain(&listed)));
+    // Known to PostgreSQL, unknown to the engine (it was written by hand): both are shown.
+    for expected in ["alice", "confirmed", "178.00", "NOCART"] {
+        assert!(line.contains(expected), "{expected} in {line}");
+    }
+}
+
+#[test]
+fn errors_say_what_to_do() {
+    let output = std::process::Command::new(flash_binary())
+        .args(["reconcile"])
+        .env_remove("DATABASE_URL")
+        .env("REDIS_URL", "redis://127.0.0.1:1/")
+        .current_dir(std::env::temp_dir())
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("DATABASE_URL is not set"), "{stderr}");
+    let help = std::process::Command::new(flash_binary())
+        .arg("--help")
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&help.stdout);
+    for command in ["up", "edge", "worker", "sale", "stock", "reconcile", "orders", "simulate"] {
+        assert!(help.contains(command), "{command} in --help:\n{help}");
+    }
+}
