@@ -94,7 +94,11 @@ async fn sync_and_reconcile_keep_the_books_and_say_when_they_differ() {
 
     let created = servers.flash(&["sale", "create", "--hold-ms", "60000", "--limit", "3"]);
     assert!(created.status.success(), "{}", explain(&created));
-    assert!(stdout(&created).contains("hold 60000 ms, limit 3"), "{}", explain(&created));
+    assert!(
+        stdout(&created).contains("hold 60000 ms, limit 3"),
+        "{}",
+        explain(&created)
+    );
     let synced = servers.flash(&["stock", "sync"]);
     assert!(synced.status.success(), "{}", explain(&synced));
     assert!(stdout(&synced).contains("loaded 2 products"));
@@ -113,7 +117,11 @@ async fn sync_and_reconcile_keep_the_books_and_say_when_they_differ() {
     let keyboard_row = stdout(&shown)
         .lines()
         .find(|line| line.trim_start().starts_with("1 "))
-        .map(|line| line.split_whitespace().map(str::to_owned).collect::<Vec<_>>())
+        .map(|line| {
+            line.split_whitespace()
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+        })
         .unwrap();
     // product, loaded, available, held, pending, sold
     assert_eq!(keyboard_row, ["1", "10", "7", "3", "0", "0"]);
@@ -173,7 +181,16 @@ fn errors_say_what_to_do() {
         .output()
         .unwrap();
     let help = String::from_utf8_lossy(&help.stdout);
-    for command in ["up", "edge", "worker", "sale", "stock", "reconcile", "orders", "simulate"] {
+    for command in [
+        "up",
+        "edge",
+        "worker",
+        "sale",
+        "stock",
+        "reconcile",
+        "orders",
+        "simulate",
+    ] {
         assert!(help.contains(command), "{command} in --help:\n{help}");
     }
 }
