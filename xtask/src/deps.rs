@@ -2,8 +2,11 @@
 //!
 //! A fresh CI machine has Rust and a C compiler but no redis-server and no libclang; the
 //! module's bindgen needs libclang and clang's own headers (`stddef.h`), the tests and `up`
-//! need redis-server, `bench` needs redis-benchmark, and the browser test drives a headless
-//! Chromium through chromedriver.
+//! need redis-server, `bench` needs redis-benchmark, the browser test drives a headless
+//! Chromium through chromedriver, and `test` checks docker/compose.yaml with Debian's
+//! docker-compose (its `config` needs no Docker engine, and none runs on CI). `flash
+//! simulate` draws its chart's text with DejaVu Sans, read at run time (so building needs no
+//! font development package).
 
 use std::env;
 use std::path::{Path, PathBuf};
@@ -20,7 +23,7 @@ struct Requirement {
     present: fn() -> bool,
 }
 
-const REQUIREMENTS: [Requirement; 7] = [
+const REQUIREMENTS: [Requirement; 9] = [
     Requirement {
         what: "redis-server",
         package: "redis-server",
@@ -55,6 +58,16 @@ const REQUIREMENTS: [Requirement; 7] = [
         what: "chromedriver",
         package: "chromium-driver",
         present: || program_present("CHROMEDRIVER", "chromedriver"),
+    },
+    Requirement {
+        what: "docker-compose",
+        package: "docker-compose",
+        present: || which("docker-compose").is_some(),
+    },
+    Requirement {
+        what: "the DejaVu Sans font (flash simulate's chart)",
+        package: "fonts-dejavu-core",
+        present: || Path::new("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf").is_file(),
     },
 ];
 

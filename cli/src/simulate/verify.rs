@@ -1,0 +1,595 @@
+//! The books after the crowd: the baseline taken before it, the waits after it (orders
+//! drained into PostgreSQL, abandoned holds run out), and the four checks. Each violation
+//! is one line naming the product, order or cart.
+//!
+//! The checks assume the simulator is the sale's only buyer while it runs (a test sale, or
+//! a dress rehearsal): stock moved by anyone else shows up as a difference.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use flash_client::{ClientError, ErrorCode, FlashClient, SaleInfo, SkuUnits};
+use flash_core::model::CartState;
+use futures::{StreamExt, stream};
+use tokio::task::JoinHandle;
+use tokio_postgres::Client;
+
+use super::buyer::{CartRecord, Fate};
+
+/// Each product's stock on both sides before the crowd.
+#[derive(Clone, Debug, Default)]
+pub struct Baseline {
+    /// `products.stock` in PostgreSQL: units not yet sold.
+    pub database_stock: BTreeMap<i64, i64>,
+    /// The engine's ledger per product.
+    pub engine: BTreeMap<i64, SkuUnits>,
+}
+
+pub async fn baseline(pg: &Client, engine: &FlashClient, sale: &str) -> Result<Baseline> {
+    Ok(Baseline {
+        database_stock: database_stock(pg).await?,
+        engine: engine.info(sale).await?.skus.into_iter().collect(),
+    })
+}
+
+async fn database_stock(pg: &Client) -> Result<BTreeMap<i64, i64>> {
+    Ok(pg
+        .query("SELECT id, stock FROM products", &[])
+        .await
+        .context("reading products from PostgreSQL")?
+        .iter()
+        .map(|row| (row.get(0), row.get(1)))
+        .collect())
+}
+
+/// What a run leaves to verify: enough to verify again later (the tests tamper with the
+/// database and verify once more).
+#[derive(Clone, Debug)]
+pub struct Journal {
+    pub run_id: String,
+    pub sale: String,
+    /// The products the crowd bought from.
+    pub products: Vec<i64>,
+    pub baseline: Baseline,
+    pub carts: Vec<CartRecord>,
+}
+
+/// One check and what broke it.
+#[derive(Clone, Debug)]
+pub struct Check {
+    pub name: &'static str,
+    /// What was checked, e.g. "10 products".
+    pub scope: String,
+    pub violations: Vec<String>,
+}
+
+/// The checks' results and the figures read on the way.
+#[derive(Clone, Debug, Default)]
+pub struct Verification {
+    pub checks: Vec<Check>,
+    /// Units in this run's confirmed orders in PostgreSQL, per product.
+    pub sold: BTreeMap<i64, i64>,
+    pub orders_confirmed: usize,
+    pub orders_rejected: usize,
+    /// Orders in PostgreSQL whose checkout got no reply (they count, they are not errors).
+    pub orders_unanswered: usize,
+    /// Carts that held units and were left (abandoned, or refused at checkout), each found
+    /// expired.
+    pub holds_expired: usize,
+    /// Products with no stock left in PostgreSQL.
+    pub sold_out: usize,
+    pub database_stock: BTreeMap<i64, i64>,
+}
+
+impl Verification {
+    /// Every violation, prefixed with its check's name.
+    pub fn violations(&self) -> Vec<String> {
+        self.checks
+            .iter()
+            .flat_map(|check| {
+                check
+                    .violations
+                    .iter()
+                    .map(move |v| format!("{}: {v}", check.name))
+            })
+            .collect()
+    }
+}
+
+/// One reading of the engine's totals.
+#[derive(Clone, Copy, Debug)]
+pub struct Sample {
+    /// When FLASH.INFO was sent: the state it read is from after this moment.
+    pub sent: Instant,
+    /// When its reply arrived: the state was reached by then.
+    pub received: Instant,
+    pub pending: i64,
+    pub held: i64,
+    pub held_carts: i64,
+}
+
+/// Reads the engine's totals every 10 ms, during the crowd and after it, so the drain and
+/// the release of holds are timed when they happen, not when the crowd is over (the last
+/// checkout is often long before the last buyer leaves).
+pub struct Monitor {
+    stop: Arc<AtomicBool>,
+    task: Option<JoinHandle<Vec<Sample>>>,
+}
+
+/// How often the monitor reads: the resolution of the drain and release times. FLASH.INFO
+/// is one command over the sale's SKUs, so 100 a second is noise to Redis.
+pub const MONITOR_EVERY: Duration = Duration::from_millis(10);
+
+impl Monitor {
+    pub fn start(engine: FlashClient, sale: String) -> Monitor {
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopping = stop.clone();
+        let task = tokio::spawn(async move {
+            let mut samples = Vec::new();
+            while !stopping.load(Ordering::Relaxed) {
+                let sent = Instant::now();
+                // A failed read is a gap in the samples, not a failed run: the waits and the
+                // checks read the engine themselves and report errors.
+                if let Ok(info) = engine.info(&sale).await {
+                    samples.push(Sample {
+                        sent,
+                        received: Instant::now(),
+                        pending: info.total.pending,
+                        held: info.total.held,
+                        held_carts: info.held_carts,
+                    });
+                }
+                tokio::time::sleep(MONITOR_EVERY).await;
+            }
+            samples
+        });
+        Monitor {
+            stop,
+            task: Some(task),
+        }
+    }
+
+    pub async fn stop(mut self) -> Vec<Sample> {
+        self.stop.store(true, Ordering::Relaxed);
+        match self.task.take() {
+            Some(task) => task.await.unwrap_or_default(),
+            None => Vec::new(),
+        }
+    }
+}
+
+impl Drop for Monitor {
+    /// A run that fails half-way must not leave the monitor polling for the life of the
+    /// process (a test binary, a library caller).
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// The first moment after `since` at which `reached` held: the reply time of the first
+/// reading sent after `since` that shows it.
+pub fn reached_after(
+    samples: &[Sample],
+    since: Instant,
+    reached: impl Fn(&Sample) -> bool,
+) -> Option<Instant> {
+    samples
+        .iter()
+        .filter(|sample| sample.sent >= since && reached(sample))
+        .map(|sample| sample.received)
+        .min()
+}
+
+/// Waits until no unit is pending in the engine (every checked-out order written to
+/// PostgreSQL and settled). Returns when that was seen, or None at the timeout.
+pub async fn wait_drained(
+    engine: &FlashClient,
+    sale: &str,
+    timeout: Duration,
+    on_poll: impl Fn(&SaleInfo),
+) -> Result<Option<Instant>> {
+    let give_up = Instant::now() + timeout;
+    loop {
+        let info = engine.info(sale).await?;
+        let now = Instant::now();
+        if info.total.pending == 0 {
+            return Ok(Some(now));
+        }
+        on_poll(&info);
+        if now >= give_up {
+            return Ok(None);
+        }
+        // Fine enough for a drain measured in tens of milliseconds, and FLASH.INFO is cheap.
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// Waits until `deadline` has passed and no cart is held in the sale; None at `give_up`.
+pub async fn wait_released(
+    engine: &FlashClient,
+    sale: &str,
+    deadline: Instant,
+    give_up: Instant,
+    on_poll: impl Fn(&SaleInfo),
+) -> Result<Option<Instant>> {
+    loop {
+        let info = engine.info(sale).await?;
+        let now = Instant::now();
+        if now >= deadline && info.held_carts == 0 && info.total.held == 0 {
+            return Ok(Some(now));
+        }
+        on_poll(&info);
+        if now >= give_up {
+            return Ok(None);
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// One order of the run as PostgreSQL has it.
+#[derive(Debug, Default)]
+struct StoredOrder {
+    user_id: i64,
+    confirmed: bool,
+    lines: BTreeMap<i64, i64>,
+}
+
+async fn stored_orders(
+    pg: &Client,
+    sale: &str,
+    run_id: &str,
+) -> Result<HashMap<String, StoredOrder>> {
+    // The run's users are named sim-<run id>-<n>; a run id is hex, so no LIKE wildcard.
+    let rows = pg
+        .query(
+            "SELECT o.id, o.user_id, o.status, l.product_id, l.qty
+             FROM orders o
+             JOIN users u ON u.id = o.user_id
+             LEFT JOIN order_lines l ON l.sale = o.sale AND l.order_id = o.id
+             WHERE o.sale = $1 AND u.username LIKE $2",
+            &[&sale, &format!("sim-{run_id}-%")],
+        )
+        .await
+        .context("reading the run's orders from PostgreSQL")?;
+    let mut orders: HashMap<String, StoredOrder> = HashMap::new();
+    for row in &rows {
+        let order = orders.entry(row.get(0)).or_default();
+        order.user_id = row.get(1);
+        order.confirmed = row.get::<_, String>(2) == "confirmed";
+        if let (Some(product), Some(qty)) =
+            (row.get::<_, Option<i64>>(3), row.get::<_, Option<i64>>(4))
+        {
+            *order.lines.entry(product).or_default() += qty;
+        }
+    }
+    Ok(orders)
+}
+
+/// A cart's state and user in the engine; None when the engine has no such cart.
+type EngineCart = Option<(CartState, String)>;
+
+/// The engine's view of every cart the run made.
+async fn cart_states(
+    engine: &FlashClient,
+    sale: &str,
+    carts: &[CartRecord],
+) -> Result<HashMap<String, EngineCart>> {
+    // FLASH.CART per cart, many in flight on the multiplexed connection (pipelined).
+    let states: Vec<Result<(String, EngineCart)>> =
+        stream::iter(carts.iter().map(|record| &record.cart_id))
+            .map(|id| async move {
+                match engine.cart(sale, id).await {
+                    Ok(view) => Ok((id.clone(), Some((view.state, view.user)))),
+                    Err(ClientError::Flash(error)) if error.code == ErrorCode::NoCart => {
+                        Ok((id.clone(), None))
+                    }
+                    Err(other) => {
+                        Err(anyhow::Error::new(other).context(format!("FLASH.CART {id}")))
+                    }
+                }
+            })
+            .buffer_unordered(128)
+            .collect()
+            .await;
+    states.into_iter().collect()
+}
+
+/// Runs the four checks against PostgreSQL and the engine as they are now.
+pub async fn verify(pg: &Client, engine: &FlashClient, journal: &Journal) -> Result<Verification> {
+    let sale = &journal.sale;
+    let stock_now = database_stock(pg).await?;
+    let info = engine.info(sale).await?;
+    let ledger: BTreeMap<i64, SkuUnits> = info.skus.iter().copied().collect();
+    let reconciled = flash_worker::stock::reconcile(pg, engine, sale)
+        .await
+        .context("reconcile")?;
+    let orders = stored_orders(pg, sale, &journal.run_id).await?;
+    let states = cart_states(engine, sale, &journal.carts).await?;
+
+    let mut result = Verification {
+        database_stock: stock_now.clone(),
+        ..Verification::default()
+    };
+    for order in orders.values() {
+        if order.confirmed {
+            result.orders_confirmed += 1;
+            for (product, qty) in &order.lines {
+                *result.sold.entry(*product).or_default() += qty;
+            }
+        } else {
+            result.orders_rejected += 1;
+        }
+    }
+    let sold = |product: i64| result.sold.get(&product).copied().unwrap_or(0);
+
+    // (1) No oversell: the database never goes below zero, and the run never sells more
+    // than there was.
+    let mut oversell = Vec::new();
+    for (product, stock) in &stock_now {
+        if *stock < 0 {
+            oversell.push(format!("product {product}: database stock is {stock}"));
+        }
+    }
+    for product in &journal.products {
+        let before = journal
+            .baseline
+            .database_stock
+            .get(product)
+            .copied()
+            .unwrap_or(0);
+        if sold(*product) > before {
+            oversell.push(format!(
+                "product {product}: {} units sold in confirmed orders, only {before} in stock \
+                 at the start",
+                sold(*product)
+            ));
+        }
+    }
+    result.checks.push(Check {
+        name: "no oversell",
+        scope: format!("{} products", journal.products.len()),
+        violations: oversell,
+    });
+
+    // (2) Conservation: the database's unsold stock is the engine's available + held +
+    // pending (reconcile), the engine's ledger balances, and both sides moved by exactly
+    // the units this run's confirmed orders hold.
+    let mut conservation = Vec::new();
+    for row in reconciled.iter().filter(|row| !row.matches()) {
+        conservation.push(match row.engine {
+            Some(engine_units) => format!(
+                "product {}: database stock {} but the engine's available + held + pending \
+                 is {engine_units}",
+                row.product, row.database
+            ),
+            None => format!(
+                "product {}: database stock {} but the sale does not carry it",
+                row.product, row.database
+            ),
+        });
+    }
+    for (product, units) in &info.skus {
+        if !units.is_conserved() {
+            conservation.push(format!(
+                "product {product}: ledger does not balance: loaded {} ≠ available {} + held \
+                 {} + pending {} + sold {}",
+                units.loaded, units.available, units.held, units.pending, units.sold
+            ));
+        }
+    }
+    if info.total.pending != 0 {
+        conservation.push(format!(
+            "{} units still pending: orders checked out and not yet in PostgreSQL (is a \
+             worker running? the edge runs one unless --no-worker)",
+            info.total.pending
+        ));
+    }
+    for product in &journal.products {
+        let before = journal
+            .baseline
+            .database_stock
+            .get(product)
+            .copied()
+            .unwrap_or(0);
+        let after = stock_now.get(product).copied().unwrap_or(0);
+        if before - after != sold(*product) {
+            conservation.push(format!(
+                "product {product}: database stock went {before} → {after} but this run's \
+                 confirmed orders hold {} units (did someone else buy or restock?)",
+                sold(*product)
+            ));
+        }
+        let engine_before = journal
+            .baseline
+            .engine
+            .get(product)
+            .copied()
+            .unwrap_or_default();
+        let engine_after = ledger.get(product).copied().unwrap_or_default();
+        if engine_after.sold - engine_before.sold != sold(*product) {
+            conservation.push(format!(
+                "product {product}: the engine's sold went {} → {} but PostgreSQL confirmed \
+                 {} units for this run",
+                engine_before.sold,
+                engine_after.sold,
+                sold(*product)
+            ));
+        }
+    }
+    result.checks.push(Check {
+        name: "conservation",
+        scope: format!("{} products", reconciled.len()),
+        violations: conservation,
+    });
+
+    // (3) Every accepted order in PostgreSQL exactly once (the primary key (sale, id) makes
+    // "at most once" structural; this checks "at least", and that it is the cart the buyer
+    // saw), settled in the engine as PostgreSQL decided; and no order nobody checked out.
+    let mut order_violations = Vec::new();
+    let mut checked_out = 0;
+    let mut known: HashSet<&str> = HashSet::new();
+    for record in &journal.carts {
+        let engine_state = states.get(&record.cart_id).cloned().flatten();
+        match &record.fate {
+            Fate::CheckedOut {
+                order_id, units, ..
+            } => {
+                checked_out += 1;
+                known.insert(order_id);
+                let Some(stored) = orders.get(order_id) else {
+                    order_violations.push(format!(
+                        "order {order_id} (202 to {}) is not in PostgreSQL",
+                        record.username
+                    ));
+                    continue;
+                };
+                if Some(stored.user_id) != record.user_id {
+                    order_violations.push(format!(
+                        "order {order_id}: PostgreSQL says user {}, the buyer was {:?}",
+                        stored.user_id, record.user_id
+                    ));
+                }
+                if !record.uncertain && (stored.lines != record.lines || *units != record.units()) {
+                    order_violations.push(format!(
+                        "order {order_id}: PostgreSQL has {:?}, the checkout said {units} units \
+                         and the cart showed {:?}",
+                        stored.lines, record.lines
+                    ));
+                }
+                if let Some((_, engine_user)) = &engine_state
+                    && record.user_id.map(|id| id.to_string()).as_ref() != Some(engine_user)
+                {
+                    order_violations.push(format!(
+                        "order {order_id}: the engine says user {engine_user}, the buyer was {:?}",
+                        record.user_id
+                    ));
+                }
+                if let Some(mismatch) = verdict_mismatch(order_id, stored, engine_state.as_ref()) {
+                    order_violations.push(mismatch);
+                }
+            }
+            Fate::CheckoutUnknown => match orders.get(&record.cart_id) {
+                Some(stored) => {
+                    known.insert(&record.cart_id);
+                    result.orders_unanswered += 1;
+                    if let Some(mismatch) =
+                        verdict_mismatch(&record.cart_id, stored, engine_state.as_ref())
+                    {
+                        order_violations.push(mismatch);
+                    }
+                }
+                None => {
+                    if let Some((state, _)) = engine_state.filter(|(state, _)| state.is_order()) {
+                        order_violations.push(format!(
+                            "order {} is {} in the engine but not in PostgreSQL",
+                            record.cart_id,
+                            state.as_str()
+                        ));
+                    }
+                }
+            },
+            _ => {}
+        }
+    }
+    for id in orders.keys() {
+        if !known.contains(id.as_str()) {
+            order_violations.push(format!(
+                "order {id} is in PostgreSQL but no buyer of this run checked it out"
+            ));
+        }
+    }
+    result.checks.push(Check {
+        name: "orders exactly once",
+        scope: format!("{checked_out} accepted checkouts"),
+        violations: order_violations,
+    });
+
+    // (4) Every hold left behind ran out: carts that held units and were never checked out
+    // are expired, carts whose every add was refused were never made, and nothing is held.
+    let mut hold_violations = Vec::new();
+    let mut left = 0;
+    for record in &journal.carts {
+        let state = states.get(&record.cart_id).cloned().flatten();
+        let cart = &record.cart_id;
+        match &record.fate {
+            Fate::CheckedOut { .. } => {}
+            Fate::CheckoutUnknown => {
+                // Without a reply the cart may be an order (checked above) or a hold, and a
+                // hold must have run out.
+                if let Some((CartState::Held, _)) = state {
+                    hold_violations.push(format!("cart {cart} is still held"));
+                }
+            }
+            _ if record.held => {
+                left += 1;
+                match state {
+                    Some((CartState::Expired, _)) => result.holds_expired += 1,
+                    Some((other, _)) => hold_violations.push(format!(
+                        "cart {cart} ({:?}) is {} in the engine, expected expired",
+                        record.fate,
+                        other.as_str()
+                    )),
+                    None => hold_violations.push(format!(
+                        "cart {cart} held units but the engine has no such cart"
+                    )),
+                }
+            }
+            _ if record.uncertain => {
+                // An add without a reply may have made the cart; it must not be held.
+                if let Some((CartState::Held, _)) = state {
+                    hold_violations.push(format!("cart {cart} is still held"));
+                }
+            }
+            _ => {
+                if let Some((state, _)) = state {
+                    hold_violations.push(format!(
+                        "cart {cart}: every add was refused, yet the engine has it ({})",
+                        state.as_str()
+                    ));
+                }
+            }
+        }
+    }
+    if info.total.held != 0 || info.held_carts != 0 {
+        hold_violations.push(format!(
+            "{} units still held in {} carts at the end",
+            info.total.held, info.held_carts
+        ));
+    }
+    result.checks.push(Check {
+        name: "holds released",
+        scope: format!("{left} carts that held units and were not checked out"),
+        violations: hold_violations,
+    });
+
+    result.sold_out = journal
+        .products
+        .iter()
+        .filter(|product| stock_now.get(product).copied() == Some(0))
+        .count();
+    Ok(result)
+}
+
+/// The engine's state of an order must be PostgreSQL's verdict: settled for confirmed,
+/// rejected for rejected.
+fn verdict_mismatch(
+    order_id: &str,
+    stored: &StoredOrder,
+    engine_state: Option<&(CartState, String)>,
+) -> Option<String> {
+    let (expected, verdict) = if stored.confirmed {
+        (CartState::Settled, "confirmed")
+    } else {
+        (CartState::Rejected, "rejected")
+    };
+    let state = engine_state.map(|(state, _)| *state);
+    (state != Some(expected)).then(|| {
+        format!(
+            "order {order_id}: PostgreSQL says {verdict}, the engine says {}",
+            state.map_or("no such cart", CartState::as_str)
+        )
+    })
+}

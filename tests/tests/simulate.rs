@@ -1,0 +1,229 @@
+//! `flash simulate` against a whole sale in this process: a small crowd through the real
+//! edge, then its verification, which must pass (on the module and on the Lua twin, whose
+//! holds the embedded worker expires); and fail once the books are tampered with.
+//!
+//! `FLASH_SIM_BUYERS` (default 300), `FLASH_SIM_CONCURRENCY` (default 50) and
+//! `FLASH_SIM_STOCK` (a multiplier of every product's stock, default 1) make it a bigger run;
+//! `-- --nocapture` prints the report, e.g. `FLASH_SIM_BUYERS=20000 FLASH_SIM_CONCURRENCY=200
+//! FLASH_SIM_STOCK=20 cargo test --release -p flash-tests --test simulate -- --nocapture`.
+
+#![allow(clippy::unwrap_used)]
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use flash_cli::common::Common;
+use flash_cli::simulate::{self, Config, Report};
+use flash_client::SaleSettings;
+use flash_tests::stack::CatalogRow;
+use flash_tests::{Stack, StackOptions, workspace_root};
+
+/// Small stocks on the hot products, so the crowd sells them out; more on the tail.
+/// `FLASH_SIM_STOCK` multiplies every stock, for bigger runs.
+fn catalog() -> Vec<CatalogRow> {
+    let scale = env_number("FLASH_SIM_STOCK", 1) as i64;
+    let rows: Vec<CatalogRow> = vec![
+        (1, "Limited sneakers", 12900, 8),
+        (2, "Console bundle", 49900, 5),
+        (3, "Signed vinyl", 3900, 12),
+        (4, "Drone", 89900, 6),
+        (5, "Mechanical keyboard", 8900, 20),
+        (6, "Wireless earbuds", 12900, 25),
+        (7, "Smart watch", 19900, 30),
+        (8, "Espresso machine", 29900, 40),
+        (9, "Backpack", 5900, 60),
+        (10, "Water bottle", 1900, 80),
+    ];
+    rows.into_iter()
+        .map(|(id, name, price, stock)| (id, name, price, stock * scale))
+        .collect()
+}
+
+fn env_number(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// Starts a sale with [`catalog`] and a 1.5 s cart timer, on the module or the Lua twin,
+/// and sends a crowd through its edge. The chart goes to
+/// `target/test-artifacts/<chart_name>`.
+async fn crowd(module: bool, chart_name: &str) -> (Stack, Common, Report, PathBuf) {
+    let stack = Stack::start(StackOptions {
+        catalog: catalog(),
+        module,
+        sale: SaleSettings {
+            // Short, so the abandoned holds run out within the test.
+            hold_ms: Some(1500),
+            ..SaleSettings::default()
+        },
+        ..StackOptions::default()
+    })
+    .await
+    .expect("the stack starts");
+    let chart = std::env::var_os("CARGO_TARGET_DIR")
+        .map_or_else(|| workspace_root().join("target"), PathBuf::from)
+        .join("test-artifacts")
+        .join(chart_name);
+    let _ = std::fs::remove_file(&chart);
+    let common = Common {
+        redis_url: stack.redis.url(),
+        database_url: Some(stack.database_url.clone()),
+        sale: stack.sale.clone(),
+    };
+    let config = Config {
+        url: stack.url(""),
+        common: common.clone(),
+        buyers: env_number("FLASH_SIM_BUYERS", 300),
+        concurrency: env_number("FLASH_SIM_CONCURRENCY", 50),
+        products: None,
+        abandon: 0.15,
+        remove: 0.15,
+        chart: Some(chart.clone()),
+        wait_timeout: Duration::from_secs(20),
+        seed: Some(42),
+        progress: false,
+    };
+    let report = simulate::simulate(&config)
+        .await
+        .expect("the run completes");
+    println!("{report}");
+    (stack, common, report, chart)
+}
+
+/// What every clean run shows: no violation, sell-outs, holds that ran out, and every
+/// accepted order confirmed.
+fn assert_clean(report: &Report) {
+    assert!(report.violations.is_empty(), "{:#?}", report.violations);
+    assert_eq!(report.fates.no_session, 0);
+    assert!(report.fates.checked_out > 0);
+    assert!(
+        report.summary.rejects_of("SOLDOUT") > 0,
+        "the hot products sell out"
+    );
+    assert!(
+        report.verification.holds_expired > 0,
+        "abandoned holds ran out by themselves"
+    );
+    assert!(report.release_lag.is_some());
+    assert!(report.drain.is_some());
+    // Stock never diverged, so the worker rejected nothing: every 202 is a confirmed order.
+    assert_eq!(
+        report.verification.orders_confirmed,
+        report.fates.checked_out
+    );
+    assert_eq!(report.verification.orders_rejected, 0);
+    assert_eq!(
+        report.verification.sold.values().sum::<i64>(),
+        report.units_checked_out
+    );
+    assert_eq!(report.summary.with_status(429), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flash_crowd_sells_out_without_overselling_and_the_books_balance() {
+    let (mut stack, common, report, chart) = crowd(true, "simulate.png").await;
+    assert_clean(&report);
+
+    assert!(
+        matches!(&report.chart, Some(Ok(path)) if *path == chart),
+        "{:?}",
+        report.chart
+    );
+    let png = std::fs::read(&chart).expect("the chart was written");
+    assert!(png.starts_with(b"\x89PNG\r\n\x1a\n") && png.len() > 10_000);
+
+    // The verification can fail: one unit appears in PostgreSQL that the engine never had.
+    let pg = stack.database().await.unwrap();
+    pg.execute("UPDATE products SET stock = stock + 1 WHERE id = 1", &[])
+        .await
+        .unwrap();
+    let again = simulate::verify_again(&common, &report.journal)
+        .await
+        .unwrap();
+    let violations = again.violations();
+    assert!(
+        violations
+            .iter()
+            .any(|v| v.starts_with("conservation: product 1: database stock")),
+        "{violations:#?}"
+    );
+    // And an order that no buyer of the run checked out is noticed.
+    pg.execute(
+        "INSERT INTO orders (sale, id, user_id, status, stream_id)
+         SELECT $1, 'forged-order', id, 'confirmed', '0-1' FROM users
+         WHERE username LIKE $2 LIMIT 1",
+        &[&stack.sale, &format!("sim-{}-%", report.run_id)],
+    )
+    .await
+    .unwrap();
+    let again = simulate::verify_again(&common, &report.journal)
+        .await
+        .unwrap();
+    assert!(
+        again
+            .violations()
+            .iter()
+            .any(|v| v.contains("forged-order") && v.contains("no buyer of this run")),
+        "{:#?}",
+        again.violations()
+    );
+    stack.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_lua_twin_keeps_the_same_books_with_the_worker_expiring_holds() {
+    let (mut stack, _, report, _) = crowd(false, "simulate-lua.png").await;
+    assert_clean(&report);
+    stack.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_limits_count_as_rejects_and_are_named_not_a_crash() {
+    let mut stack = Stack::start(StackOptions {
+        catalog: catalog(),
+        // Carts whose checkout was refused are left holding: their holds must run out soon.
+        sale: SaleSettings {
+            hold_ms: Some(1500),
+            ..SaleSettings::default()
+        },
+        // 20 requests a second per address (burst 40): the crowd, all from 127.0.0.1, hits it.
+        edge: Box::new(|settings| settings.rate_per_ip = 20),
+        ..StackOptions::default()
+    })
+    .await
+    .expect("the stack starts");
+    let config = Config {
+        url: stack.url(""),
+        common: Common {
+            redis_url: stack.redis.url(),
+            database_url: Some(stack.database_url.clone()),
+            sale: stack.sale.clone(),
+        },
+        buyers: 100,
+        concurrency: 20,
+        products: None,
+        abandon: 0.0,
+        remove: 0.0,
+        chart: None,
+        wait_timeout: Duration::from_secs(20),
+        seed: Some(7),
+        progress: false,
+    };
+    let report = simulate::simulate(&config)
+        .await
+        .expect("the run completes");
+    println!("{report}");
+    assert!(report.summary.rejects_of("RATE_LIMITED") > 0);
+    assert!(report.fates.no_session > 0);
+    assert!(
+        report
+            .to_string()
+            .contains("--rate-per-ip 0 --rate-per-user 0"),
+        "{report}"
+    );
+    // Refused requests change nothing, so the books still balance.
+    assert!(report.violations.is_empty(), "{:#?}", report.violations);
+    stack.stop().await.unwrap();
+}
