@@ -112,7 +112,13 @@ async fn show(engine: &flash_client::FlashClient, name: &str) -> Result<()> {
         .info(name)
         .await
         .with_context(|| format!("no sale '{name}' (create it: flash sale create)"))?;
-    let when = |ms: i64| if ms == 0 { "-".to_owned() } else { ms.to_string() };
+    let when = |ms: i64| {
+        if ms == 0 {
+            "-".to_owned()
+        } else {
+            ms.to_string()
+        }
+    };
     println!(
         "sale {name}: {}, hold {} ms, limit {}, start {}, end {}, {} held carts",
         if info.open { "open" } else { "closed" },
@@ -130,11 +136,7 @@ async fn show(engine: &flash_client::FlashClient, name: &str) -> Result<()> {
         "{:>10} {:>10} {:>10} {:>10} {:>10} {:>10}",
         "product", "loaded", "available", "held", "pending", "sold"
     );
-    for (sku, units) in info
-        .skus
-        .iter()
-        .chain(std::iter::once(&(0, info.total)))
-    {
+    for (sku, units) in info.skus.iter().chain(std::iter::once(&(0, info.total))) {
         println!(
             "{:>10} {:>10} {:>10} {:>10} {:>10} {:>10}",
             if *sku == 0 {

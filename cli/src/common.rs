@@ -36,11 +36,13 @@ impl Common {
     }
 
     pub async fn engine(&self) -> Result<FlashClient> {
-        FlashClient::connect(&self.redis_url).await.with_context(|| {
-            format!(
-                "cannot reach Redis at {}: is redis-server running (`flash up` starts one)?",
-                self.redis_url
-            )
-        })
+        FlashClient::connect(&self.redis_url)
+            .await
+            .with_context(|| {
+                format!(
+                    "cannot reach Redis at {}: is redis-server running (`flash up` starts one)?",
+                    self.redis_url
+                )
+            })
     }
 }

@@ -23,7 +23,7 @@ struct Requirement {
     present: fn() -> bool,
 }
 
-const REQUIREMENTS: [Requirement; 9] = [
+const REQUIREMENTS: [Requirement; 10] = [
     Requirement {
         what: "redis-server",
         package: "redis-server",
@@ -63,6 +63,11 @@ const REQUIREMENTS: [Requirement; 9] = [
         what: "docker-compose",
         package: "docker-compose",
         present: || which("docker-compose").is_some(),
+    },
+    Requirement {
+        what: "PostgreSQL (initdb, for `flash up` and the tests)",
+        package: "postgresql",
+        present: postgres_present,
     },
     Requirement {
         what: "the DejaVu Sans font (flash simulate's chart)",
@@ -238,6 +243,18 @@ fn is_libclang_file(name: &str) -> bool {
         }
         None => rest.starts_with(".so"),
     }
+}
+
+/// PostgreSQL's server binaries: under `$PG_BIN`, or any version under /usr/lib/postgresql
+/// (where Debian puts them; CI machines come with 15). Debian's package also starts a
+/// cluster of its own on 5432, which `flash up` (5433) and the tests (free ports) avoid.
+fn postgres_present() -> bool {
+    env::var_os("PG_BIN").is_some_and(|dir| Path::new(&dir).join("initdb").is_file())
+        || std::fs::read_dir("/usr/lib/postgresql")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|entry| entry.path().join("bin/initdb").is_file())
 }
 
 #[cfg(test)]

@@ -4,9 +4,11 @@
 //! - `main.rs`: the command line.
 //! - [`deps`]: the system packages the rest needs (redis-server, redis-tools, clang, libclang).
 //! - [`test`]: the CI gate `.ci/run` calls: fmt, clippy, the module build, the test suite.
-//! - [`up`]: a local redis-server with the module, data kept in `.flash/redis/`, a live demo.
+//! - [`up`]: builds and execs `flash up`, the whole stack with its data in `.flash/`.
 //! - [`bench`]: redis-benchmark of FLASH.RESERVE against INCR, the Lua twin and naive calls.
 //! - [`bench_worker`]: the worker's orders per second, batch size 1 against a full batch.
+//! - [`bench_edge`]: the edge as a separate process: HTTP req/s against FLASH.RESERVE, and
+//!   WebSocket fan-out latency to 10,000 clients.
 //! - [`workspace`]: paths and child processes shared by the tasks.
 //! - [`reply`]: replies printed the way redis-cli prints them.
 //!
@@ -14,6 +16,7 @@
 //! installs, so the module is built by a child `cargo build` after `deps` has run.
 
 mod bench;
+mod bench_edge;
 mod bench_worker;
 mod deps;
 mod reply;
@@ -40,15 +43,18 @@ struct Cli {
 #[derive(Subcommand)]
 enum Task {
     /// Install the missing system packages: redis-server (with redis-cli and
-    /// redis-benchmark), clang and libclang-dev (the module's bindgen needs them).
+    /// redis-benchmark), clang and libclang-dev (the module's bindgen needs them),
+    /// PostgreSQL, chromium and chromium-driver (the browser test), docker-compose (the
+    /// compose check) and the DejaVu font (the simulator's chart).
     ///
     /// Uses apt-get (through sudo when not root); does nothing when all are present.
     Deps,
-    /// The CI gate (`.ci/run`): deps, `cargo fmt --check`, clippy with -D warnings, the
-    /// module build, then `cargo test --workspace` against that module.
+    /// The CI gate (`.ci/run`): deps, `cargo fmt --check`, the compose check, clippy with
+    /// -D warnings, the module, worker and `flash` builds, then `cargo test --workspace`.
     Test,
-    /// Run it: redis-server with the release module on 127.0.0.1, data kept in
-    /// `.flash/redis/`, a guide and a live demo; Ctrl-C stops it cleanly.
+    /// Run it: install what is missing, build in release mode, and run `flash up`
+    /// (redis-server with the module, PostgreSQL, the demo sale, the edge on
+    /// http://127.0.0.1:8000); arguments after `--` go to `flash up`.
     Up(up::UpArgs),
     /// Measure FLASH.RESERVE with redis-benchmark against INCR, the Lua twin and the naive
     /// three round trips, on one redis-server with the release module.
@@ -56,6 +62,10 @@ enum Task {
     /// Measure the worker: orders applied per second at batch size 1 and at a full batch,
     /// for one hot product and for 100 products (real PostgreSQL, fsync on).
     BenchWorker(bench_worker::BenchWorkerArgs),
+    /// Measure the edge (a separate flash-edge process, worker off): POST /cart/add and
+    /// GET /products/ req/s against redis-benchmark FLASH.RESERVE at the same concurrency,
+    /// and stock fan-out latency to 10,000 WebSocket clients.
+    BenchEdge(bench_edge::BenchEdgeArgs),
 }
 
 fn main() -> ExitCode {
@@ -66,6 +76,7 @@ fn main() -> ExitCode {
         Task::Up(args) => up::run(&args),
         Task::Bench(args) => bench::run(&args),
         Task::BenchWorker(args) => bench_worker::run(&args),
+        Task::BenchEdge(args) => bench_edge::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -76,6 +76,43 @@ pub fn build_module(profile: Profile) -> Result<PathBuf> {
     Ok(module)
 }
 
+/// What `cargo xtask up` runs: the module and the `flash` program, built in one step.
+pub struct Stack {
+    pub module: PathBuf,
+    pub flash: PathBuf,
+}
+
+/// Builds flash-module and flash-cli's `flash` in release mode; returns their absolute
+/// paths.
+pub fn build_release_stack() -> Result<Stack> {
+    let target = target_dir()?.join("release");
+    run(
+        "build the module and flash",
+        cargo().args([
+            "build",
+            "--release",
+            "-p",
+            "flash-module",
+            "-p",
+            "flash-cli",
+        ]),
+    )?;
+    let stack = Stack {
+        module: target.join("libflash_module.so"),
+        flash: target.join("flash"),
+    };
+    for built in [&stack.module, &stack.flash] {
+        if !built.is_file() {
+            bail!(
+                "`cargo build --release -p flash-module -p flash-cli` succeeded but {} is \
+                 missing",
+                built.display()
+            );
+        }
+    }
+    Ok(stack)
+}
+
 /// Runs a step with its output streamed to the terminal; an error names the step.
 pub fn run(step: &str, command: &mut Command) -> Result<()> {
     let shown = show(command);
@@ -138,12 +175,6 @@ fn is_executable(path: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
     path.metadata()
         .is_ok_and(|meta| meta.is_file() && meta.permissions().mode() & 0o111 != 0)
-}
-
-/// The redis-server to run: `$REDIS_SERVER` (as the test harness reads it), else the one on
-/// `$PATH`.
-pub fn redis_server() -> OsString {
-    env::var_os("REDIS_SERVER").unwrap_or_else(|| OsString::from("redis-server"))
 }
 
 /// The last lines of a log file, for error messages.

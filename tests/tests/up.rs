@@ -1,0 +1,412 @@
+//! `flash up` end to end, as a user runs it: the built `flash` program starts the whole
+//! stack (redis-server with the module, its own PostgreSQL, the edge and its worker) in a
+//! temp data folder on free ports; a buyer signs in and buys through the API; SIGINT (what
+//! Ctrl-C sends) stops it with exit 0 and no server left behind; a second start on the same
+//! folder finds the order, the catalog once, a session key that still verifies, and the books
+//! balanced.
+//!
+//! Runs `$FLASH_BIN` (else target/debug/flash) with `$FLASH_MODULE`; `cargo xtask test` builds
+//! both and sets them.
+
+use std::fs;
+use std::net::{Ipv4Addr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use flash_tests::{free_port, module_path, workspace_root};
+use serde_json::{Value, json};
+
+/// initdb and a first checkpoint take a few seconds; a debug build starts slower.
+const START_TIMEOUT: Duration = Duration::from_secs(90);
+const STOP_TIMEOUT: Duration = Duration::from_secs(20);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn up_serves_a_sale_stops_on_sigint_and_restarts_on_its_data() {
+    let began = Instant::now();
+    let data = tempfile::Builder::new()
+        .prefix("flash-up-data-")
+        .tempdir()
+        .expect("a temp data folder");
+    let logs = tempfile::Builder::new()
+        .prefix("flash-up-logs-")
+        .tempdir()
+        .expect("a temp log folder");
+    let http = reqwest::Client::new();
+
+    // First run: a fresh folder.
+    let mut up = Up::start(data.path(), logs.path(), "first");
+    up.wait_healthy(&http).await;
+    let out = up.stdout();
+    assert!(
+        out.contains(&format!("Flash is up: http://127.0.0.1:{}/", up.http_port)),
+        "{out}"
+    );
+    assert!(out.contains("the demo catalog, added now"), "{out}");
+
+    let token = sign_in(&up, &http, "smoke").await;
+    let catalog_before = up.get(&http, "/products/?limit=60", None).await;
+    let total = catalog_before["total"].as_i64().expect("a total");
+    assert!(total >= 30, "a demo catalog of dozens: {catalog_before}");
+    let product = catalog_before["items"]
+        .as_array()
+        .and_then(|items| {
+            items
+                .iter()
+                .find(|item| item["available"].as_i64() > Some(0))
+        })
+        .cloned()
+        .unwrap_or_else(|| panic!("a product in stock: {catalog_before}"));
+    let product_id = product["id"].as_i64().expect("an id");
+    let available_before = product["available"].as_i64().expect("available units");
+
+    let (status, order) = up
+        .post(
+            &http,
+            "/orders/",
+            json!({ "product_id": product_id }),
+            Some(&token),
+        )
+        .await;
+    assert_eq!(status, 202, "{order}");
+    let order_id = order["order_id"].as_str().expect("an order id").to_owned();
+    up.wait_confirmed(&http, &order_id, &token).await;
+    up.stop_with_sigint();
+
+    // Second run: the same folder, other ports (the data does not depend on them).
+    let mut up = Up::start(data.path(), logs.path(), "second");
+    up.wait_healthy(&http).await;
+    let out = up.stdout();
+    assert!(
+        out.contains("(append-only file, reused)") && out.contains("(reused)"),
+        "{out}"
+    );
+    assert!(!out.contains("added now"), "{out}");
+
+    // The same token: the session key was kept, and the order is still there.
+    let order = up
+        .get(&http, &format!("/orders/{order_id}"), Some(&token))
+        .await;
+    assert_eq!(order["status"], "confirmed", "{order}");
+    let catalog_after = up.get(&http, "/products/?limit=60", None).await;
+    assert_eq!(
+        catalog_after["total"].as_i64(),
+        Some(total),
+        "the catalog is not added twice: {catalog_after}"
+    );
+    let available_after = catalog_after["items"]
+        .as_array()
+        .and_then(|items| items.iter().find(|item| item["id"] == product_id))
+        .and_then(|item| item["available"].as_i64());
+    assert_eq!(
+        available_after,
+        Some(available_before - 1),
+        "the unit sold stays sold, and is not counted twice: {catalog_after}"
+    );
+    up.reconcile();
+    up.stop_with_sigint();
+    eprintln!(
+        "flash up smoke test: {:.1} s",
+        began.elapsed().as_secs_f64()
+    );
+}
+
+/// One `flash up` process and where it serves.
+struct Up {
+    child: Option<Child>,
+    run: &'static str,
+    data: PathBuf,
+    stdout: PathBuf,
+    stderr: PathBuf,
+    http_port: u16,
+    redis_port: u16,
+    pg_port: u16,
+}
+
+impl Up {
+    fn start(data: &Path, logs: &Path, run: &'static str) -> Up {
+        let [http_port, redis_port, pg_port] = distinct_free_ports();
+        let stdout = logs.join(format!("{run}.out"));
+        let stderr = logs.join(format!("{run}.err"));
+        let child = Command::new(flash_binary())
+            .arg("up")
+            .arg("--data-dir")
+            .arg(data)
+            .args(["--http-port", &http_port.to_string()])
+            .args(["--redis-port", &redis_port.to_string()])
+            .args(["--pg-port", &pg_port.to_string()])
+            .arg("--module")
+            .arg(module_path().expect("the module is built (cargo xtask test builds it)"))
+            // Servers of its own, whatever this environment points at.
+            .env_remove("REDIS_URL")
+            .env_remove("DATABASE_URL")
+            .env_remove("FLASH_SECRET")
+            .env_remove("FLASH_SALE")
+            // Away from the workspace, whose .env `flash` would read.
+            .current_dir(logs)
+            .stdin(Stdio::null())
+            .stdout(fs::File::create(&stdout).expect("a stdout file"))
+            .stderr(fs::File::create(&stderr).expect("a stderr file"))
+            .spawn()
+            .expect("flash starts");
+        Up {
+            child: Some(child),
+            run,
+            data: data.to_path_buf(),
+            stdout,
+            stderr,
+            http_port,
+            redis_port,
+            pg_port,
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.http_port)
+    }
+
+    fn stdout(&self) -> String {
+        fs::read_to_string(&self.stdout).unwrap_or_default()
+    }
+
+    /// Both outputs, for failure messages.
+    fn output(&self) -> String {
+        format!(
+            "--- flash up ({} run) stdout:\n{}\n--- stderr:\n{}",
+            self.run,
+            self.stdout(),
+            fs::read_to_string(&self.stderr).unwrap_or_default()
+        )
+    }
+
+    fn exited(&mut self) -> Option<ExitStatus> {
+        self.child
+            .as_mut()
+            .and_then(|child| child.try_wait().expect("flash's status"))
+    }
+
+    async fn wait_healthy(&mut self, http: &reqwest::Client) {
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            if let Some(status) = self.exited() {
+                panic!(
+                    "flash up exited while starting ({status})\n{}",
+                    self.output()
+                );
+            }
+            if let Ok(response) = http.get(self.url("/healthz")).send().await
+                && response.status() == 200
+            {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "GET /healthz never answered 200 within {START_TIMEOUT:?}\n{}",
+                self.output()
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    async fn get(&self, http: &reqwest::Client, path: &str, token: Option<&str>) -> Value {
+        let mut request = http.get(self.url(path));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.expect("the edge answers");
+        let status = response.status().as_u16();
+        let body: Value = response.json().await.expect("a JSON body");
+        assert_eq!(status, 200, "GET {path}: {body}");
+        body
+    }
+
+    async fn post(
+        &self,
+        http: &reqwest::Client,
+        path: &str,
+        body: Value,
+        token: Option<&str>,
+    ) -> (u16, Value) {
+        let mut request = http.post(self.url(path)).json(&body);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.expect("the edge answers");
+        let status = response.status().as_u16();
+        (status, response.json().await.expect("a JSON body"))
+    }
+
+    /// The embedded worker writes the order to PostgreSQL and settles it.
+    async fn wait_confirmed(&self, http: &reqwest::Client, order_id: &str, token: &str) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let order = self
+                .get(http, &format!("/orders/{order_id}"), Some(token))
+                .await;
+            if order["status"] == "confirmed" {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the order never got confirmed: {order}\n{}",
+                self.output()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// `flash reconcile` against the servers this run printed: exit 0, every product
+    /// matching.
+    fn reconcile(&self) {
+        let out = self.stdout();
+        let exports = out
+            .lines()
+            .find_map(|line| line.trim().strip_prefix("export "))
+            .unwrap_or_else(|| panic!("an export line for other terminals\n{out}"));
+        let mut command = Command::new(flash_binary());
+        command.arg("reconcile").current_dir(self.data.as_path());
+        for pair in exports.split_whitespace() {
+            let (name, value) = pair.split_once('=').expect("NAME=value");
+            command.env(name, value);
+        }
+        let reconcile = command.output().expect("flash reconcile runs");
+        assert!(
+            reconcile.status.success(),
+            "flash reconcile: {}\n{}{}",
+            reconcile.status,
+            String::from_utf8_lossy(&reconcile.stdout),
+            String::from_utf8_lossy(&reconcile.stderr)
+        );
+    }
+
+    /// SIGINT, as Ctrl-C sends it: `flash` exits 0 within the timeout, having stopped its
+    /// servers (their pid files are removed on a clean stop, the processes are gone, their
+    /// ports are closed).
+    fn stop_with_sigint(&mut self) {
+        let servers = [
+            ("redis-server", self.data.join("redis").join("redis.pid")),
+            (
+                "postgres",
+                self.data.join("postgres").join("postmaster.pid"),
+            ),
+        ]
+        .map(|(name, file)| {
+            let pid = fs::read_to_string(&file)
+                .ok()
+                .and_then(|text| text.lines().next()?.trim().parse::<u32>().ok())
+                .unwrap_or_else(|| {
+                    panic!("{} holds {name}'s pid\n{}", file.display(), self.output())
+                });
+            (name, file, pid)
+        });
+        let child = self.child.as_mut().expect("flash is running");
+        signal(child.id(), libc::SIGINT);
+        let deadline = Instant::now() + STOP_TIMEOUT;
+        let status = loop {
+            if let Some(status) = child.try_wait().expect("flash's status") {
+                break status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "flash up did not exit within {STOP_TIMEOUT:?} of SIGINT\n{}",
+                    self.output()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        self.child = None;
+        assert!(
+            status.success(),
+            "flash up exited with {status} after SIGINT\n{}",
+            self.output()
+        );
+        let out = self.stdout();
+        assert!(out.contains("Ctrl-C: stopping"), "{out}");
+        for (name, file, pid) in servers {
+            assert!(
+                !Path::new(&format!("/proc/{pid}")).exists(),
+                "{name} (pid {pid}) survived flash up\n{out}"
+            );
+            assert!(
+                !file.exists(),
+                "{name} did not stop cleanly: {} is left\n{out}",
+                file.display()
+            );
+        }
+        for (name, port) in [
+            ("the edge", self.http_port),
+            ("redis-server", self.redis_port),
+            ("postgres", self.pg_port),
+        ] {
+            assert!(
+                TcpStream::connect((Ipv4Addr::LOCALHOST, port)).is_err(),
+                "{name} still listens on {port}\n{out}"
+            );
+        }
+    }
+}
+
+impl Drop for Up {
+    /// A failed test still stops the stack (its servers then stop with it).
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            signal(child.id(), libc::SIGINT);
+            let deadline = Instant::now() + STOP_TIMEOUT;
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+async fn sign_in(up: &Up, http: &reqwest::Client, username: &str) -> String {
+    let (status, session) = up
+        .post(http, "/session", json!({ "username": username }), None)
+        .await;
+    assert_eq!(status, 200, "{session}");
+    session["token"].as_str().expect("a token").to_owned()
+}
+
+fn signal(pid: u32, signal: libc::c_int) {
+    let pid = libc::pid_t::try_from(pid).expect("a pid");
+    // SAFETY: kill(2) on our own child, not yet reaped; no memory is involved.
+    unsafe {
+        libc::kill(pid, signal);
+    }
+}
+
+/// Three ports nobody listens on, all different.
+fn distinct_free_ports() -> [u16; 3] {
+    let mut ports = Vec::new();
+    while ports.len() < 3 {
+        let port = free_port().expect("a free port");
+        if !ports.contains(&port) {
+            ports.push(port);
+        }
+    }
+    [ports[0], ports[1], ports[2]]
+}
+
+/// `$FLASH_BIN`, else target/debug/flash.
+fn flash_binary() -> PathBuf {
+    if let Some(path) = std::env::var_os("FLASH_BIN") {
+        return PathBuf::from(path);
+    }
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map_or_else(|| workspace_root().join("target"), PathBuf::from);
+    let path = target.join("debug").join("flash");
+    assert!(
+        path.is_file(),
+        "{} is not built: run `cargo build -p flash-cli` (cargo xtask test does it), or set \
+         FLASH_BIN",
+        path.display()
+    );
+    path
+}
