@@ -167,10 +167,23 @@ pub enum StockAction {
     /// Load every product's unsold stock from PostgreSQL into the sale; units held in carts
     /// or waiting in orders are not counted twice.
     Sync,
+    /// Put `flash up`'s demo catalog (41 products) into PostgreSQL, only if it has no
+    /// products yet; `stock sync` then loads it into the sale.
+    Demo,
 }
 
 pub async fn stock(args: StockArgs) -> Result<ExitCode> {
     match args.action {
+        StockAction::Demo => {
+            let mut pg = args.common.database().await?;
+            flash_worker::migrate::migrate(&mut pg).await?;
+            let added = crate::up::demo::seed_if_empty(&mut pg).await?;
+            if added == 0 {
+                println!("the database has products already: the demo catalog was not added");
+            } else {
+                println!("added the demo catalog: {added} products");
+            }
+        }
         StockAction::Sync => {
             let mut pg = args.common.database().await?;
             flash_worker::migrate::migrate(&mut pg).await?;

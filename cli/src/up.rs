@@ -18,7 +18,7 @@
 
 mod child;
 mod data;
-mod demo;
+pub mod demo;
 mod postgres;
 mod redis_server;
 

@@ -194,3 +194,37 @@ fn errors_say_what_to_do() {
         assert!(help.contains(command), "{command} in --help:\n{help}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_catalog_goes_into_an_empty_database_once() {
+    let servers = Servers::start();
+    let first = servers.flash(&["stock", "demo"]);
+    assert!(first.status.success(), "{}", explain(&first));
+    assert!(
+        stdout(&first).contains("added the demo catalog"),
+        "{}",
+        explain(&first)
+    );
+    let again = servers.flash(&["stock", "demo"]);
+    assert!(again.status.success(), "{}", explain(&again));
+    assert!(
+        stdout(&again).contains("was not added"),
+        "{}",
+        explain(&again)
+    );
+    let pg = servers.database().await;
+    let (products, units): (i64, i64) = {
+        let row = pg
+            .query_one("SELECT count(*), sum(stock)::bigint FROM products", &[])
+            .await
+            .unwrap();
+        (row.get(0), row.get(1))
+    };
+    assert!(products >= 24, "dozens of products: {products}");
+    assert!(servers.flash(&["sale", "create"]).status.success());
+    assert!(servers.flash(&["stock", "sync"]).status.success());
+    let engine = flash_client::FlashClient::connect(&servers.redis.url())
+        .await
+        .unwrap();
+    assert_eq!(engine.info("cli").await.unwrap().total.available, units);
+}
