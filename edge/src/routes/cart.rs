@@ -83,12 +83,16 @@ pub async fn checkout(app: &App, req: Request<Incoming>) -> Result<Response<Body
         .engine
         .checkout(&app.settings.sale, &body.cart_id, &user.engine_id())
         .await?;
-    // 202: the order is accepted and queued; the worker's verdict comes later
-    // (`GET /orders/{id}`).
-    Ok(json_response(
+    Ok(accepted(&order))
+}
+
+/// 202: the order is accepted and queued; the worker's verdict comes later
+/// (`GET /orders/{id}`).
+pub fn accepted(order: &flash_client::Order) -> Response<Body> {
+    json_response(
         StatusCode::ACCEPTED,
         &json!({ "order_id": order.order, "status": "pending", "units": order.units }),
-    ))
+    )
 }
 
 pub async fn show(
@@ -96,13 +100,22 @@ pub async fn show(
     req: &Request<Incoming>,
     cart_id: &str,
 ) -> Result<Response<Body>, ApiError> {
+    Ok(json_response(
+        StatusCode::OK,
+        &caller_cart_json(app, req, cart_id).await?,
+    ))
+}
+
+/// The caller's cart (or order) as JSON, for `GET /cart/{id}` and `GET /orders/{id}`.
+pub async fn caller_cart_json(
+    app: &App,
+    req: &Request<Incoming>,
+    cart_id: &str,
+) -> Result<serde_json::Value, ApiError> {
     let user = caller(app, req)?;
     let view = owned_cart(app, &user, cart_id).await?;
     let snapshot = app.catalog.snapshot().await?;
-    Ok(json_response(
-        StatusCode::OK,
-        &cart_json(cart_id, &view, &snapshot, &user),
-    ))
+    Ok(cart_json(cart_id, &view, &snapshot, &user))
 }
 
 /// The caller's cart or order; someone else's is as unknown as a missing one (404), so ids

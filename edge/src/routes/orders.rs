@@ -7,7 +7,7 @@ use serde_json::json;
 
 use crate::app::App;
 use crate::error::{ApiError, Body, json_response};
-use crate::routes::cart::{cart_json, outcome_word, owned_cart};
+use crate::routes::cart::{accepted, caller_cart_json, outcome_word};
 use crate::routes::{caller, read_json, same_user};
 
 #[derive(Deserialize)]
@@ -37,11 +37,7 @@ pub async fn buy(app: &App, req: Request<Incoming>) -> Result<Response<Body>, Ap
         )
         .await;
     app.metrics.reserve_outcome(outcome_word(&bought));
-    let order = bought?;
-    Ok(json_response(
-        StatusCode::ACCEPTED,
-        &json!({ "order_id": order.order, "status": "pending", "units": order.units }),
-    ))
+    Ok(accepted(&bought?))
 }
 
 /// An order (or a cart) and its status: pending until the worker's verdict, then confirmed
@@ -51,10 +47,7 @@ pub async fn show(
     req: &Request<Incoming>,
     order_id: &str,
 ) -> Result<Response<Body>, ApiError> {
-    let user = caller(app, req)?;
-    let view = owned_cart(app, &user, order_id).await?;
-    let snapshot = app.catalog.snapshot().await?;
-    let cart = cart_json(order_id, &view, &snapshot, &user);
+    let cart = caller_cart_json(app, req, order_id).await?;
     Ok(json_response(
         StatusCode::OK,
         &json!({
