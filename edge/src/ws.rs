@@ -14,6 +14,12 @@
 //! {"product_id":14,"available":7}
 //! ```
 //!
+//! Frames come in bursts: everything due for a client when its session runs (the products
+//! of one tick, or of several ticks when the edge is busy, merged so that each product
+//! appears once with its latest value) goes out in one write. An edge short of CPU thus
+//! makes fewer, fuller writes (its cost is the write, not the bytes) and delivers later
+//! rather than falling behind without end.
+//!
 //! Until the client sends anything it receives every product's changes. Client → server:
 //!
 //! ```text
@@ -41,9 +47,10 @@
 //! costs a bounded amount of memory. A client silent for [`WsSettings::idle_timeout`]
 //! (browsers answer the server's pings every [`WsSettings::heartbeat`]) is dropped.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::fmt::Display;
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -56,7 +63,8 @@ use hyper::{Method, Request, Response, StatusCode, Version};
 use hyper_util::rt::TokioIo;
 use serde::Deserialize;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::broadcast;
+use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 use tokio::time::Instant;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Error as WsError;
@@ -66,7 +74,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
 
 use crate::error::{ApiError, Body};
-use crate::hub::{Hub, StockUpdate};
+use crate::hub::{Hub, ProductStock, StockUpdate};
 
 /// The WebSocket endpoint's limits.
 #[derive(Clone, Debug)]
@@ -393,6 +401,12 @@ where
         close(sink, CloseCode::Away, "server shutting down").await;
         return SessionEnd::ServerShutdown;
     }
+    // Made once, not per turn of the loop: each new `changed()` would enlist in (and leave)
+    // the hub's shared list of waiters on every wake-up of every session.
+    let stopping = async move {
+        let _ = shutdown.wait_for(|stopped| *stopped).await;
+    };
+    tokio::pin!(stopping);
     // `None`: every product, until the first subscribe.
     let mut watched: Option<HashSet<i64>> = None;
     // Ticks up to this one carry nothing newer than what a snapshot already sent.
@@ -453,32 +467,40 @@ where
                     Message::Pong(_) | Message::Frame(_) => {}
                 }
             }
-            update = updates.recv() => match update {
-                Ok(update) => {
-                    if update.tick <= covered_through {
-                        continue;
-                    }
-                    seen_tick = update.tick;
-                    let frames = frames_for(&update, watched.as_ref());
-                    if !send_frames(sink, hub, frames, settings).await {
-                        return SessionEnd::SendFailed;
-                    }
-                }
-                Err(RecvError::Lagged(missed)) => {
-                    // The missed ticks are gone; the latest values replace them.
-                    hub.count_lag(missed);
+            update = updates.recv() => {
+                // Everything waiting goes out in one write: a session that wakes late (the
+                // edge is busy) must not pay a write per tick, which is what made it late.
+                let ready = drain_ready(update, &mut updates);
+                if ready.missed > 0 {
+                    // The missed ticks are gone; the latest values replace them (and the
+                    // ticks read after the gap, which are no newer).
+                    hub.count_lag(ready.missed);
                     let snapshot = hub.changed_since(seen_tick, watched.as_ref());
                     covered_through = snapshot.through_tick;
                     seen_tick = snapshot.through_tick;
                     if !send_values(sink, hub, &snapshot.values, settings).await {
                         return SessionEnd::SendFailed;
                     }
+                } else if !ready.ticks.is_empty() {
+                    let due: Vec<&StockUpdate> = ready
+                        .ticks
+                        .iter()
+                        .map(AsRef::as_ref)
+                        .filter(|update| update.tick > covered_through)
+                        .collect();
+                    if let Some(last) = due.last() {
+                        seen_tick = last.tick;
+                    }
+                    let frames = merged_frames(&due, watched.as_ref());
+                    if !send_frames(sink, hub, frames, settings).await {
+                        return SessionEnd::SendFailed;
+                    }
                 }
-                Err(RecvError::Closed) => {
+                if ready.closed {
                     close(sink, CloseCode::Away, "server shutting down").await;
                     return SessionEnd::ServerShutdown;
                 }
-            },
+            }
             _ = heartbeat.tick() => {
                 if last_heard.elapsed() > settings.idle_timeout {
                     return SessionEnd::Idle;
@@ -487,7 +509,7 @@ where
                     return SessionEnd::SendFailed;
                 }
             }
-            _ = shutdown.changed() => {
+            () = &mut stopping => {
                 close(sink, CloseCode::Away, "server shutting down").await;
                 return SessionEnd::ServerShutdown;
             }
@@ -495,26 +517,81 @@ where
     }
 }
 
-/// The frames of one tick this session watches: a lookup per watched product when it
+/// The ticks a session found waiting when it woke.
+#[derive(Debug, Default)]
+struct Ready {
+    /// Oldest first.
+    ticks: Vec<Arc<StockUpdate>>,
+    /// Ticks the broadcast dropped before this session read them.
+    missed: u64,
+    /// The hub is gone: after what is here, nothing more comes.
+    closed: bool,
+}
+
+/// The tick `recv` gave, and every tick already waiting behind it.
+fn drain_ready(
+    first: Result<Arc<StockUpdate>, RecvError>,
+    updates: &mut broadcast::Receiver<Arc<StockUpdate>>,
+) -> Ready {
+    let mut ready = Ready::default();
+    let mut next = first.map_err(|error| match error {
+        RecvError::Lagged(missed) => TryRecvError::Lagged(missed),
+        RecvError::Closed => TryRecvError::Closed,
+    });
+    loop {
+        match next {
+            Ok(update) => ready.ticks.push(update),
+            Err(TryRecvError::Lagged(missed)) => ready.missed += missed,
+            Err(TryRecvError::Empty) => return ready,
+            Err(TryRecvError::Closed) => {
+                ready.closed = true;
+                return ready;
+            }
+        }
+        next = updates.try_recv();
+    }
+}
+
+/// The products of one tick this session watches: a lookup per watched product when it
 /// watches fewer products than the tick carries, a scan otherwise.
-fn frames_for(update: &StockUpdate, watched: Option<&HashSet<i64>>) -> Vec<Message> {
+fn entries_for<'a>(
+    update: &'a StockUpdate,
+    watched: Option<&HashSet<i64>>,
+) -> Vec<&'a ProductStock> {
     match watched {
-        None => update
-            .entries
-            .iter()
-            .map(|entry| Message::Text(entry.json.clone()))
-            .collect(),
+        None => update.entries.iter().collect(),
         Some(watched) if watched.len() < update.entries.len() => watched
             .iter()
             .filter_map(|&product_id| update.get(product_id))
-            .map(|entry| Message::Text(entry.json.clone()))
             .collect(),
         Some(watched) => update
             .entries
             .iter()
             .filter(|entry| watched.contains(&entry.product_id))
-            .map(|entry| Message::Text(entry.json.clone()))
             .collect(),
+    }
+}
+
+/// The frames for ticks (oldest first) this session watches: one per product, its value
+/// from the newest tick that carries it. The text of each is the hub's, made once per tick
+/// for every client.
+fn merged_frames(ticks: &[&StockUpdate], watched: Option<&HashSet<i64>>) -> Vec<Message> {
+    let frame = |entry: &ProductStock| Message::Text(entry.json.clone());
+    match ticks {
+        [] => Vec::new(),
+        [update] => entries_for(update, watched)
+            .into_iter()
+            .map(frame)
+            .collect(),
+        ticks => {
+            let mut latest: BTreeMap<i64, &ProductStock> = BTreeMap::new();
+            for update in ticks {
+                for entry in entries_for(update, watched) {
+                    latest.insert(entry.product_id, entry);
+                }
+            }
+            latest.into_values().map(frame).collect()
+        }
     }
 }
 
@@ -809,6 +886,193 @@ mod tests {
         );
         assert!(hub.updates_dropped() > 0);
         assert!(hub.lag_resyncs() > 0);
+    }
+
+    /// A socket that records what each flush wrote: one entry per write a real socket makes.
+    struct RecordingSink {
+        pending: Vec<Message>,
+        writes: Arc<std::sync::Mutex<Vec<Vec<Message>>>>,
+    }
+
+    impl Sink<Message> for RecordingSink {
+        type Error = std::convert::Infallible;
+
+        fn poll_ready(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Result<(), Self::Error>> {
+            std::task::Poll::Ready(Ok(()))
+        }
+
+        fn start_send(self: std::pin::Pin<&mut Self>, item: Message) -> Result<(), Self::Error> {
+            self.get_mut().pending.push(item);
+            Ok(())
+        }
+
+        fn poll_flush(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Result<(), Self::Error>> {
+            let this = self.get_mut();
+            if !this.pending.is_empty() {
+                let write = std::mem::take(&mut this.pending);
+                this.writes.lock().unwrap().push(write);
+            }
+            std::task::Poll::Ready(Ok(()))
+        }
+
+        fn poll_close(
+            self: std::pin::Pin<&mut Self>,
+            cx: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Result<(), Self::Error>> {
+            self.poll_flush(cx)
+        }
+    }
+
+    /// A session writing to a [`RecordingSink`]: the sender of client frames, the writes.
+    type Recorded = (
+        mpsc::UnboundedSender<Result<Message, WsError>>,
+        Arc<std::sync::Mutex<Vec<Vec<Message>>>>,
+    );
+
+    fn connect_recorded(hub: &Hub) -> Recorded {
+        let (to_server, mut incoming) = mpsc::unbounded();
+        let writes = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let mut sink = RecordingSink {
+            pending: Vec::new(),
+            writes: writes.clone(),
+        };
+        let hub = hub.clone();
+        tokio::spawn(async move {
+            run_session(&mut sink, &mut incoming, &hub, &WsSettings::default()).await
+        });
+        (to_server, writes)
+    }
+
+    /// The writes since the last call, each as its frames' (product, available); every frame
+    /// must be exactly one `{"product_id":…,"available":…}` object.
+    fn take_writes(writes: &std::sync::Mutex<Vec<Vec<Message>>>) -> Vec<Vec<(i64, i64)>> {
+        std::mem::take(&mut *writes.lock().unwrap())
+            .into_iter()
+            .map(|write| {
+                write
+                    .iter()
+                    .map(|frame| {
+                        let text = frame.to_text().unwrap();
+                        let value: serde_json::Value = serde_json::from_str(text).unwrap();
+                        let (product_id, available) = (
+                            value["product_id"].as_i64().unwrap(),
+                            value["available"].as_i64().unwrap(),
+                        );
+                        assert_eq!(text, crate::hub::stock_json(product_id, available));
+                        (product_id, available)
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn ticks_waiting_together_go_out_in_one_write_with_the_latest_value_per_product() {
+        let hub = manual_hub(None, 16);
+        let (_to_server, writes) = connect_recorded(&hub);
+        settle().await;
+        // Three ticks before the session runs again, as when the edge is busy.
+        hub.record_event(1, 10);
+        hub.record_event(2, 20);
+        hub.tick_now();
+        hub.record_event(1, 9);
+        hub.tick_now();
+        hub.record_event(3, 30);
+        hub.record_event(1, 8);
+        hub.tick_now();
+        settle().await;
+        assert_eq!(take_writes(&writes), vec![vec![(1, 8), (2, 20), (3, 30)]]);
+        assert_eq!(hub.messages_sent(), 3);
+
+        // A session that keeps up writes each tick as it comes.
+        hub.record_event(2, 19);
+        hub.tick_now();
+        settle().await;
+        hub.record_event(2, 18);
+        hub.tick_now();
+        settle().await;
+        assert_eq!(take_writes(&writes), vec![vec![(2, 19)], vec![(2, 18)]]);
+    }
+
+    #[tokio::test]
+    async fn a_subscribed_session_merges_only_its_products_and_skips_what_its_snapshot_sent() {
+        let hub = manual_hub(None, 16);
+        hub.record_event(1, 10);
+        hub.record_event(2, 20);
+        hub.tick_now();
+        let (to_server, writes) = connect_recorded(&hub);
+        settle().await;
+        to_server
+            .unbounded_send(Ok(Message::text(r#"{"subscribe":[1,3]}"#)))
+            .unwrap();
+        settle().await;
+        assert_eq!(take_writes(&writes), vec![vec![(1, 10)]]);
+
+        hub.record_event(1, 9);
+        hub.record_event(2, 19);
+        hub.tick_now();
+        hub.record_event(2, 18);
+        hub.tick_now();
+        hub.record_event(3, 30);
+        hub.record_event(1, 8);
+        hub.tick_now();
+        hub.record_event(1, 7);
+        hub.tick_now();
+        settle().await;
+        assert_eq!(take_writes(&writes), vec![vec![(1, 7), (3, 30)]]);
+        // Ticks that carry none of its products write nothing.
+        hub.record_event(2, 17);
+        hub.tick_now();
+        settle().await;
+        assert!(take_writes(&writes).is_empty());
+    }
+
+    #[test]
+    fn merging_keeps_one_frame_per_product_with_its_newest_value() {
+        let tick = |tick: u64, values: &[(i64, i64)]| StockUpdate {
+            tick,
+            entries: values
+                .iter()
+                .map(|&(product_id, available)| ProductStock::new(product_id, available))
+                .collect(),
+        };
+        let first = tick(1, &[(1, 10), (2, 20), (5, 50)]);
+        let second = tick(2, &[(2, 19)]);
+        let third = tick(3, &[(1, 9), (2, 18)]);
+        let texts = |frames: Vec<Message>| -> Vec<String> {
+            frames
+                .iter()
+                .map(|frame| frame.to_text().unwrap().to_owned())
+                .collect()
+        };
+        assert_eq!(
+            texts(merged_frames(&[&first, &second, &third], None)),
+            vec![
+                r#"{"product_id":1,"available":9}"#,
+                r#"{"product_id":2,"available":18}"#,
+                r#"{"product_id":5,"available":50}"#,
+            ]
+        );
+        let watched: HashSet<i64> = [2, 5].into();
+        assert_eq!(
+            texts(merged_frames(&[&first, &second], Some(&watched))),
+            vec![
+                r#"{"product_id":2,"available":19}"#,
+                r#"{"product_id":5,"available":50}"#,
+            ]
+        );
+        // A single tick: its entries as they are, each a plain object.
+        assert_eq!(
+            texts(merged_frames(&[&second], None)),
+            vec![r#"{"product_id":2,"available":19}"#]
+        );
+        assert!(merged_frames(&[], None).is_empty());
     }
 
     #[tokio::test]
