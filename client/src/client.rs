@@ -135,9 +135,20 @@ impl FlashClient {
             }
             let replies: Vec<redis::RedisResult<Value>> = pipe.query_async(&mut conn).await?;
             let mut again = Vec::new();
+            let mut first_missing: Option<usize> = None;
             for (&i, reply) in todo.iter().zip(replies) {
                 match reply {
-                    Err(error) if error.code() == Some("NOSCRIPT") && attempt == 0 => again.push(i),
+                    Err(error) if error.code() == Some("NOSCRIPT") && attempt == 0 => {
+                        first_missing.get_or_insert(i);
+                        again.push(i);
+                    }
+                    // A read that ran after a call that did not run has seen the state
+                    // before it (an add-to-cart's cart view without the add): read again
+                    // after the retry, in pipeline order. Reads change nothing, so running
+                    // one twice is safe; writes that ran are never run again.
+                    Ok(_) if first_missing.is_some_and(|m| i > m) && is_read(calls[i].0) => {
+                        again.push(i);
+                    }
                     other => results[i] = Some(other.map_err(ClientError::from)),
                 }
             }
@@ -466,4 +477,11 @@ fn line_args(sale: &str, cart: &str, user: &str, sku: Sku, qty: i64) -> Vec<Stri
         sku.to_string(),
         qty.to_string(),
     ]
+}
+
+/// Commands that only read: safe to run again.
+fn is_read(command: &str) -> bool {
+    ["FLASH.CART", "FLASH.AVAILABLE", "FLASH.INFO"]
+        .iter()
+        .any(|read| command.eq_ignore_ascii_case(read))
 }

@@ -21,6 +21,7 @@ both_backends!(
     the_sale_window_closes_reserve_and_checkout,
     stock_changes_are_published,
     commands_declare_the_sale_as_their_key,
+    a_change_and_its_cart_view_stay_in_order_after_a_script_flush,
 );
 
 async fn sale_load_available_and_info(backend: Backend) {
@@ -552,5 +553,44 @@ async fn commands_declare_the_sale_as_their_key(backend: Backend) {
                 vec![Some(3)]
             );
         }
+    }
+}
+
+/// Add-to-cart is the change and the cart view in one pipeline. When the change's script
+/// was missing (SCRIPT FLUSH, a restarted server), the view ran before the change did; the
+/// client must read it again after the retry, or a shop shows a cart without the add.
+async fn a_change_and_its_cart_view_stay_in_order_after_a_script_flush(backend: Backend) {
+    let e = Engine::start(backend).await;
+    e.ok("FLASH.SALE spring").await;
+    e.ok("FLASH.LOAD spring 14 5 7 5").await;
+    e.client
+        .change_and_view(false, "spring", "c1", "u1", 14, 1)
+        .await
+        .unwrap();
+    for (release, sku, expected) in [(false, 7, vec![(14, 1), (7, 1)]), (true, 14, vec![(7, 1)])] {
+        // Only the view's script survives: the change's must be reloaded and retried.
+        let mut conn = e.conn();
+        let _: () = redis::cmd("SCRIPT")
+            .arg("FLUSH")
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        if backend == Backend::Lua {
+            flash_client::lua::script("FLASH.CART")
+                .unwrap()
+                .load_async(&mut conn)
+                .await
+                .unwrap();
+        }
+        let (_, view) = e
+            .client
+            .change_and_view(release, "spring", "c1", "u1", sku, 1)
+            .await
+            .unwrap();
+        let mut lines = view.lines.clone();
+        let mut expected = expected.clone();
+        lines.sort_unstable();
+        expected.sort_unstable();
+        assert_eq!(lines, expected, "release {release}, sku {sku}");
     }
 }
