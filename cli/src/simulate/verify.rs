@@ -28,6 +28,13 @@ pub struct Baseline {
     pub engine: BTreeMap<i64, SkuUnits>,
 }
 
+impl Baseline {
+    /// A product's database stock at the start (0 for one that was not there).
+    pub fn stock_of(&self, product: i64) -> i64 {
+        self.database_stock.get(&product).copied().unwrap_or(0)
+    }
+}
+
 pub async fn baseline(pg: &Client, engine: &FlashClient, sale: &str) -> Result<Baseline> {
     Ok(Baseline {
         database_stock: database_stock(pg).await?,
@@ -334,12 +341,7 @@ pub async fn verify(pg: &Client, engine: &FlashClient, journal: &Journal) -> Res
         }
     }
     for product in &journal.products {
-        let before = journal
-            .baseline
-            .database_stock
-            .get(product)
-            .copied()
-            .unwrap_or(0);
+        let before = journal.baseline.stock_of(*product);
         if sold(*product) > before {
             oversell.push(format!(
                 "product {product}: {} units sold in confirmed orders, only {before} in stock \
@@ -388,12 +390,7 @@ pub async fn verify(pg: &Client, engine: &FlashClient, journal: &Journal) -> Res
         ));
     }
     for product in &journal.products {
-        let before = journal
-            .baseline
-            .database_stock
-            .get(product)
-            .copied()
-            .unwrap_or(0);
+        let before = journal.baseline.stock_of(*product);
         let after = stock_now.get(product).copied().unwrap_or(0);
         if before - after != sold(*product) {
             conservation.push(format!(
