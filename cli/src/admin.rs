@@ -32,10 +32,9 @@ pub struct WorkerArgs {
 pub async fn worker(args: WorkerArgs) -> Result<ExitCode> {
     let database_url = args.common.database_url()?.to_owned();
     flash_worker::migrate::migrate(&mut args.common.database().await?).await?;
-    let consumer = args.consumer.unwrap_or_else(|| {
-        let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
-        format!("{}-{}", host.trim(), std::process::id())
-    });
+    let consumer = args
+        .consumer
+        .unwrap_or_else(|| flash_worker::consumer::default_consumer_name(""));
     let mut config = Config::new(
         &args.common.redis_url,
         &database_url,

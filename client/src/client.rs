@@ -303,20 +303,23 @@ impl FlashClient {
 
     /// FLASH.LOAD: sets available units; returns the number of SKUs set.
     pub async fn load(&self, sale: &str, stock: &[(Sku, i64)]) -> Result<i64, ClientError> {
-        let mut args = vec![sale.to_owned()];
-        args.extend(
-            stock
-                .iter()
-                .flat_map(|(sku, units)| [sku.to_string(), units.to_string()]),
-        );
-        let (value, reader) = self.run("FLASH.LOAD", args).await?;
-        reader.int(&value)
+        self.load_with(sale, None, stock).await
     }
 
     /// FLASH.LOAD TOTAL: each SKU's whole unsold stock (the database's count); available
     /// becomes it minus the units held or pending. Returns the number of SKUs set.
     pub async fn load_total(&self, sale: &str, stock: &[(Sku, i64)]) -> Result<i64, ClientError> {
-        let mut args = vec![sale.to_owned(), "TOTAL".to_owned()];
+        self.load_with(sale, Some("TOTAL"), stock).await
+    }
+
+    async fn load_with(
+        &self,
+        sale: &str,
+        option: Option<&str>,
+        stock: &[(Sku, i64)],
+    ) -> Result<i64, ClientError> {
+        let mut args = vec![sale.to_owned()];
+        args.extend(option.map(str::to_owned));
         args.extend(
             stock
                 .iter()

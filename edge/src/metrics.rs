@@ -74,7 +74,11 @@ impl Metrics {
     }
 
     /// The whole exposition: the registry, then the worker's and the WebSocket series.
-    pub fn render(&self, worker: Option<&Counters>, ws: &[(&str, &str, u64)]) -> String {
+    pub fn render(
+        &self,
+        worker: Option<&Counters>,
+        ws: &[(&'static str, &'static str, u64)],
+    ) -> String {
         let mut out = Vec::new();
         // Encoding into a Vec cannot fail for lack of space; a failure would be a bug in
         // the metric names, caught by the tests.

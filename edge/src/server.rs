@@ -36,7 +36,7 @@ pub async fn run(
     let (stop_worker, worker_stopped) = tokio::sync::watch::channel(false);
     let worker = app.worker.clone().map(|counters| {
         let settings = &app.settings;
-        let consumer = format!("edge-{}-{}", hostname(), std::process::id());
+        let consumer = flash_worker::consumer::default_consumer_name("edge-");
         let config = flash_worker::consumer::Config::new(
             &settings.redis_url,
             &settings.database_url,
@@ -133,10 +133,4 @@ async fn serve(listener: TcpListener, app: Arc<App>, shutdown: impl Future<Outpu
     if drained.is_err() {
         warn!("edge: connections still open after {DRAIN:?}; closing them");
     }
-}
-
-fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|name| name.trim().to_owned())
-        .unwrap_or_else(|_| "host".to_owned())
 }

@@ -64,6 +64,14 @@ impl Config {
     }
 }
 
+/// A consumer name unique to this process: `<prefix><host>-<pid>`. A restarted process gets
+/// a new name; its old entries are claimed after `claim_idle` (or pass `--consumer` to
+/// restart under the old name and finish them at once).
+pub fn default_consumer_name(prefix: &str) -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    format!("{prefix}{}-{}", host.trim(), std::process::id())
+}
+
 /// What the worker did, for logs and the edge's metrics.
 #[derive(Debug, Default)]
 pub struct Counters {

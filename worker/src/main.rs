@@ -126,7 +126,9 @@ async fn execute(cli: Cli) -> Result<ExitCode> {
         Task::Run(args) => {
             migrate(&mut pg).await?;
             drop(pg);
-            let consumer = args.consumer.unwrap_or_else(default_consumer);
+            let consumer = args
+                .consumer
+                .unwrap_or_else(|| flash_worker::consumer::default_consumer_name(""));
             let mut config = Config::new(
                 &settings.redis_url,
                 &database_url,
@@ -165,9 +167,4 @@ async fn engine(url: &str) -> Result<FlashClient> {
     FlashClient::connect(url)
         .await
         .with_context(|| format!("cannot reach the engine at {url}"))
-}
-
-fn default_consumer() -> String {
-    let host = std::fs::read_to_string("/etc/hostname").unwrap_or_default();
-    format!("{}-{}", host.trim(), std::process::id())
 }

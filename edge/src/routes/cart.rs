@@ -68,7 +68,7 @@ async fn change(
     Ok(json_response(
         StatusCode::OK,
         &json!({
-            "cart": cart_json(&line.cart_id, &view, &snapshot, &user),
+            "cart": cart_json(&line.cart_id, &view, &snapshot),
             "product_id": line.product_id,
             "available": changed.available,
         }),
@@ -115,7 +115,7 @@ pub async fn caller_cart_json(
     let user = caller(app, req)?;
     let view = owned_cart(app, &user, cart_id).await?;
     let snapshot = app.catalog.snapshot().await?;
-    Ok(cart_json(cart_id, &view, &snapshot, &user))
+    Ok(cart_json(cart_id, &view, &snapshot))
 }
 
 /// The caller's cart or order; someone else's is as unknown as a missing one (404), so ids
@@ -134,12 +134,7 @@ pub async fn owned_cart(app: &App, user: &User, cart_id: &str) -> Result<CartVie
     }
 }
 
-pub fn cart_json(
-    cart_id: &str,
-    view: &CartView,
-    snapshot: &Snapshot,
-    _user: &User,
-) -> serde_json::Value {
+pub fn cart_json(cart_id: &str, view: &CartView, snapshot: &Snapshot) -> serde_json::Value {
     let lines: Vec<serde_json::Value> = view
         .lines
         .iter()

@@ -49,9 +49,9 @@ pub async fn healthz(app: &App) -> Result<Response<Body>, ApiError> {
 }
 
 pub fn metrics(app: &App) -> Response<Body> {
-    let ws = app.hub.metric_series();
-    let ws: Vec<(&str, &str, u64)> = ws.iter().map(|(n, k, v)| (*n, *k, *v)).collect();
-    let text = app.metrics.render(app.worker.as_deref(), &ws);
+    let text = app
+        .metrics
+        .render(app.worker.as_deref(), &app.hub.metric_series());
     let mut response = Response::new(Full::new(Bytes::from(text)));
     response.headers_mut().insert(
         header::CONTENT_TYPE,
