@@ -1,10 +1,13 @@
 //! [`FlashClient`]: the FLASH commands through the module or the Lua twin.
 
-use flash_core::Sku;
 use flash_core::args::{DEFAULT_EXPIRE_COUNT, MAX_EXPIRE_COUNT};
-use flash_core::cmd::Verdict;
+use flash_core::cmd::{
+    Available, Buy, CartInfo, Checkout, Expire, Info, Load, Release, Reserve, SaleCmd, Settle,
+    Verdict, keyword,
+};
 use flash_core::keys::SaleKeys;
 use flash_core::model::CartState;
+use flash_core::{Command, CommandSpec, Sku};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{AsyncCommands, Value};
 
@@ -69,12 +72,6 @@ impl FlashClient {
         Ok(FlashClient { conn, backend })
     }
 
-    /// Forces a backend (tests run the Lua twin on a server that has the module too).
-    pub fn with_backend(mut self, backend: Backend) -> FlashClient {
-        self.backend = backend;
-        self
-    }
-
     pub fn backend(&self) -> Backend {
         self.backend
     }
@@ -84,8 +81,18 @@ impl FlashClient {
         self.conn.clone()
     }
 
-    /// Runs `command` (e.g. `"FLASH.RESERVE"`) with its arguments on either backend and
-    /// returns the raw reply. Engine refusals come back as [`ClientError::Flash`].
+    /// PING: the server answers (health checks).
+    pub async fn ping(&self) -> Result<(), ClientError> {
+        let mut conn = self.conn.clone();
+        let _: String = redis::cmd("PING").query_async(&mut conn).await?;
+        Ok(())
+    }
+
+    /// Runs a command line as given (e.g. `"FLASH.RESERVE"` and its arguments, well-formed
+    /// or not) on either backend and returns the raw reply: for the conformance suite and
+    /// operators' tools, which must see exactly what any Redis client would. Programs send
+    /// typed commands ([`FlashClient::run`] and the methods below). Engine refusals come back
+    /// as [`ClientError::Flash`].
     pub async fn call(&self, command: &str, args: &[String]) -> Result<Value, ClientError> {
         let mut replies = self
             .call_many(command, std::slice::from_ref(&args.to_vec()))
@@ -206,126 +213,93 @@ impl FlashClient {
         }
     }
 
-    /// FLASH.SETTLE for many orders in one round trip: each order's final state, or the
-    /// engine's refusal for that order.
-    pub async fn settle_many(
-        &self,
-        sale: &str,
-        verdicts: &[(&str, Verdict)],
-    ) -> Result<Vec<Result<CartState, ClientError>>, ClientError> {
-        let calls: Vec<Vec<String>> = verdicts
-            .iter()
-            .map(|(order, verdict)| {
-                vec![
-                    sale.to_owned(),
-                    (*order).to_owned(),
-                    verdict_word(*verdict).to_owned(),
-                ]
-            })
-            .collect();
-        let reader = Reader {
-            command: "FLASH.SETTLE",
-        };
-        Ok(self
-            .call_many("FLASH.SETTLE", &calls)
-            .await?
-            .into_iter()
-            .map(|reply| {
-                let state = reader.text(&reply?)?;
-                CartState::parse(state.as_bytes())
-                    .ok_or_else(|| reader.fail(format!("unknown state {state}")))
-            })
-            .collect())
-    }
-
-    /// The carts a script must be given in KEYS: the one it names, or for FLASH.EXPIRE the
-    /// earliest deadlines (the script rechecks each against the server's clock).
+    /// The carts a script must be given in KEYS: the one the command names (the table's cart
+    /// argument), or for FLASH.EXPIRE the earliest deadlines (the script rechecks each
+    /// against the server's clock).
     async fn script_carts(
         &self,
         command: &str,
         args: &[String],
     ) -> Result<Vec<String>, ClientError> {
-        let upper = command.to_ascii_uppercase();
-        match upper.as_str() {
-            "FLASH.EXPIRE" => {
-                let sale = args.first().map(String::as_str).unwrap_or_default();
-                // Only a valid sale name makes valid keys; the script reports a bad one.
-                if flash_core::args::parse_token("sale", sale.as_bytes()).is_err() {
-                    return Ok(Vec::new());
-                }
-                let count = match args.get(1..3) {
-                    Some([option, n]) if option.eq_ignore_ascii_case("COUNT") => n
-                        .parse::<isize>()
-                        .unwrap_or(1)
-                        .clamp(1, MAX_EXPIRE_COUNT as isize),
-                    _ => DEFAULT_EXPIRE_COUNT as isize,
-                };
-                // Due by the server's clock, which the script rechecks; a cart falling due
-                // in between waits for the next call.
-                let mut conn = self.conn.clone();
-                let (secs, micros): (i64, i64) = redis::cmd("TIME").query_async(&mut conn).await?;
-                let now_ms = secs * 1000 + micros / 1000;
-                Ok(conn
-                    .zrangebyscore_limit(SaleKeys::new(sale).deadlines(), "-inf", now_ms, 0, count)
-                    .await?)
-            }
-            "FLASH.RESERVE" | "FLASH.RELEASE" | "FLASH.CHECKOUT" | "FLASH.BUY" | "FLASH.SETTLE"
-            | "FLASH.CART" => Ok(args.get(1).cloned().into_iter().collect()),
-            _ => Ok(Vec::new()),
+        let Some(spec) = CommandSpec::find(command) else {
+            return Ok(Vec::new());
+        };
+        if spec.name != "FLASH.EXPIRE" {
+            return Ok(spec.cart_in(args).map(str::to_owned).into_iter().collect());
         }
+        let sale = args.first().map(String::as_str).unwrap_or_default();
+        // Only a valid sale name makes valid keys; the script reports a bad one.
+        if flash_core::args::parse_token("sale", sale.as_bytes()).is_err() {
+            return Ok(Vec::new());
+        }
+        let count = match args.get(1..3) {
+            Some([option, n]) if option.eq_ignore_ascii_case(keyword::COUNT) => n
+                .parse::<isize>()
+                .unwrap_or(1)
+                .clamp(1, MAX_EXPIRE_COUNT as isize),
+            _ => DEFAULT_EXPIRE_COUNT as isize,
+        };
+        // Due by the server's clock, which the script rechecks; a cart falling due in
+        // between waits for the next call.
+        let mut conn = self.conn.clone();
+        let (secs, micros): (i64, i64) = redis::cmd("TIME").query_async(&mut conn).await?;
+        let now_ms = secs * 1000 + micros / 1000;
+        Ok(conn
+            .zrangebyscore_limit(SaleKeys::new(sale).deadlines(), "-inf", now_ms, 0, count)
+            .await?)
     }
 
-    async fn run(
-        &self,
-        command: &'static str,
-        args: Vec<String>,
-    ) -> Result<(Value, Reader), ClientError> {
-        let value = self.call(command, &args).await?;
-        Ok((value, Reader { command }))
+    /// Runs a typed command on either backend; the raw reply.
+    pub async fn run(&self, command: &Command) -> Result<Value, ClientError> {
+        self.call(command.spec().name, &command.to_args()).await
+    }
+
+    async fn run_read(&self, command: Command) -> Result<(Value, Reader), ClientError> {
+        let value = self.run(&command).await?;
+        Ok((
+            value,
+            Reader {
+                command: command.spec().name,
+            },
+        ))
     }
 
     /// FLASH.SALE: creates the sale or changes the given settings.
     pub async fn sale(&self, sale: &str, settings: &SaleSettings) -> Result<(), ClientError> {
-        let mut args = vec![sale.to_owned()];
-        for (name, value) in [
-            ("HOLD", settings.hold_ms),
-            ("LIMIT", settings.limit),
-            ("START", settings.start_ms),
-            ("END", settings.end_ms),
-        ] {
-            if let Some(value) = value {
-                args.extend([name.to_owned(), value.to_string()]);
-            }
-        }
-        let (value, reader) = self.run("FLASH.SALE", args).await?;
+        let command = Command::Sale(SaleCmd {
+            sale: sale.to_owned(),
+            hold_ms: settings.hold_ms,
+            limit: settings.limit,
+            start_ms: settings.start_ms,
+            end_ms: settings.end_ms,
+        });
+        let (value, reader) = self.run_read(command).await?;
         reader.text(&value).map(drop)
     }
 
     /// FLASH.LOAD: sets available units; returns the number of SKUs set.
     pub async fn load(&self, sale: &str, stock: &[(Sku, i64)]) -> Result<i64, ClientError> {
-        self.load_with(sale, None, stock).await
+        self.load_with(sale, false, stock).await
     }
 
     /// FLASH.LOAD TOTAL: each SKU's whole unsold stock (the database's count); available
     /// becomes it minus the units held or pending. Returns the number of SKUs set.
     pub async fn load_total(&self, sale: &str, stock: &[(Sku, i64)]) -> Result<i64, ClientError> {
-        self.load_with(sale, Some("TOTAL"), stock).await
+        self.load_with(sale, true, stock).await
     }
 
     async fn load_with(
         &self,
         sale: &str,
-        option: Option<&str>,
+        total: bool,
         stock: &[(Sku, i64)],
     ) -> Result<i64, ClientError> {
-        let mut args = vec![sale.to_owned()];
-        args.extend(option.map(str::to_owned));
-        args.extend(
-            stock
-                .iter()
-                .flat_map(|(sku, units)| [sku.to_string(), units.to_string()]),
-        );
-        let (value, reader) = self.run("FLASH.LOAD", args).await?;
+        let command = Command::Load(Load {
+            sale: sale.to_owned(),
+            total,
+            stock: stock.to_vec(),
+        });
+        let (value, reader) = self.run_read(command).await?;
         reader.int(&value)
     }
 
@@ -335,9 +309,11 @@ impl FlashClient {
         sale: &str,
         skus: &[Sku],
     ) -> Result<Vec<Option<i64>>, ClientError> {
-        let mut args = vec![sale.to_owned()];
-        args.extend(skus.iter().map(Sku::to_string));
-        let (value, reader) = self.run("FLASH.AVAILABLE", args).await?;
+        let command = Command::Available(Available {
+            sale: sale.to_owned(),
+            skus: skus.to_vec(),
+        });
+        let (value, reader) = self.run_read(command).await?;
         reader
             .array(&value, Some(skus.len()))?
             .iter()
@@ -356,8 +332,8 @@ impl FlashClient {
         sku: Sku,
         qty: i64,
     ) -> Result<Reservation, ClientError> {
-        let args = line_args(sale, cart, user, sku, qty);
-        let (value, reader) = self.run("FLASH.RESERVE", args).await?;
+        let command = Command::Reserve(line(sale, cart, user, sku, qty));
+        let (value, reader) = self.run_read(command).await?;
         reader.reservation(&value)
     }
 
@@ -369,8 +345,8 @@ impl FlashClient {
         sku: Sku,
         qty: i64,
     ) -> Result<Reservation, ClientError> {
-        let args = line_args(sale, cart, user, sku, qty);
-        let (value, reader) = self.run("FLASH.RELEASE", args).await?;
+        let command = Command::Release(release_line(sale, cart, user, sku, qty));
+        let (value, reader) = self.run_read(command).await?;
         reader.reservation(&value)
     }
 
@@ -385,32 +361,40 @@ impl FlashClient {
         sku: Sku,
         qty: i64,
     ) -> Result<(Reservation, CartView), ClientError> {
-        let command = if release {
-            "FLASH.RELEASE"
+        let change = if release {
+            Command::Release(release_line(sale, cart, user, sku, qty))
         } else {
-            "FLASH.RESERVE"
+            Command::Reserve(line(sale, cart, user, sku, qty))
         };
-        let line = line_args(sale, cart, user, sku, qty);
-        let view = [sale.to_owned(), cart.to_owned()];
+        let view = Command::Cart(CartInfo {
+            sale: sale.to_owned(),
+            cart: cart.to_owned(),
+        });
+        let (change_args, view_args) = (change.to_args(), view.to_args());
+        let (change_name, view_name) = (change.spec().name, view.spec().name);
         let mut replies = self
-            .call_each(&[(command, &line[..]), ("FLASH.CART", &view[..])])
+            .call_each(&[(change_name, &change_args[..]), (view_name, &view_args[..])])
             .await?
             .into_iter();
         let no_reply = || ClientError::Reply {
-            command,
+            command: change_name,
             detail: "no reply".into(),
         };
-        let changed = Reader { command }.reservation(&replies.next().ok_or_else(no_reply)??)?;
-        let view = Reader {
-            command: "FLASH.CART",
+        let changed = Reader {
+            command: change_name,
         }
-        .cart(&replies.next().ok_or_else(no_reply)??)?;
+        .reservation(&replies.next().ok_or_else(no_reply)??)?;
+        let view = Reader { command: view_name }.cart(&replies.next().ok_or_else(no_reply)??)?;
         Ok((changed, view))
     }
 
     pub async fn checkout(&self, sale: &str, cart: &str, user: &str) -> Result<Order, ClientError> {
-        let args = vec![sale.to_owned(), cart.to_owned(), user.to_owned()];
-        let (value, reader) = self.run("FLASH.CHECKOUT", args).await?;
+        let command = Command::Checkout(Checkout {
+            sale: sale.to_owned(),
+            cart: cart.to_owned(),
+            user: user.to_owned(),
+        });
+        let (value, reader) = self.run_read(command).await?;
         reader.order(&value)
     }
 
@@ -422,8 +406,10 @@ impl FlashClient {
         sku: Sku,
         qty: i64,
     ) -> Result<Order, ClientError> {
-        let args = line_args(sale, order, user, sku, qty);
-        let (value, reader) = self.run("FLASH.BUY", args).await?;
+        let command = Command::Buy(Buy {
+            reserve: line(sale, order, user, sku, qty),
+        });
+        let (value, reader) = self.run_read(command).await?;
         reader.order(&value)
     }
 
@@ -434,57 +420,98 @@ impl FlashClient {
         order: &str,
         verdict: Verdict,
     ) -> Result<CartState, ClientError> {
-        let args = vec![
-            sale.to_owned(),
-            order.to_owned(),
-            verdict_word(verdict).to_owned(),
-        ];
-        let (value, reader) = self.run("FLASH.SETTLE", args).await?;
-        let state = reader.text(&value)?;
-        CartState::parse(state.as_bytes())
-            .ok_or_else(|| reader.fail(format!("unknown state {state}")))
+        let mut states = self.settle_many(sale, &[(order, verdict)]).await?;
+        states.pop().unwrap_or_else(|| {
+            Err(ClientError::Reply {
+                command: "FLASH.SETTLE",
+                detail: "no reply".into(),
+            })
+        })
+    }
+
+    /// FLASH.SETTLE for many orders in one round trip: each order's final state, or the
+    /// engine's refusal for that order.
+    pub async fn settle_many(
+        &self,
+        sale: &str,
+        verdicts: &[(&str, Verdict)],
+    ) -> Result<Vec<Result<CartState, ClientError>>, ClientError> {
+        let calls: Vec<Vec<String>> = verdicts
+            .iter()
+            .map(|&(order, verdict)| {
+                Command::Settle(Settle {
+                    sale: sale.to_owned(),
+                    order: order.to_owned(),
+                    verdict,
+                })
+                .to_args()
+            })
+            .collect();
+        let reader = Reader {
+            command: "FLASH.SETTLE",
+        };
+        Ok(self
+            .call_many(reader.command, &calls)
+            .await?
+            .into_iter()
+            .map(|reply| {
+                let state = reader.text(&reply?)?;
+                CartState::parse(state.as_bytes())
+                    .ok_or_else(|| reader.fail(format!("unknown state {state}")))
+            })
+            .collect())
     }
 
     /// FLASH.EXPIRE: releases overdue holds; returns how many carts expired.
     pub async fn expire(&self, sale: &str, count: i64) -> Result<i64, ClientError> {
-        let args = vec![sale.to_owned(), "COUNT".to_owned(), count.to_string()];
-        let (value, reader) = self.run("FLASH.EXPIRE", args).await?;
+        let command = Command::Expire(Expire {
+            sale: sale.to_owned(),
+            count,
+        });
+        let (value, reader) = self.run_read(command).await?;
         reader.int(&value)
     }
 
     pub async fn cart(&self, sale: &str, cart: &str) -> Result<CartView, ClientError> {
-        let (value, reader) = self
-            .run("FLASH.CART", vec![sale.to_owned(), cart.to_owned()])
-            .await?;
+        let command = Command::Cart(CartInfo {
+            sale: sale.to_owned(),
+            cart: cart.to_owned(),
+        });
+        let (value, reader) = self.run_read(command).await?;
         reader.cart(&value)
     }
 
     pub async fn info(&self, sale: &str) -> Result<SaleInfo, ClientError> {
-        let (value, reader) = self.run("FLASH.INFO", vec![sale.to_owned()]).await?;
+        let command = Command::Info(Info {
+            sale: sale.to_owned(),
+        });
+        let (value, reader) = self.run_read(command).await?;
         reader.info(&value)
     }
 }
 
-fn verdict_word(verdict: Verdict) -> &'static str {
-    match verdict {
-        Verdict::Ok => "OK",
-        Verdict::Reject => "REJECT",
+/// A reserve's (or buy's) line.
+fn line(sale: &str, cart: &str, user: &str, sku: Sku, qty: i64) -> Reserve {
+    Reserve {
+        sale: sale.to_owned(),
+        cart: cart.to_owned(),
+        user: user.to_owned(),
+        sku,
+        qty,
     }
 }
 
-fn line_args(sale: &str, cart: &str, user: &str, sku: Sku, qty: i64) -> Vec<String> {
-    vec![
-        sale.to_owned(),
-        cart.to_owned(),
-        user.to_owned(),
-        sku.to_string(),
-        qty.to_string(),
-    ]
+fn release_line(sale: &str, cart: &str, user: &str, sku: Sku, qty: i64) -> Release {
+    Release {
+        sale: sale.to_owned(),
+        cart: cart.to_owned(),
+        user: user.to_owned(),
+        sku,
+        qty,
+    }
 }
 
-/// Commands that only read: safe to run again.
+/// Commands that only read (the table says): safe to run again.
 fn is_read(command: &str) -> bool {
-    ["FLASH.CART", "FLASH.AVAILABLE", "FLASH.INFO"]
-        .iter()
-        .any(|read| command.eq_ignore_ascii_case(read))
+    CommandSpec::find(command).is_some_and(|spec| !spec.writes)
 }

@@ -146,7 +146,7 @@ mod tests {
             "prelude.lua must say: {channel}"
         );
         // Stock fields `<sku>:<counter>`, the counters in core's order (FLASH.INFO columns).
-        assert_eq!(stock_field(14, Counter::Held), "14:held");
+        assert_eq!(stock_field(14, Counter::Held), b"14:held");
         assert!(PRELUDE.contains("return int_text(sku) .. ':' .. counter"));
         let counters: Vec<String> = Counter::ALL
             .iter()

@@ -1,7 +1,21 @@
 //! The key layout: a public contract (README, "Key layout").
 //!
 //! Every key of sale `S` starts with `flash:{S}:`, so the hash tag puts the whole sale in one
-//! cluster slot and one command (or script) may touch any of its keys.
+//! cluster slot and one command (or script) may touch any of its keys. The suffixes, the
+//! stock and line field formats and the key types are written here once; the module, the
+//! client, the Lua twin's header and the tools all take them from here.
+
+use crate::Sku;
+use crate::names;
+
+/// Every key name starts with this, then the sale's hash tag `{S}:`.
+pub const KEY_PREFIX: &str = "flash:";
+/// A cart key is the sale's prefix, this, and the cart id.
+pub const CART_SUFFIX: &str = "cart:";
+/// The stream of order entries the worker could not process.
+pub const DEAD_LETTERS_SUFFIX: &str = "dead";
+/// The pub/sub channel of stock events (not a key).
+pub const EVENTS_SUFFIX: &str = "events";
 
 /// The per-SKU counters, all in the sale's `stock` hash as fields `<sku>:<counter>`. For
 /// every SKU at every moment: `loaded = available + held + pending + sold`.
@@ -20,6 +34,7 @@ pub enum Counter {
 }
 
 impl Counter {
+    /// In FLASH.INFO's column order.
     pub const ALL: [Counter; 5] = [
         Counter::Loaded,
         Counter::Available,
@@ -41,6 +56,62 @@ impl Counter {
             Counter::Sold => "sold",
         }
     }
+
+    /// The column of FLASH.INFO's rows (after the SKU).
+    pub fn column(self) -> usize {
+        self as usize
+    }
+}
+
+/// The fixed keys of a sale, in the order the Lua twin receives them in KEYS.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum SaleKey {
+    /// Hash of settings (fields in [`names::sale`]). Its existence is the sale's.
+    Sale,
+    /// Hash of every SKU's counters: [`stock_field`] → units.
+    Stock,
+    /// Hash user → units held + checked out + sold in the sale (what LIMIT caps).
+    Users,
+    /// Sorted set of held carts scored by hold deadline (unix ms).
+    Deadlines,
+    /// Stream of checked-out orders (fields in [`names::order`]).
+    Orders,
+}
+
+impl SaleKey {
+    /// In KEYS order.
+    pub const ALL: [SaleKey; 5] = [
+        SaleKey::Sale,
+        SaleKey::Stock,
+        SaleKey::Users,
+        SaleKey::Deadlines,
+        SaleKey::Orders,
+    ];
+
+    /// The key name after `flash:{S}:`.
+    pub fn suffix(self) -> &'static str {
+        match self {
+            SaleKey::Sale => "sale",
+            SaleKey::Stock => "stock",
+            SaleKey::Users => "users",
+            SaleKey::Deadlines => "deadlines",
+            SaleKey::Orders => "orders",
+        }
+    }
+
+    /// The Redis type the key holds, as `TYPE` names it.
+    pub fn redis_type(self) -> &'static str {
+        match self {
+            SaleKey::Sale | SaleKey::Stock | SaleKey::Users => "hash",
+            SaleKey::Deadlines => "zset",
+            SaleKey::Orders => "stream",
+        }
+    }
+
+    /// Position in [`SaleKey::ALL`] (and in the Lua twin's KEYS, from 0).
+    pub fn index(self) -> usize {
+        self as usize
+    }
 }
 
 /// The names of one sale's keys.
@@ -52,83 +123,110 @@ pub struct SaleKeys {
 impl SaleKeys {
     pub fn new(sale: &str) -> SaleKeys {
         SaleKeys {
-            prefix: format!("flash:{{{sale}}}:"),
+            prefix: format!("{KEY_PREFIX}{{{sale}}}:"),
         }
     }
 
-    /// Hash of settings: `hold_ms`, `limit`, `start_ms`, `end_ms`. Its existence is the sale's.
+    fn with_suffix(&self, suffix: &str) -> String {
+        format!("{}{suffix}", self.prefix)
+    }
+
+    /// One of the fixed keys.
+    pub fn key(&self, key: SaleKey) -> String {
+        self.with_suffix(key.suffix())
+    }
+
+    /// Every fixed key, in KEYS order.
+    pub fn all(&self) -> [String; 5] {
+        SaleKey::ALL.map(|key| self.key(key))
+    }
+
     pub fn sale(&self) -> String {
-        format!("{}sale", self.prefix)
+        self.key(SaleKey::Sale)
     }
 
-    /// Hash of every SKU's counters: field `<sku>:<counter>` (e.g. `14:available`) → units.
-    /// One hash, so a reserve or a checkout reads and writes one key for its counters.
     pub fn stock(&self) -> String {
-        format!("{}stock", self.prefix)
+        self.key(SaleKey::Stock)
     }
 
-    /// Hash user → units held + checked out + sold in this sale (what LIMIT caps).
     pub fn users(&self) -> String {
-        format!("{}users", self.prefix)
+        self.key(SaleKey::Users)
     }
 
-    /// Hash for one cart (an order is the cart it became): `state`, `user`, `deadline_ms`,
-    /// `units`, `entry` (the order's stream id once checked out) and `line:<sku>` → qty.
-    pub fn cart(&self, cart: &str) -> String {
-        format!("{}cart:{cart}", self.prefix)
-    }
-
-    /// Sorted set of held carts scored by hold deadline (unix ms).
     pub fn deadlines(&self) -> String {
-        format!("{}deadlines", self.prefix)
+        self.key(SaleKey::Deadlines)
     }
 
-    /// Stream of checked-out orders: fields `order`, `user`, `lines` (`sku:qty,…`), `units`.
     pub fn orders(&self) -> String {
-        format!("{}orders", self.prefix)
+        self.key(SaleKey::Orders)
+    }
+
+    /// Hash for one cart (fields in [`names::cart`], lines as [`line_field`] → qty).
+    pub fn cart(&self, cart: &str) -> String {
+        format!("{}{CART_SUFFIX}{cart}", self.prefix)
     }
 
     /// Stream of order entries the worker could not process (malformed, unknown product or
-    /// user, failed too often): the original fields plus `source_id` and `reason`.
+    /// user, failed too often): the original fields plus those of [`names::dead`].
     pub fn dead_letters(&self) -> String {
-        format!("{}dead", self.prefix)
+        self.with_suffix(DEAD_LETTERS_SUFFIX)
     }
 
-    /// Pub/sub channel (not a key): `{"sku":14,"available":7}` on every change of available.
+    /// Pub/sub channel (not a key) of [`crate::wire::StockEvent`]s.
     pub fn channel(&self) -> String {
-        format!("{}events", self.prefix)
+        self.with_suffix(EVENTS_SUFFIX)
     }
-
-    /// The pattern `SCAN` uses to find every sale's settings key.
-    pub const SALE_PATTERN: &'static str = "flash:{*}:sale";
 
     /// The sale name inside a settings key name, if it is one.
     pub fn sale_of_settings_key(key: &[u8]) -> Option<&str> {
-        let inner = key.strip_prefix(b"flash:{")?.strip_suffix(b"}:sale")?;
+        let tagged = key
+            .strip_prefix(KEY_PREFIX.as_bytes())?
+            .strip_prefix(b"{")?;
+        let inner = tagged
+            .strip_suffix(SaleKey::Sale.suffix().as_bytes())?
+            .strip_suffix(b"}:")?;
         let name = std::str::from_utf8(inner).ok()?;
         crate::args::parse_token("sale", inner).ok().map(|_| name)
     }
 }
 
-/// The `stock` hash field of one SKU's counter.
-pub fn stock_field(sku: i64, counter: Counter) -> String {
-    format!("{sku}:{}", counter.name())
+/// Between a stock field's SKU and its counter name.
+pub const STOCK_FIELD_SEPARATOR: &str = ":";
+
+/// The `stock` hash field of one SKU's counter: `<sku>:<counter>`, e.g. `14:available`.
+/// Built several times per reserve, so without the formatting machinery.
+pub fn stock_field(sku: Sku, counter: Counter) -> Vec<u8> {
+    let mut digits = itoa::Buffer::new();
+    let sku = digits.format(sku).as_bytes();
+    let name = counter.name().as_bytes();
+    let mut field = Vec::with_capacity(sku.len() + 1 + name.len());
+    field.extend_from_slice(sku);
+    field.extend_from_slice(STOCK_FIELD_SEPARATOR.as_bytes());
+    field.extend_from_slice(name);
+    field
 }
 
 /// Reads a `stock` hash field back.
-pub fn parse_stock_field(field: &str) -> Option<(i64, Counter)> {
-    let (sku, counter) = field.split_once(':')?;
+pub fn parse_stock_field(field: &[u8]) -> Option<(Sku, Counter)> {
+    let field = std::str::from_utf8(field).ok()?;
+    let (sku, counter) = field.split_once(STOCK_FIELD_SEPARATOR)?;
     Some((sku.parse().ok()?, Counter::parse(counter)?))
 }
 
-/// The hash field of one cart line.
-pub fn line_field(sku: i64) -> String {
-    format!("line:{sku}")
+/// The cart hash field of one line: `line:<sku>`.
+pub fn line_field(sku: Sku) -> Vec<u8> {
+    let mut digits = itoa::Buffer::new();
+    [
+        names::cart::LINE_PREFIX.as_bytes(),
+        digits.format(sku).as_bytes(),
+    ]
+    .concat()
 }
 
-/// The JSON message published on the sale's channel.
-pub fn stock_message(sku: i64, available: i64) -> String {
-    format!("{{\"sku\":{sku},\"available\":{available}}}")
+/// The SKU of a cart hash field, if it is a line's.
+pub fn parse_line_field(field: &[u8]) -> Option<Sku> {
+    let sku = field.strip_prefix(names::cart::LINE_PREFIX.as_bytes())?;
+    std::str::from_utf8(sku).ok()?.parse().ok()
 }
 
 #[cfg(test)]
@@ -138,12 +236,19 @@ mod tests {
     #[test]
     fn every_key_shares_the_sale_hash_tag() {
         let keys = SaleKeys::new("spring");
-        assert_eq!(keys.sale(), "flash:{spring}:sale");
-        assert_eq!(keys.stock(), "flash:{spring}:stock");
-        assert_eq!(stock_field(14, Counter::Held), "14:held");
-        assert_eq!(parse_stock_field("14:held"), Some((14, Counter::Held)));
-        assert_eq!(parse_stock_field("14:lost"), None);
+        assert_eq!(
+            keys.all(),
+            [
+                "flash:{spring}:sale",
+                "flash:{spring}:stock",
+                "flash:{spring}:users",
+                "flash:{spring}:deadlines",
+                "flash:{spring}:orders",
+            ]
+        );
         assert_eq!(keys.cart("c1"), "flash:{spring}:cart:c1");
+        assert_eq!(keys.dead_letters(), "flash:{spring}:dead");
+        assert_eq!(keys.channel(), "flash:{spring}:events");
         assert_eq!(
             SaleKeys::sale_of_settings_key(b"flash:{spring}:sale"),
             Some("spring")
@@ -152,5 +257,22 @@ mod tests {
             SaleKeys::sale_of_settings_key(b"flash:{spring}:users"),
             None
         );
+        assert_eq!(SaleKeys::sale_of_settings_key(b"flash:{a b}:sale"), None);
+    }
+
+    #[test]
+    fn stock_and_line_fields_read_back() {
+        assert_eq!(stock_field(14, Counter::Held), b"14:held");
+        assert_eq!(parse_stock_field(b"14:held"), Some((14, Counter::Held)));
+        assert_eq!(parse_stock_field(b"14:lost"), None);
+        assert_eq!(line_field(7), b"line:7");
+        assert_eq!(parse_line_field(b"line:7"), Some(7));
+        assert_eq!(parse_line_field(b"state"), None);
+        for counter in Counter::ALL {
+            assert_eq!(Counter::ALL[counter.column()], counter);
+        }
+        for key in SaleKey::ALL {
+            assert_eq!(SaleKey::ALL[key.index()], key);
+        }
     }
 }

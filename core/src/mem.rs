@@ -6,8 +6,9 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use crate::Sku;
 use crate::error::{Error, Result};
 use crate::keys::Counter;
+use crate::keys::SaleKey;
 use crate::model::{Cart, OrderEntry, Sale};
-use crate::store::{SaleKey, Store};
+use crate::store::Store;
 
 #[derive(Default, Debug, Clone, PartialEq, Eq)]
 pub struct MemStore {

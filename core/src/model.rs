@@ -61,16 +61,18 @@ impl CartState {
         }
     }
 
+    pub const ALL: [CartState; 5] = [
+        CartState::Held,
+        CartState::CheckedOut,
+        CartState::Settled,
+        CartState::Rejected,
+        CartState::Expired,
+    ];
+
     pub fn parse(text: &[u8]) -> Option<CartState> {
-        [
-            CartState::Held,
-            CartState::CheckedOut,
-            CartState::Settled,
-            CartState::Rejected,
-            CartState::Expired,
-        ]
-        .into_iter()
-        .find(|state| state.as_str().as_bytes() == text)
+        CartState::ALL
+            .into_iter()
+            .find(|state| state.as_str().as_bytes() == text)
     }
 
     /// Checked out at some point: the cart is an order, and checkout answers with it again.
@@ -95,14 +97,7 @@ pub struct Cart {
     pub entry: Option<String>,
 }
 
-impl Cart {
-    /// Live: held and not past its deadline at `now_ms`.
-    pub fn is_live(&self, now_ms: i64) -> bool {
-        self.state == CartState::Held && now_ms < self.deadline_ms
-    }
-}
-
-/// One checkout as appended to the order stream.
+/// One checkout as appended to the order stream (encoded and decoded in [`crate::wire`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OrderEntry {
     pub order: String,
@@ -110,26 +105,4 @@ pub struct OrderEntry {
     /// Ascending by SKU.
     pub lines: Vec<(Sku, i64)>,
     pub units: i64,
-}
-
-impl OrderEntry {
-    /// The `lines` field: `sku:qty` pairs, comma-separated, ascending by SKU.
-    pub fn lines_field(&self) -> String {
-        self.lines
-            .iter()
-            .map(|(sku, qty)| format!("{sku}:{qty}"))
-            .collect::<Vec<_>>()
-            .join(",")
-    }
-
-    /// Parses a `lines` field back (the worker's side of the contract).
-    pub fn parse_lines(field: &str) -> Option<Vec<(Sku, i64)>> {
-        field
-            .split(',')
-            .map(|pair| {
-                let (sku, qty) = pair.split_once(':')?;
-                Some((sku.parse().ok()?, qty.parse().ok()?))
-            })
-            .collect()
-    }
 }

@@ -15,6 +15,11 @@ impl Reply {
         Reply::Bulk(text.into())
     }
 
+    /// A label of a field/value reply (FLASH.CART, FLASH.INFO).
+    pub fn label(name: crate::names::Name) -> Reply {
+        Reply::Bulk(name.as_str().to_owned())
+    }
+
     pub fn ints(values: impl IntoIterator<Item = i64>) -> Reply {
         Reply::Array(values.into_iter().map(Reply::Int).collect())
     }

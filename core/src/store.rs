@@ -7,18 +7,8 @@
 
 use crate::Sku;
 use crate::error::Result;
-use crate::keys::Counter;
+use crate::keys::{Counter, SaleKey};
 use crate::model::{Cart, OrderEntry, Sale};
-
-/// The keys of a sale a command may write, for [`Store::guard`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum SaleKey {
-    Sale,
-    Stock,
-    Users,
-    Deadlines,
-    Orders,
-}
 
 pub trait Store {
     /// The clock (unix ms). Read once per command.

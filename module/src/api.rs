@@ -84,6 +84,15 @@ pub enum Kind {
 }
 
 impl Kind {
+    /// The kind a sale key holds (core's key layout says which).
+    pub fn of(key: flash_core::keys::SaleKey) -> Kind {
+        match key.redis_type() {
+            "zset" => Kind::Zset,
+            "stream" => Kind::Stream,
+            _ => Kind::Hash,
+        }
+    }
+
     fn code(self) -> c_int {
         (match self {
             Kind::Hash => raw::REDISMODULE_KEYTYPE_HASH,

@@ -32,11 +32,7 @@ pub unsafe extern "C" fn handle(
 }
 
 fn run(ctx: Ctx, command: &Command) -> Result<Reply, Error> {
-    let writes = !matches!(
-        command,
-        Command::Available(_) | Command::Cart(_) | Command::Info(_)
-    );
-    let mut store = RedisStore::new(ctx, command.sale(), writes);
+    let mut store = RedisStore::new(ctx, command.sale(), command.spec().writes);
     let reply = command.apply(&mut store)?;
     store.flush();
     // The expiry timer learns of sales from the commands that succeed on them (a command

@@ -75,13 +75,13 @@ fn init(ctx: &Context, _args: &[RedisString]) -> Status {
         ));
         return Status::Err;
     }
-    for info in COMMANDS {
-        let flags = if info.writes {
+    for spec in COMMANDS {
+        let flags = if spec.writes {
             "write deny-oom"
         } else {
             "readonly"
         };
-        let (Ok(name), Ok(flags)) = (CString::new(info.name), CString::new(flags)) else {
+        let (Ok(name), Ok(flags)) = (CString::new(spec.name), CString::new(flags)) else {
             return Status::Err;
         };
         // Key positions 1, 1, 1: the sale is the key, so cluster clients route by it.
@@ -97,7 +97,7 @@ fn init(ctx: &Context, _args: &[RedisString]) -> Status {
             )
         };
         if status != raw::REDISMODULE_OK as c_int {
-            ctx.log_warning(&format!("flash: cannot register {}", info.name));
+            ctx.log_warning(&format!("flash: cannot register {}", spec.name));
             return Status::Err;
         }
     }

@@ -16,9 +16,13 @@ use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
 use std::rc::Rc;
 
-use flash_core::keys::{Counter, SaleKeys, parse_stock_field, stock_message};
+use flash_core::keys::{
+    Counter, SaleKey, SaleKeys, line_field, parse_line_field, parse_stock_field, stock_field,
+};
 use flash_core::model::{Cart, CartState, OrderEntry, Sale};
-use flash_core::store::{SaleKey, Store};
+use flash_core::names::{self, Name};
+use flash_core::store::Store;
+use flash_core::wire::StockEvent;
 use flash_core::{Error, Sku};
 use redis_module::{Context, RedisValue, raw};
 
@@ -63,24 +67,6 @@ enum KeyRef {
     Cart(usize),
 }
 
-fn fixed_slot(key: SaleKey) -> usize {
-    match key {
-        SaleKey::Sale => 0,
-        SaleKey::Stock => 1,
-        SaleKey::Users => 2,
-        SaleKey::Deadlines => 3,
-        SaleKey::Orders => 4,
-    }
-}
-
-fn kind_of(key: SaleKey) -> Kind {
-    match key {
-        SaleKey::Deadlines => Kind::Zset,
-        SaleKey::Orders => Kind::Stream,
-        _ => Kind::Hash,
-    }
-}
-
 /// A sale's key names, formatted once and reused while commands keep naming the same sale
 /// (a flash sale is one sale hit many thousand times a second).
 struct SaleNames {
@@ -103,37 +89,13 @@ fn sale_names(sale: &str) -> Rc<SaleNames> {
         let keys = SaleKeys::new(sale);
         let names = Rc::new(SaleNames {
             sale: sale.to_owned(),
-            fixed: [
-                keys.sale(),
-                keys.stock(),
-                keys.users(),
-                keys.deadlines(),
-                keys.orders(),
-            ],
+            fixed: keys.all(),
             channel: keys.channel(),
             keys,
         });
         *last = Some(Rc::clone(&names));
         names
     })
-}
-
-/// `<sku>:<counter>` (see `flash_core::keys::stock_field`) without the formatting machinery:
-/// it is built several times per reserve.
-fn stock_field(sku: Sku, counter: Counter) -> Vec<u8> {
-    let mut digits = itoa::Buffer::new();
-    let sku = digits.format(sku).as_bytes();
-    let mut field = Vec::with_capacity(sku.len() + 10);
-    field.extend_from_slice(sku);
-    field.push(b':');
-    field.extend_from_slice(counter.name().as_bytes());
-    field
-}
-
-/// `line:<sku>` (see `flash_core::keys::line_field`).
-fn line_field(sku: Sku) -> Vec<u8> {
-    let mut digits = itoa::Buffer::new();
-    [b"line:".as_slice(), digits.format(sku).as_bytes()].concat()
 }
 
 pub struct RedisStore {
@@ -174,9 +136,9 @@ impl RedisStore {
     }
 
     fn fixed(&mut self, key: SaleKey) -> Result<&Key, Error> {
-        let slot = fixed_slot(key);
+        let slot = key.index();
         if self.fixed[slot].is_none() {
-            let opened = Key::open(self.ctx, &self.names.fixed[slot], kind_of(key), self.write)?;
+            let opened = Key::open(self.ctx, &self.names.fixed[slot], Kind::of(key), self.write)?;
             self.fixed[slot] = Some(opened);
         }
         self.fixed[slot].as_ref().ok_or_else(Error::wrong_type)
@@ -207,7 +169,7 @@ impl RedisStore {
 
     fn key_name(&self, key: KeyRef) -> &str {
         match key {
-            KeyRef::Fixed(fixed) => &self.names.fixed[fixed_slot(fixed)],
+            KeyRef::Fixed(fixed) => &self.names.fixed[fixed.index()],
             KeyRef::Cart(i) => self.carts.get(i).map_or("", |(_, name, _)| name),
         }
     }
@@ -281,7 +243,7 @@ impl RedisStore {
             return;
         }
         let names = Rc::clone(&self.names);
-        let name = names.fixed[fixed_slot(SaleKey::Deadlines)].as_bytes();
+        let name = names.fixed[SaleKey::Deadlines.index()].as_bytes();
         let Ok(key) = self.fixed(SaleKey::Deadlines) else {
             return;
         };
@@ -360,11 +322,6 @@ impl RedisStore {
     }
 }
 
-/// The SKU of a `line:<sku>` field.
-fn parse_line(field: &[u8]) -> Option<Sku> {
-    parse(field.strip_prefix(b"line:")?)
-}
-
 fn parse<T: std::str::FromStr>(bytes: &[u8]) -> Option<T> {
     std::str::from_utf8(bytes).ok()?.parse().ok()
 }
@@ -396,7 +353,7 @@ impl Store for RedisStore {
                 return Ok(None);
             }
             let [hold_ms, limit, start_ms, end_ms] =
-                key.hash_get_many([c"hold_ms", c"limit", c"start_ms", c"end_ms"]);
+                key.hash_get_many(names::sale::ALL.map(Name::as_c_str));
             let int = |v: Option<RString>, default| {
                 v.and_then(|v| parse(bytes(v.ptr))).unwrap_or(default)
             };
@@ -408,26 +365,42 @@ impl Store for RedisStore {
                 end_ms: int(end_ms, defaults.end_ms),
             }));
         }
-        let hold_ms = self.get_int(SALE, b"hold_ms")?;
+        let hold_ms = self.get_int(SALE, names::sale::HOLD_MS.as_bytes())?;
         if hold_ms.is_none() && self.fixed(SaleKey::Sale)?.is_empty() {
             return Ok(None);
         }
         let defaults = Sale::default();
         Ok(Some(Sale {
             hold_ms: hold_ms.unwrap_or(defaults.hold_ms),
-            limit: self.get_int(SALE, b"limit")?.unwrap_or(defaults.limit),
+            limit: self
+                .get_int(SALE, names::sale::LIMIT.as_bytes())?
+                .unwrap_or(defaults.limit),
             start_ms: self
-                .get_int(SALE, b"start_ms")?
+                .get_int(SALE, names::sale::START_MS.as_bytes())?
                 .unwrap_or(defaults.start_ms),
-            end_ms: self.get_int(SALE, b"end_ms")?.unwrap_or(defaults.end_ms),
+            end_ms: self
+                .get_int(SALE, names::sale::END_MS.as_bytes())?
+                .unwrap_or(defaults.end_ms),
         }))
     }
 
     fn set_sale(&mut self, sale: &Sale) -> Result<(), Error> {
-        self.set(SALE, b"hold_ms", Value::Int(sale.hold_ms))?;
-        self.set(SALE, b"limit", Value::Int(sale.limit))?;
-        self.set(SALE, b"start_ms", Value::Int(sale.start_ms))?;
-        self.set(SALE, b"end_ms", Value::Int(sale.end_ms))
+        self.set(
+            SALE,
+            names::sale::HOLD_MS.as_bytes(),
+            Value::Int(sale.hold_ms),
+        )?;
+        self.set(SALE, names::sale::LIMIT.as_bytes(), Value::Int(sale.limit))?;
+        self.set(
+            SALE,
+            names::sale::START_MS.as_bytes(),
+            Value::Int(sale.start_ms),
+        )?;
+        self.set(
+            SALE,
+            names::sale::END_MS.as_bytes(),
+            Value::Int(sale.end_ms),
+        )
     }
 
     fn units(&mut self, counter: Counter, sku: Sku) -> Result<Option<i64>, Error> {
@@ -440,10 +413,10 @@ impl Store for RedisStore {
 
     fn all_units(&mut self) -> Result<Vec<(Sku, Counter, i64)>, Error> {
         Ok(self
-            .hgetall(&self.names.fixed[fixed_slot(SaleKey::Stock)])?
+            .hgetall(&self.names.fixed[SaleKey::Stock.index()])?
             .into_iter()
             .filter_map(|(field, units)| {
-                let (sku, counter) = parse_stock_field(&field)?;
+                let (sku, counter) = parse_stock_field(field.as_bytes())?;
                 Some((sku, counter, parse(&units)?))
             })
             .collect())
@@ -466,7 +439,7 @@ impl Store for RedisStore {
                 return Ok(None);
             }
             let [state, user, deadline_ms, units, entry] =
-                handle.hash_get_many([c"state", c"user", c"deadline_ms", c"units", c"entry"]);
+                handle.hash_get_many(names::cart::SCALARS.map(Name::as_c_str));
             let text = |v: &RString| String::from_utf8_lossy(bytes(v.ptr)).into_owned();
             let int = |v: Option<RString>| v.and_then(|v| parse(bytes(v.ptr))).unwrap_or(0);
             // A hash under our cart name without a state was not written by Flash.
@@ -481,7 +454,7 @@ impl Store for RedisStore {
                 entry: entry.as_ref().map(text),
             }));
         }
-        let Some(state) = self.get_text(key, b"state")? else {
+        let Some(state) = self.get_text(key, names::cart::STATE.as_bytes())? else {
             if self.handle(key)?.is_empty() {
                 return Ok(None);
             }
@@ -492,22 +465,38 @@ impl Store for RedisStore {
         let text = |v: Option<Vec<u8>>| v.map(|v| String::from_utf8_lossy(&v).into_owned());
         Ok(Some(Cart {
             state,
-            user: text(self.get_text(key, b"user")?).unwrap_or_default(),
-            deadline_ms: self.get_int(key, b"deadline_ms")?.unwrap_or(0),
-            units: self.get_int(key, b"units")?.unwrap_or(0),
-            entry: text(self.get_text(key, b"entry")?),
+            user: text(self.get_text(key, names::cart::USER.as_bytes())?).unwrap_or_default(),
+            deadline_ms: self
+                .get_int(key, names::cart::DEADLINE_MS.as_bytes())?
+                .unwrap_or(0),
+            units: self
+                .get_int(key, names::cart::UNITS.as_bytes())?
+                .unwrap_or(0),
+            entry: text(self.get_text(key, names::cart::ENTRY.as_bytes())?),
         }))
     }
 
     fn set_cart(&mut self, cart: &str, fields: &Cart) -> Result<(), Error> {
         let key = self.cart_ref(cart)?;
         let state = fields.state.as_str().as_bytes().to_vec();
-        self.set(key, b"state", Value::Text(state))?;
-        self.set(key, b"user", Value::Text(fields.user.as_bytes().to_vec()))?;
-        self.set(key, b"deadline_ms", Value::Int(fields.deadline_ms))?;
-        self.set(key, b"units", Value::Int(fields.units))?;
+        self.set(key, names::cart::STATE.as_bytes(), Value::Text(state))?;
+        self.set(
+            key,
+            names::cart::USER.as_bytes(),
+            Value::Text(fields.user.as_bytes().to_vec()),
+        )?;
+        self.set(
+            key,
+            names::cart::DEADLINE_MS.as_bytes(),
+            Value::Int(fields.deadline_ms),
+        )?;
+        self.set(key, names::cart::UNITS.as_bytes(), Value::Int(fields.units))?;
         if let Some(entry) = &fields.entry {
-            self.set(key, b"entry", Value::Text(entry.as_bytes().to_vec()))?;
+            self.set(
+                key,
+                names::cart::ENTRY.as_bytes(),
+                Value::Text(entry.as_bytes().to_vec()),
+            )?;
         }
         Ok(())
     }
@@ -532,12 +521,12 @@ impl Store for RedisStore {
         let mut lines: BTreeMap<Sku, i64> = self
             .hgetall(self.key_name(key))?
             .into_iter()
-            .filter_map(|(field, qty)| Some((parse_line(field.as_bytes())?, parse(&qty)?)))
+            .filter_map(|(field, qty)| Some((parse_line_field(field.as_bytes())?, parse(&qty)?)))
             .collect();
         // FLASH.BUY checks out the lines its reserve just wrote: they are still buffered.
         if let Some(fields) = self.writes_to(key) {
             for (field, value) in &fields.values {
-                let Some(sku) = parse_line(field) else {
+                let Some(sku) = parse_line_field(field) else {
                     continue;
                 };
                 match value {
@@ -577,17 +566,14 @@ impl Store for RedisStore {
 
     fn append_order(&mut self, order: &OrderEntry) -> Result<String, Error> {
         let ctx = self.ctx;
-        let lines = order.lines_field();
-        let units = order.units.to_string();
-        let fields: [(&[u8], &[u8]); 4] = [
-            (b"order", order.order.as_bytes()),
-            (b"user", order.user.as_bytes()),
-            (b"lines", lines.as_bytes()),
-            (b"units", units.as_bytes()),
-        ];
+        let encoded = order.to_fields();
+        let fields: Vec<(&[u8], &[u8])> = encoded
+            .iter()
+            .map(|(name, value)| (name.as_bytes(), value.as_bytes()))
+            .collect();
         let raw::RedisModuleStreamID { ms, seq } =
             self.fixed(SaleKey::Orders)?.stream_add(&fields)?;
-        let name = &self.names.fixed[fixed_slot(SaleKey::Orders)];
+        let name = &self.names.fixed[SaleKey::Orders.index()];
         let id = format!("{ms}-{seq}");
         let mut args: Vec<&[u8]> = vec![name.as_bytes(), id.as_bytes()];
         args.extend(fields.iter().flat_map(|(field, value)| [*field, *value]));
@@ -596,6 +582,6 @@ impl Store for RedisStore {
     }
 
     fn publish_available(&mut self, sku: Sku, available: i64) {
-        self.messages.push(stock_message(sku, available));
+        self.messages.push(StockEvent { sku, available }.to_json());
     }
 }

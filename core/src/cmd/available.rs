@@ -28,6 +28,11 @@ impl Available {
         Ok(Available { sale, skus })
     }
 
+    pub(crate) fn write_args(&self, out: &mut Vec<String>) {
+        out.push(self.sale.clone());
+        out.extend(self.skus.iter().map(Sku::to_string));
+    }
+
     pub(crate) fn apply(&self, store: &mut impl Store) -> Result<Reply> {
         require_sale(store, &self.sale)?;
         let mut units = Vec::with_capacity(self.skus.len());

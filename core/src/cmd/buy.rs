@@ -1,8 +1,9 @@
 use super::{Checkout, Reserve, check_owner, order_reply, require_sale};
 use crate::args::Args;
 use crate::error::Result;
+use crate::keys::SaleKey;
 use crate::reply::Reply;
-use crate::store::{SaleKey, Store};
+use crate::store::Store;
 
 /// Reserve and check out in one command: a single-item order. The order id names the cart;
 /// repeating the command for an order already made returns it and changes nothing.
@@ -27,6 +28,10 @@ impl Buy {
                 qty: args.qty()?,
             },
         })
+    }
+
+    pub(crate) fn write_args(&self, out: &mut Vec<String>) {
+        self.reserve.write_args(out);
     }
 
     pub(crate) fn apply(&self, store: &mut impl Store) -> Result<Reply> {

@@ -1,6 +1,7 @@
 use super::{require_cart, require_sale};
 use crate::args::Args;
 use crate::error::Result;
+use crate::names::reply;
 use crate::reply::Reply;
 use crate::store::Store;
 
@@ -27,22 +28,26 @@ impl CartInfo {
         })
     }
 
+    pub(crate) fn write_args(&self, out: &mut Vec<String>) {
+        out.extend([self.sale.clone(), self.cart.clone()]);
+    }
+
     pub(crate) fn apply(&self, store: &mut impl Store) -> Result<Reply> {
         require_sale(store, &self.sale)?;
         let cart = require_cart(store, &self.cart)?;
         let lines = store.cart_lines(&self.cart)?;
         Ok(Reply::Array(vec![
-            Reply::bulk("state"),
+            Reply::label(reply::STATE),
             Reply::bulk(cart.state.as_str()),
-            Reply::bulk("user"),
+            Reply::label(reply::USER),
             Reply::Bulk(cart.user),
-            Reply::bulk("deadline_ms"),
+            Reply::label(reply::DEADLINE_MS),
             Reply::Int(cart.deadline_ms),
-            Reply::bulk("units"),
+            Reply::label(reply::UNITS),
             Reply::Int(cart.units),
-            Reply::bulk("lines"),
+            Reply::label(reply::LINES),
             Reply::ints(lines.into_iter().flat_map(|(sku, qty)| [sku, qty])),
-            Reply::bulk("entry"),
+            Reply::label(reply::ENTRY),
             cart.entry.map_or(Reply::Nil, Reply::Bulk),
         ]))
     }

@@ -2,9 +2,10 @@ use super::{add_units, check_live, check_owner, order_reply, require_cart, requi
 use crate::args::Args;
 use crate::error::{Error, ErrorCode, Result};
 use crate::keys::Counter;
+use crate::keys::SaleKey;
 use crate::model::{Cart, CartState, OrderEntry};
 use crate::reply::Reply;
-use crate::store::{SaleKey, Store};
+use crate::store::Store;
 
 /// Turns a held, unexpired, non-empty cart into an order: its units move from held to
 /// pending, it leaves the deadline set (it can never expire now), and ONE entry is appended
@@ -29,6 +30,10 @@ impl Checkout {
             cart: args.token("cart")?,
             user: args.token("user")?,
         })
+    }
+
+    pub(crate) fn write_args(&self, out: &mut Vec<String>) {
+        out.extend([self.sale.clone(), self.cart.clone(), self.user.clone()]);
     }
 
     pub(crate) fn apply(&self, store: &mut impl Store) -> Result<Reply> {

@@ -1,9 +1,10 @@
-use super::{add_units, add_user_units, require_sale};
+use super::{add_units, add_user_units, keyword, require_sale};
 use crate::args::{Args, DEFAULT_EXPIRE_COUNT, MAX_EXPIRE_COUNT};
 use crate::error::{Error, ErrorCode, Result};
 use crate::keys::Counter;
+use crate::keys::SaleKey;
 use crate::model::{Cart, CartState};
-use crate::store::{SaleKey, Store};
+use crate::store::Store;
 
 /// Releases holds past their deadline: each cart's units return to available and the cart
 /// becomes `expired`. Looks at the `COUNT` earliest deadlines (default 1000).
@@ -25,7 +26,7 @@ impl Expire {
         let mut count = DEFAULT_EXPIRE_COUNT;
         while args.remaining() > 0 {
             match args.keyword()?.as_str() {
-                "COUNT" => count = args.int("COUNT", 1, MAX_EXPIRE_COUNT)?,
+                keyword::COUNT => count = args.int(keyword::COUNT, 1, MAX_EXPIRE_COUNT)?,
                 other => {
                     return Err(Error::new(
                         ErrorCode::Err,
@@ -35,6 +36,14 @@ impl Expire {
             }
         }
         Ok(Expire { sale, count })
+    }
+
+    pub(crate) fn write_args(&self, out: &mut Vec<String>) {
+        out.extend([
+            self.sale.clone(),
+            keyword::COUNT.to_owned(),
+            self.count.to_string(),
+        ]);
     }
 
     /// Returns how many carts expired.

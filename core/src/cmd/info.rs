@@ -3,7 +3,7 @@ use std::collections::BTreeMap;
 use super::require_sale;
 use crate::args::Args;
 use crate::error::Result;
-use crate::keys::Counter;
+use crate::names::reply;
 use crate::reply::Reply;
 use crate::store::Store;
 
@@ -28,13 +28,16 @@ impl Info {
         })
     }
 
+    pub(crate) fn write_args(&self, out: &mut Vec<String>) {
+        out.push(self.sale.clone());
+    }
+
     pub(crate) fn apply(&self, store: &mut impl Store) -> Result<Reply> {
         let now_ms = store.now_ms();
         let sale = require_sale(store, &self.sale)?;
         let mut rows: BTreeMap<i64, [i64; 5]> = BTreeMap::new();
         for (sku, counter, units) in store.all_units()? {
-            let column = Counter::ALL.iter().position(|c| *c == counter).unwrap_or(0);
-            rows.entry(sku).or_default()[column] = units;
+            rows.entry(sku).or_default()[counter.column()] = units;
         }
         let mut total = [0i64; 5];
         for row in rows.values() {
@@ -43,21 +46,21 @@ impl Info {
             }
         }
         Ok(Reply::Array(vec![
-            Reply::bulk("hold_ms"),
+            Reply::label(reply::HOLD_MS),
             Reply::Int(sale.hold_ms),
-            Reply::bulk("limit"),
+            Reply::label(reply::LIMIT),
             Reply::Int(sale.limit),
-            Reply::bulk("start_ms"),
+            Reply::label(reply::START_MS),
             Reply::Int(sale.start_ms),
-            Reply::bulk("end_ms"),
+            Reply::label(reply::END_MS),
             Reply::Int(sale.end_ms),
-            Reply::bulk("open"),
+            Reply::label(reply::OPEN),
             Reply::Int(i64::from(sale.is_open(now_ms))),
-            Reply::bulk("held_carts"),
+            Reply::label(reply::HELD_CARTS),
             Reply::Int(store.held_carts()?),
-            Reply::bulk("total"),
+            Reply::label(reply::TOTAL),
             Reply::ints(total),
-            Reply::bulk("skus"),
+            Reply::label(reply::SKUS),
             Reply::Array(
                 rows.into_iter()
                     .map(|(sku, row)| Reply::ints(std::iter::once(sku).chain(row)))

@@ -1,10 +1,11 @@
-use super::{add_units, require_sale};
+use super::{add_units, keyword, require_sale};
 use crate::Sku;
 use crate::args::{Args, MAX_UNITS};
 use crate::error::{Error, ErrorCode, Result};
 use crate::keys::Counter;
+use crate::keys::SaleKey;
 use crate::reply::Reply;
-use crate::store::{SaleKey, Store};
+use crate::store::Store;
 
 /// Sets SKUs' available units (admin, and the database sync). `loaded` moves by the same
 /// difference, so the conservation rule keeps holding. Pairs apply in order.
@@ -27,12 +28,22 @@ pub struct Load {
 impl Load {
     pub(crate) fn parse(args: &mut Args<'_>) -> Result<Load> {
         let sale = args.token("sale")?;
-        let total = args.accept("TOTAL");
+        let total = args.accept(keyword::TOTAL);
         let mut stock = vec![(args.sku()?, args.int("units", 0, MAX_UNITS)?)];
         while args.remaining() > 0 {
             stock.push((args.sku()?, args.int("units", 0, MAX_UNITS)?));
         }
         Ok(Load { sale, total, stock })
+    }
+
+    pub(crate) fn write_args(&self, out: &mut Vec<String>) {
+        out.push(self.sale.clone());
+        if self.total {
+            out.push(keyword::TOTAL.to_owned());
+        }
+        for (sku, units) in &self.stock {
+            out.extend([sku.to_string(), units.to_string()]);
+        }
     }
 
     pub(crate) fn apply(&self, store: &mut impl Store) -> Result<Reply> {

@@ -33,59 +33,97 @@ use crate::model::{Cart, CartState, Sale};
 use crate::reply::Reply;
 use crate::store::Store;
 
-/// Registration facts of one command: every command's first argument is its sale, declared
-/// as the key (first 1, last 1, step 1) so cluster-aware clients route it.
-#[derive(Clone, Copy, Debug)]
-pub struct CommandInfo {
-    pub name: &'static str,
-    pub writes: bool,
+/// The option keywords of the commands (matched case-insensitively, sent upper-case).
+pub mod keyword {
+    /// FLASH.SALE's options.
+    pub const HOLD: &str = "HOLD";
+    pub const LIMIT: &str = "LIMIT";
+    pub const START: &str = "START";
+    pub const END: &str = "END";
+    /// FLASH.LOAD's whole-stock form.
+    pub const TOTAL: &str = "TOTAL";
+    /// FLASH.SETTLE's verdicts.
+    pub const OK: &str = "OK";
+    pub const REJECT: &str = "REJECT";
+    /// FLASH.EXPIRE's batch size.
+    pub const COUNT: &str = "COUNT";
 }
 
-pub const COMMANDS: [CommandInfo; 11] = [
-    CommandInfo {
-        name: "FLASH.SALE",
-        writes: true,
-    },
-    CommandInfo {
-        name: "FLASH.LOAD",
-        writes: true,
-    },
-    CommandInfo {
-        name: "FLASH.AVAILABLE",
-        writes: false,
-    },
-    CommandInfo {
-        name: "FLASH.RESERVE",
-        writes: true,
-    },
-    CommandInfo {
-        name: "FLASH.RELEASE",
-        writes: true,
-    },
-    CommandInfo {
-        name: "FLASH.CHECKOUT",
-        writes: true,
-    },
-    CommandInfo {
-        name: "FLASH.BUY",
-        writes: true,
-    },
-    CommandInfo {
-        name: "FLASH.SETTLE",
-        writes: true,
-    },
-    CommandInfo {
-        name: "FLASH.EXPIRE",
-        writes: true,
-    },
-    CommandInfo {
-        name: "FLASH.CART",
-        writes: false,
-    },
-    CommandInfo {
-        name: "FLASH.INFO",
-        writes: false,
-    },
+/// What everyone who sends, registers or routes a command needs to know about it, written
+/// once (like Redis's own `src/commands/*.json`): the module registers from it, the client
+/// routes and retries by it, the Lua twin's KEYS are built by it.
+///
+/// Every command's first argument is its sale, declared as the key (first 1, last 1, step
+/// 1), so cluster-aware clients route it.
+#[derive(Clone, Copy, Debug)]
+pub struct CommandSpec {
+    pub name: &'static str,
+    /// Redis's convention: the name counts; negative means "at least" (`-5`: 5 or more).
+    pub arity: i32,
+    /// Writes the dataset (`write deny-oom`), or only reads (`readonly`: safe to repeat).
+    pub writes: bool,
+    /// The argument (0 = the sale, the first after the name) naming the cart or order the
+    /// command acts on: its key is the one cart key the Lua twin is given.
+    pub cart_arg: Option<usize>,
+    /// The option keywords it accepts.
+    pub keywords: &'static [&'static str],
+}
+
+impl CommandSpec {
+    /// The spec of `name`, matched case-insensitively.
+    pub fn find(name: &str) -> Option<&'static CommandSpec> {
+        COMMANDS
+            .iter()
+            .find(|spec| spec.name.eq_ignore_ascii_case(name))
+    }
+
+    /// The cart or order a command line names (its arguments after the name), if any.
+    pub fn cart_in<'a, T: AsRef<str>>(&self, args: &'a [T]) -> Option<&'a str> {
+        self.cart_arg.and_then(|i| args.get(i)).map(AsRef::as_ref)
+    }
+}
+
+const fn spec(
+    name: &'static str,
+    arity: i32,
+    writes: bool,
+    cart_arg: Option<usize>,
+    keywords: &'static [&'static str],
+) -> CommandSpec {
+    CommandSpec {
+        name,
+        arity,
+        writes,
+        cart_arg,
+        keywords,
+    }
+}
+
+/// Every command, in [`Command`]'s order.
+pub const COMMANDS: [CommandSpec; 11] = [
+    spec(
+        "FLASH.SALE",
+        -2,
+        true,
+        None,
+        &[keyword::HOLD, keyword::LIMIT, keyword::START, keyword::END],
+    ),
+    spec("FLASH.LOAD", -4, true, None, &[keyword::TOTAL]),
+    spec("FLASH.AVAILABLE", -3, false, None, &[]),
+    spec("FLASH.RESERVE", -5, true, Some(1), &[]),
+    spec("FLASH.RELEASE", -5, true, Some(1), &[]),
+    spec("FLASH.CHECKOUT", 4, true, Some(1), &[]),
+    spec("FLASH.BUY", -5, true, Some(1), &[]),
+    spec(
+        "FLASH.SETTLE",
+        4,
+        true,
+        Some(1),
+        &[keyword::OK, keyword::REJECT],
+    ),
+    spec("FLASH.EXPIRE", -2, true, None, &[keyword::COUNT]),
+    spec("FLASH.CART", 3, false, Some(1), &[]),
+    spec("FLASH.INFO", 2, false, None, &[]),
 ];
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -107,12 +145,10 @@ impl Command {
     /// Parses `name args…`; `name` is matched case-insensitively. Leftover arguments are an
     /// error, never ignored.
     pub fn parse(name: &str, args: &[&[u8]]) -> Result<Command> {
-        let info = COMMANDS
-            .iter()
-            .find(|info| info.name.eq_ignore_ascii_case(name))
+        let spec = CommandSpec::find(name)
             .ok_or_else(|| Error::new(ErrorCode::Err, format!("unknown command '{name}'")))?;
-        let mut args = Args::new(info.name, args);
-        let command = match info.name {
+        let mut args = Args::new(spec.name, args);
+        let command = match spec.name {
             "FLASH.SALE" => Command::Sale(SaleCmd::parse(&mut args)?),
             "FLASH.LOAD" => Command::Load(Load::parse(&mut args)?),
             "FLASH.AVAILABLE" => Command::Available(Available::parse(&mut args)?),
@@ -127,6 +163,44 @@ impl Command {
         };
         args.finish()?;
         Ok(command)
+    }
+
+    /// The command's facts (name, arity, writes, cart argument).
+    pub fn spec(&self) -> &'static CommandSpec {
+        let index = match self {
+            Command::Sale(_) => 0,
+            Command::Load(_) => 1,
+            Command::Available(_) => 2,
+            Command::Reserve(_) => 3,
+            Command::Release(_) => 4,
+            Command::Checkout(_) => 5,
+            Command::Buy(_) => 6,
+            Command::Settle(_) => 7,
+            Command::Expire(_) => 8,
+            Command::Cart(_) => 9,
+            Command::Info(_) => 10,
+        };
+        &COMMANDS[index]
+    }
+
+    /// The arguments after the name, as the command line a client sends (what mini-redis's
+    /// `into_frame` is): `Command::parse(spec.name, to_args())` gives the command back.
+    pub fn to_args(&self) -> Vec<String> {
+        let mut out = Vec::with_capacity(6);
+        match self {
+            Command::Sale(c) => c.write_args(&mut out),
+            Command::Load(c) => c.write_args(&mut out),
+            Command::Available(c) => c.write_args(&mut out),
+            Command::Reserve(c) => c.write_args(&mut out),
+            Command::Release(c) => c.write_args(&mut out),
+            Command::Checkout(c) => c.write_args(&mut out),
+            Command::Buy(c) => c.write_args(&mut out),
+            Command::Settle(c) => c.write_args(&mut out),
+            Command::Expire(c) => c.write_args(&mut out),
+            Command::Cart(c) => c.write_args(&mut out),
+            Command::Info(c) => c.write_args(&mut out),
+        }
+        out
     }
 
     /// The sale the command acts on (its key).

@@ -3,9 +3,10 @@ use crate::Sku;
 use crate::args::Args;
 use crate::error::{Error, ErrorCode, Result};
 use crate::keys::Counter;
+use crate::keys::SaleKey;
 use crate::model::Cart;
 use crate::reply::Reply;
-use crate::store::{SaleKey, Store};
+use crate::store::Store;
 
 /// Gives units of a held cart back (remove from cart). The cart keeps its deadline, even
 /// when it becomes empty. Allowed after the sale closes: returning stock is always safe.
@@ -32,6 +33,16 @@ impl Release {
             sku: args.sku()?,
             qty: args.qty()?,
         })
+    }
+
+    pub(crate) fn write_args(&self, out: &mut Vec<String>) {
+        out.extend([
+            self.sale.clone(),
+            self.cart.clone(),
+            self.user.clone(),
+            self.sku.to_string(),
+            self.qty.to_string(),
+        ]);
     }
 
     pub(crate) fn apply(&self, store: &mut impl Store) -> Result<Reply> {

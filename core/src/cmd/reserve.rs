@@ -3,9 +3,10 @@ use crate::Sku;
 use crate::args::Args;
 use crate::error::{Error, ErrorCode, Result};
 use crate::keys::Counter;
+use crate::keys::SaleKey;
 use crate::model::{Cart, CartState};
 use crate::reply::Reply;
-use crate::store::{SaleKey, Store};
+use crate::store::Store;
 
 /// The bouncer: takes `qty` units of a SKU into a cart, or refuses and changes nothing.
 ///
@@ -37,6 +38,16 @@ impl Reserve {
             sku: args.sku()?,
             qty: args.qty()?,
         })
+    }
+
+    pub(crate) fn write_args(&self, out: &mut Vec<String>) {
+        out.extend([
+            self.sale.clone(),
+            self.cart.clone(),
+            self.user.clone(),
+            self.sku.to_string(),
+            self.qty.to_string(),
+        ]);
     }
 
     pub(crate) fn apply(&self, store: &mut impl Store) -> Result<Reply> {

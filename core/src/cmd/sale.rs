@@ -1,7 +1,9 @@
+use super::keyword;
 use crate::args::{Args, MAX_HOLD_MS, MAX_TIME_MS, MAX_UNITS};
 use crate::error::{Error, ErrorCode, Result};
+use crate::keys::SaleKey;
 use crate::reply::Reply;
-use crate::store::{SaleKey, Store};
+use crate::store::Store;
 
 /// Creates a sale, or changes the settings it is given; the others keep their values.
 ///
@@ -30,10 +32,10 @@ impl SaleCmd {
         };
         while args.remaining() > 0 {
             match args.keyword()?.as_str() {
-                "HOLD" => cmd.hold_ms = Some(args.int("HOLD", 1, MAX_HOLD_MS)?),
-                "LIMIT" => cmd.limit = Some(args.int("LIMIT", 0, MAX_UNITS)?),
-                "START" => cmd.start_ms = Some(args.int("START", 0, MAX_TIME_MS)?),
-                "END" => cmd.end_ms = Some(args.int("END", 0, MAX_TIME_MS)?),
+                keyword::HOLD => cmd.hold_ms = Some(args.int(keyword::HOLD, 1, MAX_HOLD_MS)?),
+                keyword::LIMIT => cmd.limit = Some(args.int(keyword::LIMIT, 0, MAX_UNITS)?),
+                keyword::START => cmd.start_ms = Some(args.int(keyword::START, 0, MAX_TIME_MS)?),
+                keyword::END => cmd.end_ms = Some(args.int(keyword::END, 0, MAX_TIME_MS)?),
                 other => {
                     return Err(Error::new(
                         ErrorCode::Err,
@@ -43,6 +45,20 @@ impl SaleCmd {
             }
         }
         Ok(cmd)
+    }
+
+    pub(crate) fn write_args(&self, out: &mut Vec<String>) {
+        out.push(self.sale.clone());
+        for (keyword, value) in [
+            (keyword::HOLD, self.hold_ms),
+            (keyword::LIMIT, self.limit),
+            (keyword::START, self.start_ms),
+            (keyword::END, self.end_ms),
+        ] {
+            if let Some(value) = value {
+                out.extend([keyword.to_owned(), value.to_string()]);
+            }
+        }
     }
 
     pub(crate) fn apply(&self, store: &mut impl Store) -> Result<Reply> {

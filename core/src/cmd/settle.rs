@@ -1,10 +1,11 @@
-use super::{add_units, add_user_units, require_cart, require_sale};
+use super::{add_units, add_user_units, keyword, require_cart, require_sale};
 use crate::args::Args;
 use crate::error::{Error, ErrorCode, Result};
 use crate::keys::Counter;
+use crate::keys::SaleKey;
 use crate::model::{Cart, CartState};
 use crate::reply::Reply;
-use crate::store::{SaleKey, Store};
+use crate::store::Store;
 
 /// The database's verdict on a checked-out order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -13,6 +14,16 @@ pub enum Verdict {
     Ok,
     /// Refused by the database: pending units return to available.
     Reject,
+}
+
+impl Verdict {
+    /// The word FLASH.SETTLE takes.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Ok => keyword::OK,
+            Verdict::Reject => keyword::REJECT,
+        }
+    }
 }
 
 /// The worker's verdict once the database has the order (OK) or refused it (REJECT).
@@ -35,8 +46,8 @@ impl Settle {
         let sale = args.token("sale")?;
         let order = args.token("order")?;
         let verdict = match args.keyword()?.as_str() {
-            "OK" => Verdict::Ok,
-            "REJECT" => Verdict::Reject,
+            keyword::OK => Verdict::Ok,
+            keyword::REJECT => Verdict::Reject,
             _ => return Err(Error::new(ErrorCode::Err, "verdict must be OK or REJECT")),
         };
         Ok(Settle {
@@ -44,6 +55,14 @@ impl Settle {
             order,
             verdict,
         })
+    }
+
+    pub(crate) fn write_args(&self, out: &mut Vec<String>) {
+        out.extend([
+            self.sale.clone(),
+            self.order.clone(),
+            self.verdict.as_str().to_owned(),
+        ]);
     }
 
     pub(crate) fn apply(&self, store: &mut impl Store) -> Result<Reply> {

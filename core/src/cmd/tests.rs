@@ -418,3 +418,90 @@ fn conservation_holds_through_a_random_walk() {
         assert!(s.counters.iter().all(|(_, units)| *units >= 0), "{line}");
     }
 }
+
+/// One sample line per command: each parses, and its `to_args` gives it back.
+fn sample_lines() -> Vec<(&'static str, Vec<&'static str>)> {
+    vec![
+        (
+            "FLASH.SALE",
+            vec!["s", "HOLD", "500", "LIMIT", "4", "START", "1", "END", "9"],
+        ),
+        ("FLASH.LOAD", vec!["s", "TOTAL", "14", "100", "7", "25"]),
+        ("FLASH.AVAILABLE", vec!["s", "14", "7"]),
+        ("FLASH.RESERVE", vec!["s", "c1", "u1", "14", "2"]),
+        ("FLASH.RELEASE", vec!["s", "c1", "u1", "14", "1"]),
+        ("FLASH.CHECKOUT", vec!["s", "c1", "u1"]),
+        ("FLASH.BUY", vec!["s", "o1", "u1", "14", "1"]),
+        ("FLASH.SETTLE", vec!["s", "o1", "REJECT"]),
+        ("FLASH.EXPIRE", vec!["s", "COUNT", "5"]),
+        ("FLASH.CART", vec!["s", "c1"]),
+        ("FLASH.INFO", vec!["s"]),
+    ]
+}
+
+#[test]
+fn every_command_becomes_its_arguments_and_back() {
+    let lines = sample_lines();
+    assert_eq!(lines.len(), crate::cmd::COMMANDS.len());
+    for (name, args) in lines {
+        let raw: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
+        let command = Command::parse(name, &raw).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(command.spec().name, name);
+        assert_eq!(command.to_args(), args, "{name}");
+        let again: Vec<String> = command.to_args();
+        let again: Vec<&[u8]> = again.iter().map(|a| a.as_bytes()).collect();
+        assert_eq!(Command::parse(name, &again).as_ref(), Ok(&command));
+    }
+}
+
+/// The table's facts agree with what the parsers accept: arity (Redis's convention, the
+/// name counted), the cart argument, the keywords.
+#[test]
+fn the_command_table_agrees_with_the_parsers() {
+    for (name, args) in sample_lines() {
+        let spec = crate::CommandSpec::find(name).unwrap_or_else(|| panic!("{name}"));
+        let arity = usize::try_from(spec.arity.unsigned_abs()).unwrap_or(0);
+        // The shortest line the table allows: the sale and the required arguments.
+        let required: Vec<&[u8]> = match name {
+            "FLASH.LOAD" => vec![b"s", b"14", b"1"],
+            "FLASH.SETTLE" => vec![b"s", b"o1", b"OK"],
+            _ => args.iter().take(arity - 1).map(|a| a.as_bytes()).collect(),
+        };
+        assert_eq!(required.len() + 1, arity, "{name}");
+        assert!(
+            Command::parse(name, &required).is_ok(),
+            "{name} at its arity"
+        );
+        let short = &required[..required.len() - 1];
+        assert_eq!(
+            Command::parse(name, short),
+            Err(Error::arity(spec.name)),
+            "{name} below its arity"
+        );
+        if spec.arity > 0 {
+            let mut long = required.clone();
+            long.push(b"extra");
+            assert!(
+                Command::parse(name, &long).is_err(),
+                "{name} above its arity"
+            );
+        }
+        assert_eq!(
+            spec.cart_in(&args),
+            match name {
+                "FLASH.RESERVE" | "FLASH.RELEASE" | "FLASH.CHECKOUT" | "FLASH.CART" => Some("c1"),
+                "FLASH.BUY" | "FLASH.SETTLE" => Some("o1"),
+                _ => None,
+            },
+            "{name}"
+        );
+        for keyword in spec.keywords {
+            assert!(
+                args.contains(keyword) || name == "FLASH.SETTLE",
+                "{name} {keyword}"
+            );
+        }
+    }
+    assert!(crate::CommandSpec::find("flash.reserve").is_some());
+    assert!(crate::CommandSpec::find("FLASH.NOPE").is_none());
+}

@@ -13,11 +13,7 @@ use crate::error::{ApiError, Body, json_response};
 /// 200 when Redis and PostgreSQL both answer within a second, else 503 naming the failure.
 pub async fn healthz(app: &App) -> Result<Response<Body>, ApiError> {
     let within = Duration::from_secs(1);
-    let redis = async {
-        let mut conn = app.engine.connection();
-        let pong: redis::RedisResult<String> = redis::cmd("PING").query_async(&mut conn).await;
-        pong.map(|_| ()).map_err(|e| e.to_string())
-    };
+    let redis = async { app.engine.ping().await.map_err(|e| e.to_string()) };
     let postgres = async {
         let client = app.pool.get().await.map_err(|e| e.to_string())?;
         client

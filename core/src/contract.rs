@@ -1,0 +1,167 @@
+//! The whole contract as one list of named constants: the limits, the key layout, every
+//! field name, cart state, option keyword, reply label and error word. The client renders it
+//! as the Lua twin's header (`local MAX_QTY = 1000000` …), so a rename here reaches the
+//! twin with no Lua edit, and its tests refuse a Lua file that spells one of these values
+//! itself.
+
+use crate::args;
+use crate::cmd::keyword;
+use crate::error::ErrorCode;
+use crate::keys::{self, Counter, SaleKey};
+use crate::model::CartState;
+use crate::names::{self, Name};
+
+/// A constant's value.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Value {
+    Int(i64),
+    Text(&'static str),
+    /// A list of words (a Lua array).
+    List(Vec<&'static str>),
+}
+
+/// One named constant of the contract. Names are upper-case and unique.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Constant {
+    pub name: String,
+    pub value: Value,
+}
+
+fn int(name: &str, value: i64) -> Constant {
+    Constant {
+        name: name.to_owned(),
+        value: Value::Int(value),
+    }
+}
+
+fn text(name: impl Into<String>, value: &'static str) -> Constant {
+    Constant {
+        name: name.into(),
+        value: Value::Text(value),
+    }
+}
+
+fn list(name: &str, values: impl IntoIterator<Item = &'static str>) -> Constant {
+    Constant {
+        name: name.to_owned(),
+        value: Value::List(values.into_iter().collect()),
+    }
+}
+
+/// `prefix` + the name upper-cased: `F_` + `hold_ms` = `F_HOLD_MS`.
+fn named(prefix: &str, name: Name) -> Constant {
+    text(
+        format!("{prefix}{}", name.as_str().to_ascii_uppercase()),
+        name.as_str(),
+    )
+}
+
+/// Every constant, grouped: limits; keys (`KEY_*`, `SALE_KEYS` in KEYS order with their
+/// `SALE_KEY_TYPES`); stock counters (`C_*`, `COUNTERS` in FLASH.INFO's column order); sale
+/// settings fields (`SALE_*`); cart fields (`CART_*`) and states (`S_*`, `CART_STATES`);
+/// order stream fields (`ORDER_*`); stock event members (`EVENT_*`); reply labels (`R_*`);
+/// option keywords (`KW_*`); error words (`E_*`).
+pub fn constants() -> Vec<Constant> {
+    let mut all = vec![
+        int("MAX_QTY", args::MAX_QTY),
+        int("MAX_UNITS", args::MAX_UNITS),
+        int("MAX_SKU", args::MAX_SKU),
+        int("MAX_HOLD_MS", args::MAX_HOLD_MS),
+        int("DEFAULT_HOLD_MS", args::DEFAULT_HOLD_MS),
+        int("MAX_TIME_MS", args::MAX_TIME_MS),
+        int("MAX_EXPIRE_COUNT", args::MAX_EXPIRE_COUNT),
+        int("DEFAULT_EXPIRE_COUNT", args::DEFAULT_EXPIRE_COUNT),
+        int("MAX_TOKEN_LEN", args::MAX_TOKEN_LEN as i64),
+        text("KEY_PREFIX", keys::KEY_PREFIX),
+        text("KEY_CART", keys::CART_SUFFIX),
+        text("KEY_EVENTS", keys::EVENTS_SUFFIX),
+        list("SALE_KEYS", SaleKey::ALL.map(SaleKey::suffix)),
+        list("SALE_KEY_TYPES", SaleKey::ALL.map(SaleKey::redis_type)),
+        text("STOCK_FIELD_SEPARATOR", keys::STOCK_FIELD_SEPARATOR),
+        list("COUNTERS", Counter::ALL.map(Counter::name)),
+    ];
+    all.extend(Counter::ALL.map(|counter| {
+        text(
+            format!("C_{}", counter.name().to_ascii_uppercase()),
+            counter.name(),
+        )
+    }));
+    all.extend(names::sale::ALL.map(|name| named("SALE_", name)));
+    all.extend(names::cart::SCALARS.map(|name| named("CART_", name)));
+    all.push(text("CART_LINE_PREFIX", names::cart::LINE_PREFIX));
+    all.extend(CartState::ALL.map(|state| {
+        text(
+            format!("S_{}", state.as_str().to_ascii_uppercase()),
+            state.as_str(),
+        )
+    }));
+    all.push(list("CART_STATES", CartState::ALL.map(CartState::as_str)));
+    all.extend(names::order::ALL.map(|name| named("ORDER_", name)));
+    all.push(text("ORDER_QTY_SEPARATOR", names::order::QTY_SEPARATOR));
+    all.push(text("ORDER_LINE_SEPARATOR", names::order::LINE_SEPARATOR));
+    all.extend([names::event::SKU, names::event::AVAILABLE].map(|name| named("EVENT_", name)));
+    let mut labels = names::reply::CART.to_vec();
+    labels.extend(names::reply::INFO);
+    all.extend(labels.into_iter().map(|name| named("R_", name)));
+    all.extend(
+        [
+            keyword::HOLD,
+            keyword::LIMIT,
+            keyword::START,
+            keyword::END,
+            keyword::TOTAL,
+            keyword::OK,
+            keyword::REJECT,
+            keyword::COUNT,
+        ]
+        .map(|word| text(format!("KW_{word}"), word)),
+    );
+    all.extend(ErrorCode::ALL.map(|code| text(format!("E_{}", code.as_str()), code.as_str())));
+    all
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_constant_has_its_own_upper_case_name() {
+        let all = constants();
+        let mut names: Vec<&str> = all.iter().map(|c| c.name.as_str()).collect();
+        assert!(names.iter().all(|name| {
+            name.bytes()
+                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
+        }));
+        names.sort_unstable();
+        let count = names.len();
+        names.dedup();
+        assert_eq!(names.len(), count, "two constants share a name");
+    }
+
+    #[test]
+    fn the_list_holds_the_contract() {
+        let all = constants();
+        let value = |name: &str| {
+            all.iter()
+                .find(|c| c.name == name)
+                .map(|c| c.value.clone())
+                .unwrap_or_else(|| panic!("no constant {name}"))
+        };
+        assert_eq!(value("MAX_QTY"), Value::Int(args::MAX_QTY));
+        assert_eq!(value("SALE_HOLD_MS"), Value::Text("hold_ms"));
+        assert_eq!(value("CART_LINE_PREFIX"), Value::Text("line:"));
+        assert_eq!(value("S_CHECKED_OUT"), Value::Text("checked_out"));
+        assert_eq!(value("E_SOLDOUT"), Value::Text("SOLDOUT"));
+        assert_eq!(value("KW_REJECT"), Value::Text("REJECT"));
+        assert_eq!(value("R_HELD_CARTS"), Value::Text("held_carts"));
+        assert_eq!(
+            value("SALE_KEYS"),
+            Value::List(vec!["sale", "stock", "users", "deadlines", "orders"])
+        );
+        // Every limit stays where the Lua twin's doubles are exact.
+        assert!(all.iter().all(|c| match c.value {
+            Value::Int(n) => n < (1 << 53),
+            _ => true,
+        }));
+    }
+}

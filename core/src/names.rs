@@ -1,0 +1,176 @@
+//! The names inside the keys: hash fields, stream fields, the stock event's JSON members and
+//! the labels of the field/value replies. A public contract (README, "Key layout" and
+//! "Commands"), written once here: the module reads them from here, the Lua twin gets them
+//! as locals of a header generated from [`crate::contract`], the worker and the edge decode
+//! through [`crate::wire`].
+
+use std::ffi::CStr;
+
+/// A field name: as text for Rust and Lua, and NUL-terminated for the module's C API (which
+/// takes C strings for hash fields, so a read costs no allocation).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Name {
+    text: &'static str,
+    c: &'static CStr,
+}
+
+impl Name {
+    /// `with_nul` is the name followed by one NUL (the macro below writes it).
+    const fn new(text: &'static str, with_nul: &'static str) -> Name {
+        match CStr::from_bytes_with_nul(with_nul.as_bytes()) {
+            Ok(c) => Name { text, c },
+            Err(_) => panic!("a field name holds a NUL"),
+        }
+    }
+
+    pub const fn as_str(self) -> &'static str {
+        self.text
+    }
+
+    pub const fn as_bytes(self) -> &'static [u8] {
+        self.text.as_bytes()
+    }
+
+    pub const fn as_c_str(self) -> &'static CStr {
+        self.c
+    }
+}
+
+impl std::fmt::Display for Name {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.text)
+    }
+}
+
+macro_rules! names {
+    ($($(#[$doc:meta])* $id:ident = $text:literal;)*) => {
+        $($(#[$doc])* pub const $id: $crate::names::Name =
+            $crate::names::Name::new($text, concat!($text, "\0"));)*
+    };
+}
+
+/// Fields of the sale's settings hash `flash:{S}:sale`. Its existence is the sale's.
+pub mod sale {
+    names! {
+        /// How long a new cart holds its units (ms).
+        HOLD_MS = "hold_ms";
+        /// Units one user may hold + check out + buy; 0 = no cap.
+        LIMIT = "limit";
+        /// Unix ms the sale opens; 0 = unbounded.
+        START_MS = "start_ms";
+        /// Unix ms the sale closes; 0 = unbounded.
+        END_MS = "end_ms";
+    }
+
+    /// Every settings field, in the order the stores read them.
+    pub const ALL: [super::Name; 4] = [HOLD_MS, LIMIT, START_MS, END_MS];
+}
+
+/// Fields of a cart hash `flash:{S}:cart:<id>` (an order is the cart it became).
+pub mod cart {
+    names! {
+        /// The cart's state word ([`crate::model::CartState::as_str`]).
+        STATE = "state";
+        USER = "user";
+        /// When the hold ends (unix ms), fixed at the first reserve.
+        DEADLINE_MS = "deadline_ms";
+        /// Units over all lines.
+        UNITS = "units";
+        /// The order's stream entry id, once checked out.
+        ENTRY = "entry";
+    }
+
+    /// The scalar fields, in the order the stores read them.
+    pub const SCALARS: [super::Name; 5] = [STATE, USER, DEADLINE_MS, UNITS, ENTRY];
+
+    /// A line's field is this prefix and the SKU: `line:14` → qty
+    /// ([`crate::keys::line_field`]).
+    pub const LINE_PREFIX: &str = "line:";
+}
+
+/// Fields of an order stream entry (`flash:{S}:orders`); encoded and decoded by
+/// [`crate::wire::OrderFields`].
+pub mod order {
+    names! {
+        /// The order id (= the cart id).
+        ORDER = "order";
+        USER = "user";
+        /// `sku:qty` pairs, comma-separated, ascending by SKU.
+        LINES = "lines";
+        /// Units over all lines.
+        UNITS = "units";
+    }
+
+    /// Every field, in the order they are appended.
+    pub const ALL: [super::Name; 4] = [ORDER, USER, LINES, UNITS];
+    /// Between a line's SKU and its quantity.
+    pub const QTY_SEPARATOR: &str = ":";
+    /// Between two lines.
+    pub const LINE_SEPARATOR: &str = ",";
+}
+
+/// Fields a dead letter (`flash:{S}:dead`) adds to the entry it copies.
+pub mod dead {
+    names! {
+        /// The id of the order entry that could not be processed.
+        SOURCE_ID = "source_id";
+        /// Why, for the operator.
+        REASON = "reason";
+    }
+}
+
+/// Members of the stock event published on `flash:{S}:events`:
+/// `{"sku":14,"available":7}` ([`crate::wire::StockEvent`]).
+pub mod event {
+    names! {
+        SKU = "sku";
+        AVAILABLE = "available";
+    }
+}
+
+/// Labels of the field/value replies of FLASH.CART and FLASH.INFO.
+pub mod reply {
+    names! {
+        STATE = "state";
+        USER = "user";
+        DEADLINE_MS = "deadline_ms";
+        UNITS = "units";
+        LINES = "lines";
+        ENTRY = "entry";
+        HOLD_MS = "hold_ms";
+        LIMIT = "limit";
+        START_MS = "start_ms";
+        END_MS = "end_ms";
+        OPEN = "open";
+        HELD_CARTS = "held_carts";
+        TOTAL = "total";
+        SKUS = "skus";
+    }
+
+    /// FLASH.CART's labels, in reply order.
+    pub const CART: [super::Name; 6] = [STATE, USER, DEADLINE_MS, UNITS, LINES, ENTRY];
+    /// FLASH.INFO's labels, in reply order.
+    pub const INFO: [super::Name; 8] = [
+        HOLD_MS, LIMIT, START_MS, END_MS, OPEN, HELD_CARTS, TOTAL, SKUS,
+    ];
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_name_is_the_same_text_for_rust_and_for_c() {
+        for name in sale::ALL
+            .into_iter()
+            .chain(cart::SCALARS)
+            .chain(order::ALL)
+            .chain(reply::CART)
+            .chain(reply::INFO)
+        {
+            assert_eq!(name.as_c_str().to_bytes(), name.as_bytes());
+            assert!(!name.as_str().is_empty());
+        }
+        assert_eq!(cart::STATE.to_string(), "state");
+    }
+}
