@@ -11,14 +11,18 @@
 //! - [`error`]: [`ClientError`]: an engine refusal (with its stable code) apart from
 //!   connection trouble and malformed replies.
 //! - [`lua`]: the Lua twin's scripts (`lua/*.lua`) and the KEYS they are sent with.
+//! - [`stream`]: [`OrderStream`]: a sale's order stream through a consumer group, as typed
+//!   order entries (read, claim, acknowledge, dead-letter): the worker's way in.
 
 pub mod client;
 pub mod error;
 pub mod lua;
 pub mod replies;
+pub mod stream;
 
 pub use client::{Backend, FlashClient, SaleSettings};
 pub use error::ClientError;
 pub use flash_core::cmd::Verdict;
 pub use flash_core::{Error as FlashError, ErrorCode};
 pub use replies::{CartView, Order, Reservation, SaleInfo, SkuUnits};
+pub use stream::{Delivery, OrderStream};

@@ -2,6 +2,7 @@
 
 use flash_core::Sku;
 use flash_core::model::CartState;
+use flash_core::names::{Name, reply};
 use redis::Value;
 
 use crate::error::ClientError;
@@ -119,14 +120,14 @@ impl Reader {
     pub fn fields<'v>(
         &self,
         value: &'v Value,
-        names: &[&str],
+        names: &[Name],
     ) -> Result<Vec<&'v Value>, ClientError> {
         let items = self.array(value, Some(names.len() * 2))?;
         names
             .iter()
             .zip(items.chunks(2))
             .map(|(name, pair)| {
-                if self.text(&pair[0])? == *name {
+                if self.text(&pair[0])? == name.as_str() {
                     Ok(&pair[1])
                 } else {
                     Err(self.fail(format!("expected field {name}, got {:?}", pair[0])))
@@ -154,10 +155,7 @@ impl Reader {
     }
 
     pub fn cart(&self, value: &Value) -> Result<CartView, ClientError> {
-        let f = self.fields(
-            value,
-            &["state", "user", "deadline_ms", "units", "lines", "entry"],
-        )?;
+        let f = self.fields(value, &reply::CART)?;
         let state = self.text(f[0])?;
         let lines = self.ints(f[4], None)?;
         if lines.len() % 2 != 0 {
@@ -191,19 +189,7 @@ impl Reader {
     }
 
     pub fn info(&self, value: &Value) -> Result<SaleInfo, ClientError> {
-        let f = self.fields(
-            value,
-            &[
-                "hold_ms",
-                "limit",
-                "start_ms",
-                "end_ms",
-                "open",
-                "held_carts",
-                "total",
-                "skus",
-            ],
-        )?;
+        let f = self.fields(value, &reply::INFO)?;
         let skus = self
             .array(f[7], None)?
             .iter()

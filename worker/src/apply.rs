@@ -15,18 +15,35 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
+use flash_core::model::OrderEntry;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, Error, Statement};
 
-/// One checked-out order, as read from the sale's stream.
+/// One checked-out order as the database takes it: the engine's entry (decoded by
+/// flash-client from the stream), its stream id, and its user as a `users.id`.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct OrderMessage {
+pub struct BatchOrder {
     pub stream_id: String,
-    pub order: String,
-    /// The engine's user: a `users.id`.
+    /// The engine's user, which the edge names by `users.id`.
     pub user_id: i64,
-    /// `(product id, qty)`, ascending by product.
-    pub lines: Vec<(i64, i64)>,
+    /// Lines are `(product id, qty)`, ascending by product.
+    pub entry: OrderEntry,
+}
+
+impl BatchOrder {
+    /// The order of a stream entry; an error (for the dead letters) when its user is not a
+    /// `users.id`.
+    pub fn new(stream_id: &str, entry: OrderEntry) -> Result<BatchOrder, String> {
+        let user_id = entry
+            .user
+            .parse()
+            .map_err(|_| format!("user '{}' is not a users.id", entry.user))?;
+        Ok(BatchOrder {
+            stream_id: stream_id.to_owned(),
+            user_id,
+            entry,
+        })
+    }
 }
 
 /// What the database made of an order.
@@ -118,7 +135,7 @@ impl BatchWriter {
     pub async fn apply(
         &mut self,
         sale: &str,
-        orders: &[OrderMessage],
+        orders: &[BatchOrder],
     ) -> Result<Vec<Outcome>, ApplyError> {
         // The first try assumes a fresh batch; the next ones read what is already stored. A
         // third try is needed only if another worker wrote some of these orders between our
@@ -135,7 +152,7 @@ impl BatchWriter {
     async fn try_apply(
         &mut self,
         sale: &str,
-        orders: &[OrderMessage],
+        orders: &[BatchOrder],
         read_stored: bool,
     ) -> Result<Option<Vec<Outcome>>, Error> {
         let statements = &self.statements;
@@ -143,7 +160,7 @@ impl BatchWriter {
 
         let products: Vec<i64> = orders
             .iter()
-            .flat_map(|o| o.lines.iter().map(|(product, _)| *product))
+            .flat_map(|o| o.entry.lines.iter().map(|(product, _)| *product))
             .collect::<BTreeSet<_>>()
             .into_iter()
             .collect();
@@ -153,7 +170,7 @@ impl BatchWriter {
             .collect::<BTreeSet<_>>()
             .into_iter()
             .collect();
-        let ids: Vec<&str> = orders.iter().map(|o| o.order.as_str()).collect();
+        let ids: Vec<&str> = orders.iter().map(|o| o.entry.order.as_str()).collect();
         // One round trip, run in this order by the server: the locks first, so the stored
         // verdicts are read after any concurrent writer of these products has committed.
         let (locked, known_users, stored) = tokio::try_join!(
@@ -181,12 +198,12 @@ impl BatchWriter {
         let mut rows = NewRows::default();
         let mut outcomes = Vec::with_capacity(orders.len());
         for order in orders {
-            if let Some(status) = stored.get(&order.order) {
+            if let Some(status) = stored.get(&order.entry.order) {
                 outcomes.push(stored_outcome(status));
                 continue;
             }
             // The same order twice in one batch: the second is a replay of the first.
-            if let Some(outcome) = decided.get(order.order.as_str()) {
+            if let Some(outcome) = decided.get(order.entry.order.as_str()) {
                 outcomes.push(outcome.clone());
                 continue;
             }
@@ -194,7 +211,7 @@ impl BatchWriter {
             if !matches!(outcome, Outcome::Invalid(_)) {
                 rows.add(order, &outcome, &stock);
             }
-            decided.insert(&order.order, outcome.clone());
+            decided.insert(&order.entry.order, outcome.clone());
             outcomes.push(outcome);
         }
 
@@ -243,24 +260,30 @@ fn stored_outcome(status: &str) -> Outcome {
 
 /// Decides one order whole against the running stock, taking its units if it fits.
 fn decide(
-    order: &OrderMessage,
+    order: &BatchOrder,
     stock: &mut BTreeMap<i64, (i64, i64)>,
     known_users: &BTreeSet<i64>,
 ) -> Outcome {
     if !known_users.contains(&order.user_id) {
         return Outcome::Invalid(format!("unknown user {}", order.user_id));
     }
-    if let Some((product, _)) = order.lines.iter().find(|(p, _)| !stock.contains_key(p)) {
+    if let Some((product, _)) = order
+        .entry
+        .lines
+        .iter()
+        .find(|(p, _)| !stock.contains_key(p))
+    {
         return Outcome::Invalid(format!("unknown product {product}"));
     }
     let fits = order
+        .entry
         .lines
         .iter()
         .all(|(product, qty)| stock.get(product).is_some_and(|(units, _)| units >= qty));
     if !fits {
         return Outcome::Rejected;
     }
-    for (product, qty) in &order.lines {
+    for (product, qty) in &order.entry.lines {
         if let Some((units, _)) = stock.get_mut(product) {
             *units -= qty;
         }
@@ -282,8 +305,8 @@ struct NewRows {
 }
 
 impl NewRows {
-    fn add(&mut self, order: &OrderMessage, outcome: &Outcome, stock: &BTreeMap<i64, (i64, i64)>) {
-        self.order_ids.push(order.order.clone());
+    fn add(&mut self, order: &BatchOrder, outcome: &Outcome, stock: &BTreeMap<i64, (i64, i64)>) {
+        self.order_ids.push(order.entry.order.clone());
         self.user_ids.push(order.user_id);
         self.statuses.push(if *outcome == Outcome::Confirmed {
             "confirmed"
@@ -291,8 +314,8 @@ impl NewRows {
             "rejected"
         });
         self.stream_ids.push(order.stream_id.clone());
-        for (product, qty) in &order.lines {
-            self.line_orders.push(order.order.clone());
+        for (product, qty) in &order.entry.lines {
+            self.line_orders.push(order.entry.order.clone());
             self.line_products.push(*product);
             self.line_qty.push(*qty);
             self.line_prices

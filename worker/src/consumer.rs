@@ -14,16 +14,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use flash_client::{ClientError, FlashClient, Verdict};
-use flash_core::keys::SaleKeys;
-use redis::AsyncCommands;
-use redis::aio::ConnectionManager;
-use redis::streams::{StreamAutoClaimOptions, StreamId, StreamReadOptions, StreamReadReply};
+use flash_client::{ClientError, Delivery, FlashClient, OrderStream, Verdict};
 use tokio_postgres::NoTls;
 use tracing::{info, warn};
 
-use crate::apply::{BatchWriter, OrderMessage, Outcome};
-use crate::stream;
+use crate::apply::{BatchOrder, BatchWriter, Outcome};
 
 /// A worker's settings.
 #[derive(Clone, Debug)]
@@ -85,8 +80,6 @@ pub struct Counters {
 
 #[derive(Debug, thiserror::Error)]
 pub enum WorkerError {
-    #[error("redis: {0}")]
-    Redis(#[from] redis::RedisError),
     #[error("engine: {0}")]
     Engine(#[from] ClientError),
     #[error("database: {0}")]
@@ -141,13 +134,12 @@ struct Session {
 /// Reads the sale's stream through the consumer group.
 struct StreamReader {
     config: Config,
-    keys: SaleKeys,
-    redis: ConnectionManager,
+    stream: OrderStream,
 }
 
 /// A batch applied to the database, waiting to be settled and acknowledged.
 struct Applied {
-    entries: Vec<StreamId>,
+    entries: Vec<Delivery>,
     /// Entry index, order, verdict.
     verdicts: Vec<(usize, String, Verdict)>,
     /// Entry index, reason.
@@ -158,10 +150,8 @@ struct Applied {
 /// Settles applied batches in the engine, dead-letters what cannot be processed, acknowledges.
 struct Finisher {
     sale: String,
-    group: String,
-    keys: SaleKeys,
     engine: FlashClient,
-    redis: ConnectionManager,
+    stream: OrderStream,
     counters: Arc<Counters>,
 }
 
@@ -174,20 +164,17 @@ impl Session {
                 warn!(%error, "worker: database connection closed");
             }
         });
-        let keys = SaleKeys::new(&config.sale);
+        let stream = OrderStream::new(&engine, &config.sale, &config.group, &config.consumer);
         Ok(Session {
             stream: StreamReader {
                 config: config.clone(),
-                keys: keys.clone(),
-                redis: engine.connection(),
+                stream: stream.clone(),
             },
             writer: BatchWriter::new(db).await?,
             finisher: Finisher {
                 sale: config.sale.clone(),
-                group: config.group.clone(),
-                keys,
-                redis: engine.connection(),
                 engine,
+                stream,
                 counters,
             },
             last_expire: Instant::now(),
@@ -200,14 +187,14 @@ impl Session {
         &mut self,
         mut shutdown: Pin<&mut impl Future<Output = ()>>,
     ) -> Result<(), WorkerError> {
-        self.stream.ensure_group().await?;
+        self.stream.stream.create_group().await?;
         // First what this consumer was given before a crash: it was read, maybe applied,
         // maybe settled, but not acknowledged.
         loop {
             let pending = tokio::select! {
                 biased;
                 _ = &mut shutdown => return Ok(()),
-                pending = self.stream.read("0", None) => pending?,
+                pending = self.stream.stream.read_own_pending(self.stream.config.batch_size) => pending?,
             };
             if pending.is_empty() {
                 break;
@@ -260,16 +247,26 @@ impl Session {
 
     /// The next batch and whether it was delivered before (claimed from a dead consumer).
     /// With a batch still to settle (`settling`), it does not wait for new entries.
-    async fn next_batch(&mut self, settling: bool) -> Result<(Vec<StreamId>, bool), WorkerError> {
+    async fn next_batch(&mut self, settling: bool) -> Result<(Vec<Delivery>, bool), WorkerError> {
+        let config = &self.stream.config;
         if self.last_claim.is_none_or(|at| at.elapsed() >= CLAIM_EVERY) {
             self.last_claim = Some(Instant::now());
-            let claimed = self.stream.claim().await?;
+            let claimed = self
+                .stream
+                .stream
+                .claim_idle(config.claim_idle, config.batch_size)
+                .await?;
             if !claimed.is_empty() {
                 return Ok((claimed, true));
             }
         }
-        let block = (!settling).then_some(self.stream.config.block);
-        Ok((self.stream.read(">", block).await?, false))
+        let block = (!settling).then_some(config.block);
+        let fresh = self
+            .stream
+            .stream
+            .read_new(config.batch_size, block)
+            .await?;
+        Ok((fresh, false))
     }
 }
 
@@ -277,90 +274,17 @@ impl Session {
 const CLAIM_EVERY: Duration = Duration::from_secs(1);
 
 impl StreamReader {
-    async fn ensure_group(&mut self) -> Result<(), WorkerError> {
-        let created: redis::RedisResult<()> = self
-            .redis
-            .xgroup_create_mkstream(self.keys.orders(), &self.config.group, "0")
-            .await;
-        match created {
-            Err(error) if error.code() == Some("BUSYGROUP") => Ok(()),
-            other => Ok(other?),
-        }
-    }
-
-    async fn read(
-        &mut self,
-        from: &str,
-        block: Option<Duration>,
-    ) -> Result<Vec<StreamId>, WorkerError> {
-        let mut options = StreamReadOptions::default()
-            .group(&self.config.group, &self.config.consumer)
-            .count(self.config.batch_size);
-        if let Some(block) = block {
-            options = options.block(block.as_millis() as usize);
-        }
-        let reply: Option<StreamReadReply> = self
-            .redis
-            .xread_options(&[self.keys.orders()], &[from], &options)
-            .await?;
-        Ok(reply
-            .into_iter()
-            .flat_map(|reply| reply.keys)
-            .flat_map(|key| key.ids)
-            .collect())
-    }
-
-    /// Takes over entries idle too long in other (dead) consumers.
-    async fn claim(&mut self) -> Result<Vec<StreamId>, WorkerError> {
-        let reply: redis::streams::StreamAutoClaimReply = self
-            .redis
-            .xautoclaim_options(
-                self.keys.orders(),
-                &self.config.group,
-                &self.config.consumer,
-                self.config.claim_idle.as_millis() as usize,
-                "0-0",
-                StreamAutoClaimOptions::default().count(self.config.batch_size),
-            )
-            .await?;
-        Ok(reply.claimed)
-    }
-
-    /// Delivery counts of entries read again (own pending, or just claimed: both are this
-    /// consumer's now), in one XPENDING over their id range.
-    async fn deliveries(&mut self, ids: &[&str]) -> Result<HashMap<String, usize>, WorkerError> {
-        let (Some(first), Some(last)) = (ids.first(), ids.last()) else {
-            return Ok(HashMap::new());
-        };
-        let reply: redis::streams::StreamPendingCountReply = self
-            .redis
-            .xpending_consumer_count(
-                self.keys.orders(),
-                &self.config.group,
-                *first,
-                *last,
-                ids.len(),
-                &self.config.consumer,
-            )
-            .await?;
-        Ok(reply
-            .ids
-            .into_iter()
-            .map(|pending| (pending.id, pending.times_delivered))
-            .collect())
-    }
-
     /// Parses a batch and applies its valid orders in one transaction.
     async fn apply(
         &mut self,
         writer: &mut BatchWriter,
-        entries: Vec<StreamId>,
+        entries: Vec<Delivery>,
         redelivered: bool,
     ) -> Result<Applied, WorkerError> {
         let started = Instant::now();
         let deliveries = if redelivered {
             let ids: Vec<&str> = entries.iter().map(|e| e.id.as_str()).collect();
-            self.deliveries(&ids).await?
+            self.stream.deliveries(&ids).await?
         } else {
             HashMap::new()
         };
@@ -377,18 +301,22 @@ impl StreamReader {
                 ));
                 continue;
             }
-            match stream::parse(&entry.id, &stream::fields(&entry.map)) {
+            let order = match &entry.entry {
+                Ok(order) => BatchOrder::new(&entry.id, order.clone()),
+                Err(error) => Err(error.to_string()),
+            };
+            match order {
                 Ok(order) => valid.push((index, order)),
                 Err(reason) => dead.push((index, reason)),
             }
         }
-        let orders: Vec<OrderMessage> = valid.iter().map(|(_, order)| order.clone()).collect();
+        let orders: Vec<BatchOrder> = valid.iter().map(|(_, order)| order.clone()).collect();
         let outcomes = writer.apply(&self.config.sale, &orders).await?;
         let mut verdicts = Vec::with_capacity(valid.len());
         for ((index, order), outcome) in valid.into_iter().zip(outcomes) {
             match outcome {
-                Outcome::Confirmed => verdicts.push((index, order.order, Verdict::Ok)),
-                Outcome::Rejected => verdicts.push((index, order.order, Verdict::Reject)),
+                Outcome::Confirmed => verdicts.push((index, order.entry.order, Verdict::Ok)),
+                Outcome::Rejected => verdicts.push((index, order.entry.order, Verdict::Reject)),
                 Outcome::Invalid(reason) => dead.push((index, reason)),
             }
         }
@@ -435,10 +363,7 @@ impl Finisher {
             self.dead_letter(&entries[*index], reason).await?;
         }
         let ids: Vec<&str> = entries.iter().map(|e| e.id.as_str()).collect();
-        let _: i64 = self
-            .redis
-            .xack(self.keys.orders(), &self.group, &ids)
-            .await?;
+        self.stream.ack(&ids).await?;
 
         self.counters.batches.fetch_add(1, Ordering::Relaxed);
         self.counters
@@ -447,16 +372,9 @@ impl Finisher {
         Ok(())
     }
 
-    async fn dead_letter(&mut self, entry: &StreamId, reason: &str) -> Result<(), WorkerError> {
+    async fn dead_letter(&mut self, entry: &Delivery, reason: &str) -> Result<(), WorkerError> {
         warn!(id = %entry.id, %reason, "worker: dead-lettered");
-        let mut fields: Vec<(String, String)> = stream::fields(&entry.map).into_iter().collect();
-        fields.sort();
-        fields.push(("source_id".to_owned(), entry.id.clone()));
-        fields.push(("reason".to_owned(), reason.to_owned()));
-        let _: String = self
-            .redis
-            .xadd(self.keys.dead_letters(), "*", &fields)
-            .await?;
+        self.stream.dead_letter(entry, reason).await?;
         self.counters.dead_lettered.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }

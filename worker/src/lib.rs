@@ -6,7 +6,6 @@
 //! - [`consumer`]: the loop ([`consumer::run`], the entry point the edge embeds): pending
 //!   entries first, claims from dead consumers, new entries in batches; apply, then settle
 //!   and acknowledge while the next batch applies; dead letters; retries that never give up.
-//! - [`stream`]: order entries parsed off the stream.
 //! - [`stock`]: `sync` (database stock into the sale) and `reconcile` (the two compared).
 //! - [`migrate`]: the schema, as versioned SQL files (`migrations/`) applied in order, each
 //!   in one transaction, by whichever process starts first.
@@ -15,4 +14,3 @@ pub mod apply;
 pub mod consumer;
 pub mod migrate;
 pub mod stock;
-pub mod stream;

@@ -1,6 +1,7 @@
 //! Batches of orders against a real PostgreSQL.
 
-use flash_worker::apply::{BatchWriter, OrderMessage, Outcome};
+use flash_core::model::OrderEntry;
+use flash_worker::apply::{BatchOrder, BatchWriter, Outcome};
 use flash_worker::migrate::migrate;
 use tokio_postgres::Client;
 
@@ -24,13 +25,14 @@ async fn shop() -> (Database, Client, BatchWriter) {
     (db, client, writer)
 }
 
-fn order(id: &str, user_id: i64, lines: &[(i64, i64)]) -> OrderMessage {
-    OrderMessage {
-        stream_id: format!("1-{id}"),
+fn order(id: &str, user_id: i64, lines: &[(i64, i64)]) -> BatchOrder {
+    let entry = OrderEntry {
         order: id.to_owned(),
-        user_id,
+        user: user_id.to_string(),
         lines: lines.to_vec(),
-    }
+        units: lines.iter().map(|(_, qty)| qty).sum(),
+    };
+    BatchOrder::new(&format!("1-{id}"), entry).expect("a numeric user")
 }
 
 async fn stock(client: &Client) -> Vec<(i64, i64)> {
@@ -176,7 +178,7 @@ async fn four_workers_with_overlapping_batches_neither_deadlock_nor_oversell() {
             let mut confirmed = 0i64;
             for round in 0..20 {
                 // Opposite line orders across workers: the classic deadlock shape.
-                let batch: Vec<OrderMessage> = (0..10)
+                let batch: Vec<BatchOrder> = (0..10)
                     .map(|n| {
                         let lines = if worker % 2 == 0 {
                             [(7, 1), (14, 2)]
