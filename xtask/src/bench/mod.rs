@@ -1,0 +1,321 @@
+//! `cargo xtask bench`: redis-benchmark of FLASH.RESERVE against INCR (the floor of any write
+//! command), against its Lua twin (EVALSHA) and against the naive three round trips
+//! (DECR, RPUSH, LLEN), all on one redis-server with the release module.
+//!
+//! Facts about redis-benchmark (7.0) this relies on, checked on a real server:
+//! - every `__rand_int__` in a command gets its own random number, so a command cannot name
+//!   one random cart twice (as the Lua twin must: in KEYS and in ARGV). Hence the workloads
+//!   below: the module's "new carts" uses a random cart with a fixed user (LIMIT is 0, so one
+//!   user never runs into it, and a repeated cart is just reserved into again); the
+//!   comparison with Lua uses one fixed cart per run on both sides, so both do the same work;
+//! - it stops at the first error reply, exit status 1, the error on stderr;
+//! - `-q --csv` prints a header and one line: `"test","rps","avg_latency_ms",…` (7 numbers).
+//!
+//! The server's own cost per call comes from `INFO commandstats` (`cmdstat_incr`,
+//! `cmdstat_FLASH.RESERVE`, `cmdstat_evalsha`, …) after a `CONFIG RESETSTAT` before each run.
+//!
+//! This measures; it never fails on a missed target, only when a run cannot be measured.
+//!
+//! Files: `mod.rs` runs the sweep and checks the books; [`workload`] names what each row
+//! sends; [`measure`] runs redis-benchmark once and reads the server's counters; [`table`]
+//! prints the table and the targets' ratios.
+
+mod measure;
+mod table;
+mod workload;
+
+use std::collections::BTreeMap;
+
+use anyhow::{Context, Result, anyhow, bail, ensure};
+use flash_core::keys::SaleKeys;
+use flash_core::names;
+use flash_tests::{RedisServer, ServerOptions};
+use redis::{Connection, ConnectionLike, Value};
+
+use crate::workspace::{Profile, build_module, info_field, quote, which};
+use crate::{deps, reply};
+use measure::{Measure, measure};
+use table::{print_summary, print_table};
+use workload::{LuaTwin, Workload, strings};
+
+pub(super) const PIPELINES: [u32; 2] = [1, 16];
+/// redis-benchmark's `-r`: random numbers in 0..KEYSPACE.
+pub(super) const KEYSPACE: u32 = 1_000_000;
+pub(super) const SKU: &str = "14";
+pub(super) const USER: &str = "bench-user";
+/// The module's sale and the Lua twin's: the same settings, the same stock.
+pub(super) const MODULE_SALE: &str = "bench";
+pub(super) const LUA_SALE: &str = "benchlua";
+/// Ten minutes: every cart made by a run stays held (not EXPIRED) until the bench is over.
+pub(super) const HOLD_MS: &str = "600000";
+/// Far more units than any run reserves, so SOLDOUT never cuts a run short.
+pub(super) const STOCK: &str = "1000000000";
+/// The cart the one-time check of each implementation reserves into before the runs.
+pub(super) const CHECK_CART: &str = "bench-check";
+
+#[derive(clap::Args)]
+pub struct BenchArgs {
+    /// Requests per redis-benchmark run (redis-benchmark -n).
+    #[arg(long, default_value_t = 200_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub(super) requests: u64,
+    /// Parallel connections (redis-benchmark -c).
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    pub(super) clients: u64,
+    /// Sweeps over every workload, interleaved; the table shows each figure's median, so a
+    /// burst of noise on this shared machine moves one sample, not the result.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=20))]
+    pub(super) rounds: u32,
+}
+
+pub fn run(args: &BenchArgs) -> Result<()> {
+    deps::ensure()?;
+    let module = build_module(Profile::Release)?;
+    if which("redis-benchmark").is_none() {
+        bail!("redis-benchmark is not on PATH: install redis-tools (cargo xtask deps)");
+    }
+    let server = RedisServer::start(ServerOptions {
+        module: Some(module.clone()),
+        ..ServerOptions::default()
+    })
+    .context("cannot start redis-server with the release module")?;
+    let mut conn = server
+        .client()
+        .get_connection()
+        .context("cannot connect to the bench server")?;
+    let server_info: String = redis::cmd("INFO").arg("server").query(&mut conn)?;
+    let version = info_field(&server_info, "redis_version")
+        .unwrap_or("?")
+        .to_owned();
+
+    for sale in [MODULE_SALE, LUA_SALE] {
+        prepare_sale(&mut conn, sale)?;
+    }
+    let lua = load_lua_twin(&mut conn)?;
+    check_both_reserve(&mut conn, &lua)?;
+
+    println!(
+        "\ncargo xtask bench --requests {} --clients {} --rounds {}",
+        args.requests, args.clients, args.rounds
+    );
+    println!(
+        "redis-server {version}, module {}, redis-benchmark -r {KEYSPACE}, {} CPUs",
+        module.display(),
+        std::thread::available_parallelism().map_or(0, usize::from)
+    );
+
+    println!(
+        "each run: redis-benchmark -h 127.0.0.1 -p {} -c {} -n {} -r {KEYSPACE} -P <1|16> -q \
+         --csv <command>",
+        server.port, args.clients, args.requests
+    );
+    for workload in Workload::ALL {
+        let words: Vec<String> = workload
+            .command(PIPELINES[0], 1, &lua)
+            .iter()
+            .map(|word| quote(word))
+            .collect();
+        println!("  {:<30} {}", workload.label(), words.join(" "));
+    }
+
+    let mut samples: BTreeMap<(Workload, u32), Vec<Measure>> = BTreeMap::new();
+    let mut failures: Vec<String> = Vec::new();
+    let mut warnings: Vec<String> = Vec::new();
+    for round in 1..=args.rounds {
+        for pipeline in PIPELINES {
+            for workload in Workload::ALL {
+                let words = workload.command(pipeline, round, &lua);
+                let label = workload.label();
+                match measure(
+                    &mut conn,
+                    &server,
+                    args,
+                    workload,
+                    pipeline,
+                    &words,
+                    &mut warnings,
+                ) {
+                    Ok(result) => {
+                        println!(
+                            "  round {round}  {label:<30} -P {pipeline:<2} {:>12.0} req/s",
+                            result.requests_per_sec
+                        );
+                        samples
+                            .entry((workload, pipeline))
+                            .or_default()
+                            .push(result);
+                    }
+                    Err(error) => {
+                        println!("  round {round}  {label:<30} -P {pipeline:<2} FAILED: {error:#}");
+                        failures.push(format!("{label} at -P {pipeline}: {error:#}"));
+                    }
+                }
+            }
+        }
+    }
+    let results: BTreeMap<(Workload, u32), Measure> = samples
+        .iter()
+        .map(|(key, runs)| (*key, Measure::median(runs)))
+        .collect();
+
+    warnings.extend(check_sales(&mut conn, &results)?);
+    println!("\nmedians of {} round(s):", args.rounds);
+    print_table(&results);
+    print_summary(&samples);
+    for warning in &warnings {
+        println!("WARNING: {warning}");
+    }
+    if !failures.is_empty() {
+        let log = server.log();
+        let tail: Vec<&str> = log.lines().rev().take(15).collect();
+        bail!(
+            "{} run(s) could not be measured:\n  {}\nthe server's log ends with:\n{}",
+            failures.len(),
+            failures.join("\n  "),
+            tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+        );
+    }
+    Ok(())
+}
+
+fn prepare_sale(conn: &mut Connection, sale: &str) -> Result<()> {
+    redis::cmd("FLASH.SALE")
+        .arg(sale)
+        .arg("HOLD")
+        .arg(HOLD_MS)
+        .exec(conn)
+        .with_context(|| format!("FLASH.SALE {sale} HOLD {HOLD_MS} failed"))?;
+    redis::cmd("FLASH.LOAD")
+        .arg(sale)
+        .arg(SKU)
+        .arg(STOCK)
+        .exec(conn)
+        .with_context(|| format!("FLASH.LOAD {sale} {SKU} {STOCK} failed"))?;
+    Ok(())
+}
+
+/// Loads the client's own FLASH.RESERVE script, so EVALSHA runs exactly what the client runs.
+fn load_lua_twin(conn: &mut Connection) -> Result<LuaTwin> {
+    let script = flash_client::lua::script("FLASH.RESERVE").ok_or_else(|| {
+        anyhow!("flash_client::lua::script(\"FLASH.RESERVE\") is None: the client has no Lua twin")
+    })?;
+    // Script::load sends the script's source with SCRIPT LOAD; the server names it by SHA1.
+    let sha = script
+        .load(conn)
+        .context("SCRIPT LOAD of the Lua FLASH.RESERVE failed")?;
+    ensure!(
+        sha == script.get_hash(),
+        "SCRIPT LOAD returned {sha} but the client calls EVALSHA {}: the client would miss the \
+         script cache",
+        script.get_hash()
+    );
+    Ok(LuaTwin { sha })
+}
+
+/// One reserve through each implementation before the runs: a wrong argument layout then
+/// shows one clear error here rather than a failed run, and both must reply alike.
+fn check_both_reserve(conn: &mut Connection, lua: &LuaTwin) -> Result<()> {
+    let cart_key = SaleKeys::new(LUA_SALE).cart(CHECK_CART);
+    let keys = flash_client::lua::keys(LUA_SALE, &[CHECK_CART]);
+    ensure!(
+        keys.contains(&cart_key),
+        "flash_client::lua::keys({LUA_SALE:?}, [{CHECK_CART:?}]) lacks the cart key {cart_key}: \
+         {keys:?}"
+    );
+    let module_words = strings(&["FLASH.RESERVE", MODULE_SALE, CHECK_CART, USER, SKU, "1"]);
+    let module_reply = send(conn, &module_words)?;
+    let lua_reply = send(conn, &lua.evalsha(CHECK_CART))?;
+    for (name, words, value) in [
+        ("module", &module_words, &module_reply),
+        ("Lua twin", &lua.evalsha(CHECK_CART), &lua_reply),
+    ] {
+        let shape_ok = matches!(value, Value::Array(items)
+            if items.len() == 3 && items.iter().all(|item| matches!(item, Value::Int(_))));
+        ensure!(
+            shape_ok,
+            "the {name}'s reserve `{}` replied\n{}\ninstead of [available, deadline_ms, \
+             cart_units]",
+            words.join(" "),
+            reply::format(value)
+        );
+    }
+    // Same stock, same request: the same units left and in the cart (deadlines differ by ms).
+    if let (Value::Array(m), Value::Array(l)) = (&module_reply, &lua_reply) {
+        ensure!(
+            m.first() == l.first() && m.get(2) == l.get(2),
+            "the module and the Lua twin disagree on the same reserve:\n{}\nversus\n{}",
+            reply::format(&module_reply),
+            reply::format(&lua_reply)
+        );
+    }
+    Ok(())
+}
+
+fn send(conn: &mut Connection, words: &[String]) -> Result<Value> {
+    let mut command = redis::cmd(&words[0]);
+    for word in &words[1..] {
+        command.arg(word);
+    }
+    Ok(conn.req_command(&command)?)
+}
+
+/// After the runs: each sale conserves units (loaded = available + held + pending + sold),
+/// and holds exactly one unit per successful reserve (the check reserve included).
+fn check_sales(
+    conn: &mut Connection,
+    results: &BTreeMap<(Workload, u32), Measure>,
+) -> Result<Vec<String>> {
+    let mut warnings = Vec::new();
+    for sale in [MODULE_SALE, LUA_SALE] {
+        let info = send(conn, &strings(&["FLASH.INFO", sale]))?;
+        let Some([loaded, available, held, pending, sold]) = info_total(&info) else {
+            warnings.push(format!(
+                "FLASH.INFO {sale} has no total row:\n{}",
+                reply::format(&info)
+            ));
+            continue;
+        };
+        if loaded != available + held + pending + sold {
+            warnings.push(format!(
+                "sale {sale} does not conserve units: loaded {loaded} ≠ available {available} + \
+                 held {held} + pending {pending} + sold {sold}"
+            ));
+        }
+        let reserved: u64 = 1 + results
+            .iter()
+            .filter(|((workload, _), _)| workload.sale() == Some(sale))
+            .map(|(_, measure)| measure.successful_calls)
+            .sum::<u64>();
+        if u64::try_from(held).ok() != Some(reserved) {
+            warnings.push(format!(
+                "sale {sale} holds {held} units but {reserved} reserves of 1 unit succeeded"
+            ));
+        } else {
+            println!(
+                "sale {sale}: loaded {loaded} = available {available} + held {held} + pending \
+                 {pending} + sold {sold}; held = {reserved} successful reserves"
+            );
+        }
+    }
+    Ok(warnings)
+}
+
+/// The `total` row of a FLASH.INFO reply: `[loaded, available, held, pending, sold]`.
+fn info_total(info: &Value) -> Option<[i64; 5]> {
+    let Value::Array(items) = info else {
+        return None;
+    };
+    let position = items.iter().position(
+        |item| matches!(item, Value::BulkString(name) if name == names::reply::TOTAL.as_bytes()),
+    )?;
+    let Value::Array(row) = items.get(position + 1)? else {
+        return None;
+    };
+    let numbers: Vec<i64> = row
+        .iter()
+        .map(|value| match value {
+            Value::Int(n) => Some(*n),
+            _ => None,
+        })
+        .collect::<Option<_>>()?;
+    numbers.try_into().ok()
+}

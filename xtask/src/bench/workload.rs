@@ -1,0 +1,109 @@
+//! What each row of the table sends.
+
+use super::{LUA_SALE, MODULE_SALE, SKU, USER};
+
+/// What one row of the table measures.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
+pub(super) enum Workload {
+    Incr,
+    ModuleNewCarts,
+    ModuleOneCart,
+    LuaOneCart,
+    NaiveDecr,
+    NaiveRpush,
+    NaiveLlen,
+}
+
+impl Workload {
+    pub(super) const ALL: [Workload; 7] = [
+        Workload::Incr,
+        Workload::ModuleNewCarts,
+        Workload::ModuleOneCart,
+        Workload::LuaOneCart,
+        Workload::NaiveDecr,
+        Workload::NaiveRpush,
+        Workload::NaiveLlen,
+    ];
+
+    pub(super) fn label(self) -> &'static str {
+        match self {
+            Workload::Incr => "INCR (baseline)",
+            Workload::ModuleNewCarts => "FLASH.RESERVE, random carts",
+            Workload::ModuleOneCart => "FLASH.RESERVE, one cart",
+            Workload::LuaOneCart => "Lua twin (EVALSHA), one cart",
+            Workload::NaiveDecr => "naive: DECR",
+            Workload::NaiveRpush => "naive: RPUSH",
+            Workload::NaiveLlen => "naive: LLEN",
+        }
+    }
+
+    /// The `cmdstat_<name>` line of `INFO commandstats` that counts this workload's calls.
+    pub(super) fn stat_name(self) -> &'static str {
+        match self {
+            Workload::Incr => "incr",
+            Workload::ModuleNewCarts | Workload::ModuleOneCart => "flash.reserve",
+            Workload::LuaOneCart => "evalsha",
+            Workload::NaiveDecr => "decr",
+            Workload::NaiveRpush => "rpush",
+            Workload::NaiveLlen => "llen",
+        }
+    }
+
+    /// The command line given to redis-benchmark.
+    pub(super) fn command(self, pipeline: u32, round: u32, lua: &LuaTwin) -> Vec<String> {
+        // One cart per run: a later run must not reserve into an earlier run's cart, whose
+        // hold could end during a long bench.
+        let one_cart = format!("hot-p{pipeline}-r{round}");
+        match self {
+            Workload::Incr => strings(&["INCR", "bench:counter:__rand_int__"]),
+            Workload::ModuleNewCarts => strings(&[
+                "FLASH.RESERVE",
+                MODULE_SALE,
+                "cart:__rand_int__",
+                USER,
+                SKU,
+                "1",
+            ]),
+            Workload::ModuleOneCart => {
+                strings(&["FLASH.RESERVE", MODULE_SALE, &one_cart, USER, SKU, "1"])
+            }
+            Workload::LuaOneCart => lua.evalsha(&one_cart),
+            Workload::NaiveDecr => strings(&["DECR", "bench:naive:stock"]),
+            Workload::NaiveRpush => strings(&["RPUSH", "bench:naive:cart:__rand_int__", SKU]),
+            Workload::NaiveLlen => strings(&["LLEN", "bench:naive:cart:__rand_int__"]),
+        }
+    }
+
+    /// The sale whose held units this workload adds to (one unit per successful call).
+    pub(super) fn sale(self) -> Option<&'static str> {
+        match self {
+            Workload::ModuleNewCarts | Workload::ModuleOneCart => Some(MODULE_SALE),
+            Workload::LuaOneCart => Some(LUA_SALE),
+            _ => None,
+        }
+    }
+}
+
+pub(super) fn strings(words: &[&str]) -> Vec<String> {
+    words.iter().map(|word| (*word).to_owned()).collect()
+}
+
+/// The client's Lua FLASH.RESERVE, loaded into the server's script cache.
+pub(super) struct LuaTwin {
+    pub(super) sha: String,
+}
+
+impl LuaTwin {
+    /// `EVALSHA sha numkeys <keys…> <sale cart user sku qty>`, the call the client makes.
+    pub(super) fn evalsha(&self, cart: &str) -> Vec<String> {
+        let keys = flash_client::lua::keys(LUA_SALE, &[cart]);
+        let mut words = vec![
+            "EVALSHA".to_owned(),
+            self.sha.clone(),
+            keys.len().to_string(),
+        ];
+        words.extend(keys);
+        words.extend(strings(&[LUA_SALE, cart, USER, SKU, "1"]));
+        words
+    }
+}
