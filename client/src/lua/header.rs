@@ -8,9 +8,9 @@
 //! field/value replies read are one table each ([`GROUPS`]: `E_SOLDOUT` is `E.SOLDOUT`,
 //! `R_HELD_CARTS` is `R.HELD_CARTS`, `KW_HOLD` is `KW.HOLD`), and everything on the hot path
 //! (limits, keys, counters, fields, states) stays a plain local, as cheap as a literal. And
-//! only what the Lua sources name is rendered: a name is "used" when it appears as a word
-//! anywhere in them (a group when its table's name does), so a comment that mentions one
-//! costs one spare local, never a missing one.
+//! only what a script's sources (the prelude and its body) name is rendered: a name is
+//! "used" when it appears as a word anywhere in them (a group when its table's name does),
+//! so a comment that mentions one costs one spare local, never a missing one.
 //!
 //! Besides core's constants, the header gives each sale key's position in KEYS
 //! (`KEYS_STOCK = 2`), taken from [`SaleKey::index`]: the prelude reaches a key by what it
@@ -34,7 +34,7 @@ pub fn group_of(name: &str) -> Option<(&'static str, &str)> {
     })
 }
 
-/// The header for scripts made of `sources`: one `local NAME = value` line per constant
+/// The header for a script made of `sources`: one `local NAME = value` line per constant
 /// they use, and one table per group they use, after a comment saying where it comes from.
 pub fn render(sources: &[&str]) -> String {
     let used: HashSet<&str> = sources.iter().flat_map(|source| words(source)).collect();

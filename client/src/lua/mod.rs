@@ -1,7 +1,7 @@
 //! The Lua twin: the FLASH commands as scripts, for a Redis without the module.
 //!
 //! Each script is a header generated from core's contract ([`header`]: `local MAX_QTY =
-//! 1000000` …), `lua/prelude.lua` (the shared helpers), a newline and the command's body
+//! 1000000` …, what the script names), `lua/prelude.lua` (the shared helpers), a newline and the command's body
 //! (`lua/<command>.lua`). It takes the module command's arguments as ARGV (the command name
 //! excluded) and the keys from [`keys`]: the sale keys in [`SaleKey::ALL`] order, then the
 //! cart keys (README, "The Lua twin"). [`redis::Script`] sends EVALSHA and loads the script
@@ -41,22 +41,10 @@ const BODIES: [(&str, &str); 11] = [
     ("FLASH.INFO", include_str!("../../../lua/info.lua")),
 ];
 
-/// The prelude and every body: what the header is rendered for.
-fn sources() -> Vec<&'static str> {
-    std::iter::once(PRELUDE)
-        .chain(BODIES.iter().map(|&(_, body)| body))
-        .collect()
-}
-
-/// The header, shared by every script.
-fn script_header() -> &'static str {
-    static HEADER: OnceLock<String> = OnceLock::new();
-    HEADER.get_or_init(|| header::render(&sources()))
-}
-
-/// One command's whole script: header, prelude, body.
+/// One command's whole script: its header (the constants the prelude and this body name, so
+/// that FLASH.RESERVE builds no reply-label table it never reads), the prelude, the body.
 fn script_source(body: &str) -> String {
-    format!("{}{PRELUDE}\n{body}", script_header())
+    format!("{}{PRELUDE}\n{body}", header::render(&[PRELUDE, body]))
 }
 
 /// The script for a FLASH command name (case-insensitive, e.g. "FLASH.RESERVE"): header +
