@@ -14,11 +14,11 @@ return run(function()
         lines[#lines + 1] = line.qty
     end
     return {
-        'state', cart.state,
-        'user', cart.user,
-        'deadline_ms', cart.deadline_ms,
-        'units', cart.units,
-        'lines', lines,
-        'entry', cart.entry or false,
+        R.STATE, cart.state,
+        R.USER, cart.user,
+        R.DEADLINE_MS, cart.deadline_ms,
+        R.UNITS, cart.units,
+        R.LINES, lines,
+        R.ENTRY, cart.entry or false,
     }
 end)

@@ -9,17 +9,17 @@ return run(function()
     local count = DEFAULT_EXPIRE_COUNT
     while args:remaining() > 0 do
         local option = args:keyword()
-        if option == 'COUNT' then
-            count = args:int('COUNT', 1, MAX_EXPIRE_COUNT)
+        if option == KW.COUNT then
+            count = args:int(KW.COUNT, 1, MAX_EXPIRE_COUNT)
         else
-            fail('ERR', 'unknown option ' .. quoted(option) .. '; expected COUNT')
+            fail(E.ERR, 'unknown option ' .. quoted(option) .. '; expected COUNT')
         end
     end
     args:finish()
 
     local at_ms = now_ms()
     require_sale(sale_name)
-    local due = call('ZRANGE', K.deadlines, '-inf', int_text(at_ms), 'BYSCORE', 'LIMIT', 0,
+    local due = call('ZRANGE', DEADLINES_KEY, '-inf', int_text(at_ms), 'BYSCORE', 'LIMIT', 0,
         int_text(count))
     if #due == 0 then
         return 0
@@ -36,11 +36,11 @@ return run(function()
             reachable[#reachable + 1] = { id = cart_id, key = key }
         end
     end
-    guard({ 'stock', 'users', 'deadlines' })
+    guard({ KEYS_STOCK, KEYS_USERS, KEYS_DEADLINES })
 
     local expired = 0
     for _, due_cart in ipairs(reachable) do
-        call('ZREM', K.deadlines, due_cart.id)
+        call('ZREM', DEADLINES_KEY, due_cart.id)
         -- A deadline whose cart is gone, no longer held, or not a Flash cart at all (a key of
         -- another type, a hash without a state: written by hand) is stale. Dropping it is all
         -- there is to do, and one bad key must not stall the sale's expiry.
@@ -50,19 +50,19 @@ return run(function()
         end)
         if not readable then
             local wrong_type = type(cart) == 'table' and cart.flash_error
-                and cart.flash_error:find('^WRONGTYPE')
+                and cart.flash_error:sub(1, #E.WRONGTYPE) == E.WRONGTYPE
             if not wrong_type then
                 error(cart)
             end
             cart = nil
         end
-        if cart and cart.state == 'held' then
+        if cart and cart.state == S_HELD then
             for _, line in ipairs(cart.lines) do
-                add_units('held', line.sku, -line.qty)
-                publish_available(line.sku, add_units('available', line.sku, line.qty))
+                add_units(C_HELD, line.sku, -line.qty)
+                publish_available(line.sku, add_units(C_AVAILABLE, line.sku, line.qty))
             end
             add_user_units(cart.user, -cart.units)
-            cart.state = 'expired'
+            cart.state = S_EXPIRED
             write_cart(due_cart.key, cart)
             expired = expired + 1
         end

@@ -5,26 +5,41 @@ return run(function()
     local args, sale_name = begin('FLASH.INFO')
     args:finish()
 
+    -- A counter's column in a row, after the SKU.
+    local column_of = {}
+    for column, counter in ipairs(COUNTERS) do
+        column_of[counter] = column
+    end
+    local function zeros()
+        local row = {}
+        for column = 1, #COUNTERS do
+            row[column] = 0
+        end
+        return row
+    end
+
     local at_ms = now_ms()
     local sale = require_sale(sale_name)
     local rows, skus = {}, {}
-    local fields = call('HGETALL', K.stock)
+    local fields = call('HGETALL', STOCK_KEY)
     for i = 1, #fields, 2 do
-        -- `<sku>:<counter>`; a field that does not read so is not Flash's, and is skipped.
-        local sku_text, counter = fields[i]:match('^([^:]*):(.*)$')
-        local sku = stored_int(sku_text)
-        local column = COUNTER_COLUMN[counter]
+        -- `<sku>:<counter>` split at the first separator (keys::parse_stock_field); a field
+        -- that does not read so is not Flash's, and is skipped.
+        local field = fields[i]
+        local at = field:find(STOCK_FIELD_SEPARATOR, 1, true)
+        local sku = at and stored_int(field:sub(1, at - 1))
+        local column = at and column_of[field:sub(at + #STOCK_FIELD_SEPARATOR)]
         local value = stored_int(fields[i + 1])
         if sku and column and value then
             if rows[sku] == nil then
-                rows[sku] = { 0, 0, 0, 0, 0 }
+                rows[sku] = zeros()
                 skus[#skus + 1] = sku
             end
             rows[sku][column] = value
         end
     end
     table.sort(skus)
-    local total = { 0, 0, 0, 0, 0 }
+    local total = zeros()
     local sku_rows = {}
     for _, sku in ipairs(skus) do
         local row = { sku }
@@ -35,13 +50,13 @@ return run(function()
         sku_rows[#sku_rows + 1] = row
     end
     return {
-        'hold_ms', sale.hold_ms,
-        'limit', sale.limit,
-        'start_ms', sale.start_ms,
-        'end_ms', sale.end_ms,
-        'open', is_open(sale, at_ms) and 1 or 0,
-        'held_carts', call('ZCARD', K.deadlines),
-        'total', total,
-        'skus', sku_rows,
+        R.HOLD_MS, sale.hold_ms,
+        R.LIMIT, sale.limit,
+        R.START_MS, sale.start_ms,
+        R.END_MS, sale.end_ms,
+        R.OPEN, is_open(sale, at_ms) and 1 or 0,
+        R.HELD_CARTS, call('ZCARD', DEADLINES_KEY),
+        R.TOTAL, total,
+        R.SKUS, sku_rows,
     }
 end)

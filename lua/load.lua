@@ -4,7 +4,7 @@
 -- TOTAL, units is the whole unsold stock: available = units - held - pending.
 return run(function()
     local args, sale_name = begin('FLASH.LOAD')
-    local total = args:accept('TOTAL')
+    local total = args:accept(KW.TOTAL)
     local stock = {}
     repeat
         local sku = args:sku()
@@ -17,19 +17,19 @@ return run(function()
     if total then
         -- Every pair is checked before the first is written.
         for _, pair in ipairs(stock) do
-            local taken = (units('held', pair.sku) or 0) + (units('pending', pair.sku) or 0)
+            local taken = (units(C_HELD, pair.sku) or 0) + (units(C_PENDING, pair.sku) or 0)
             if pair.units < taken then
-                fail('ERR', 'sku ' .. int_text(pair.sku) .. ': total ' .. int_text(pair.units)
+                fail(E.ERR, 'sku ' .. int_text(pair.sku) .. ': total ' .. int_text(pair.units)
                     .. ' is below the ' .. int_text(taken) .. ' units held or pending')
             end
             pair.units = pair.units - taken
         end
     end
-    guard({ 'stock' })
+    guard({ KEYS_STOCK })
     for _, pair in ipairs(stock) do
-        local before = units('available', pair.sku) or 0
-        add_units('loaded', pair.sku, pair.units - before)
-        set_units('available', pair.sku, pair.units)
+        local before = units(C_AVAILABLE, pair.sku) or 0
+        add_units(C_LOADED, pair.sku, pair.units - before)
+        set_units(C_AVAILABLE, pair.sku, pair.units)
         publish_available(pair.sku, pair.units)
     end
     return #stock

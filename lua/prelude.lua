@@ -1,28 +1,29 @@
--- The Lua twin of the Flash module: shared helpers. The client sends this prelude and one
--- command body as a single script, so everything here is a local the body can see.
+-- The Lua twin of the Flash module: shared helpers. The client sends a header, this prelude
+-- and one command body as a single script, so everything here is a local the body can see.
 --
--- The authority is the Rust engine in core/src: every check, its order, every error line and
--- every write here mirrors it, and where core leaves a detail to the storage (a stored value
--- that is not an integer, a cart hash without a state) this follows the module's store
--- (module/src/store.rs). Conventions (README "The Lua twin", core/src/keys.rs, client lua.rs):
---   KEYS[1..5]  sale, stock, users, deadlines, orders
---   KEYS[6..]   cart keys (the cart named in ARGV, or EXPIRE's due candidates)
---   ARGV        the module command's arguments, without the command name.
+-- The header (client/src/lua/header.rs) is generated from core's contract
+-- (core/src/contract.rs): the limits (MAX_*, DEFAULT_*), the key layout (KEY_*, SALE_KEYS,
+-- SALE_KEY_TYPES, and KEYS_* each sale key's place in KEYS), the stock counters (C_*,
+-- COUNTERS), the fields of the sale (SALE_*), cart (CART_*) and order entry (ORDER_*), the
+-- cart states (S_*, CART_STATES) and the stock event's members (EVENT_*) as locals; the
+-- reply labels, option keywords and error words as three tables (R.HELD_CARTS, KW.HOLD,
+-- E.SOLDOUT), which keeps the script's main function well under Lua's 200 locals. The Lua
+-- files spell none of these values themselves (the client's tests refuse one that does, but
+-- for argument labels and a few of Redis's own words), so a name changed in core reaches
+-- the twin with no Lua edit.
+--
+-- The behaviour is the Rust engine's in core/src: every check, its order, every error
+-- message and every write here copies it, and where core leaves a detail to the storage (a
+-- stored value that is not an integer, a cart hash without a state) this follows the
+-- module's store (module/src/store.rs). The conformance suite (tests/tests/engine) runs every
+-- engine test on both and compares the replies and error lines. Conventions (README "The Lua
+-- twin", core/src/keys.rs, client/src/lua):
+--   KEYS[1..#SALE_KEYS]  the sale's keys, in SALE_KEYS order
+--   KEYS[#SALE_KEYS+1..] cart keys (the cart named in ARGV, or EXPIRE's due candidates)
+--   ARGV                 the module command's arguments, without the command name.
 --
 -- Errors are raised as {flash_error = line} and turned into an error reply by run(), so that
 -- a check deep in a helper stops the command. Every check runs before the first write.
-
--- Limits of core/src/args.rs, written out as literals: the client's unit tests compare them
--- with the Rust constants, so they cannot drift apart.
-local MAX_QTY = 1000000
-local MAX_UNITS = 1000000000
-local MAX_SKU = 9007199254740991
-local MAX_HOLD_MS = 86400000
-local DEFAULT_HOLD_MS = 40000
-local MAX_TIME_MS = 9007199254740991
-local MAX_EXPIRE_COUNT = 10000
-local DEFAULT_EXPIRE_COUNT = 1000
-local MAX_TOKEN_LEN = 64
 
 ---------------------------------------------------------------------------------------------
 -- Errors (core/src/error.rs)
@@ -36,35 +37,35 @@ local function quoted(name)
 end
 
 local function fail_arity(command)
-    fail('ERR', 'wrong number of arguments for ' .. quoted(command) .. ' command')
+    fail(E.ERR, 'wrong number of arguments for ' .. quoted(command) .. ' command')
 end
 
 local function fail_wrong_type()
-    fail('WRONGTYPE', 'Operation against a key holding the wrong kind of value')
+    fail(E.WRONGTYPE, 'Operation against a key holding the wrong kind of value')
 end
 
 local function fail_no_sale(sale_name)
-    fail('NOSALE', 'sale ' .. quoted(sale_name) .. ' does not exist; create it with FLASH.SALE')
+    fail(E.NOSALE, 'sale ' .. quoted(sale_name) .. ' does not exist; create it with FLASH.SALE')
 end
 
 local function fail_no_cart(cart_id)
-    fail('NOCART', 'cart ' .. quoted(cart_id) .. ' does not exist')
+    fail(E.NOCART, 'cart ' .. quoted(cart_id) .. ' does not exist')
 end
 
 local function fail_not_owner(cart_id)
-    fail('NOTOWNER', 'cart ' .. quoted(cart_id) .. ' belongs to another user')
+    fail(E.NOTOWNER, 'cart ' .. quoted(cart_id) .. ' belongs to another user')
 end
 
 local function fail_expired(cart_id)
-    fail('EXPIRED', 'cart ' .. quoted(cart_id) .. ' expired; start a new cart')
+    fail(E.EXPIRED, 'cart ' .. quoted(cart_id) .. ' expired; start a new cart')
 end
 
 local function fail_bad_state(cart_id, state)
-    fail('BADSTATE', 'cart ' .. quoted(cart_id) .. ' is ' .. state)
+    fail(E.BADSTATE, 'cart ' .. quoted(cart_id) .. ' is ' .. state)
 end
 
 local function fail_closed(sale_name)
-    fail('CLOSED', 'sale ' .. quoted(sale_name) .. ' is not open')
+    fail(E.CLOSED, 'sale ' .. quoted(sale_name) .. ' is not open')
 end
 
 -- Runs a command body. Our own errors become error replies; anything else is a bug in the
@@ -180,7 +181,7 @@ local function parse_int(what, raw, min, max)
     -- 16 digits may pass 2^53 and round, but never down to a value within the limits,
     -- which all stay below 2^53.
     if value == nil or value < min or value > max then
-        fail('ERR', what .. ' must be an integer from ' .. int_text(min) .. ' to ' .. int_text(max))
+        fail(E.ERR, what .. ' must be an integer from ' .. int_text(min) .. ' to ' .. int_text(max))
     end
     return value
 end
@@ -209,7 +210,7 @@ end
 function Args:token(what)
     local raw = self:raw()
     if #raw > MAX_TOKEN_LEN or not raw:find('^[A-Za-z0-9_.:@%-]+$') then
-        fail('ERR', what .. ' must be 1 to 64 characters from A-Z a-z 0-9 - _ . : @')
+        fail(E.ERR, what .. ' must be 1 to 64 characters from A-Z a-z 0-9 - _ . : @')
     end
     return raw
 end
@@ -251,45 +252,32 @@ end
 function Args:finish()
     local extra = ARGV[self.next]
     if extra ~= nil then
-        fail('ERR', 'syntax error near ' .. quoted(utf8_lossy(extra, 32)))
+        fail(E.ERR, 'syntax error near ' .. quoted(utf8_lossy(extra, 32)))
     end
 end
 
 ---------------------------------------------------------------------------------------------
 -- Keys (core/src/keys.rs)
 
-local SALE_KEY_NAMES = { 'sale', 'stock', 'users', 'deadlines', 'orders' }
 -- KEYS[FIRST_CART_KEY..] are carts.
-local FIRST_CART_KEY = #SALE_KEY_NAMES + 1
+local FIRST_CART_KEY = #SALE_KEYS + 1
 
--- The sale's keys by name, as the client passed them (checked by begin()).
-local K = {}
-for index, name in ipairs(SALE_KEY_NAMES) do
-    K[name] = KEYS[index]
-end
+-- The sale's keys, as the client passed them (checked by begin()).
+local SETTINGS_KEY = KEYS[KEYS_SALE]
+local STOCK_KEY = KEYS[KEYS_STOCK]
+local USERS_KEY = KEYS[KEYS_USERS]
+local DEADLINES_KEY = KEYS[KEYS_DEADLINES]
+local ORDERS_KEY = KEYS[KEYS_ORDERS]
 
-local KEY_TYPE = {
-    sale = 'hash',
-    stock = 'hash',
-    users = 'hash',
-    deadlines = 'zset',
-    orders = 'stream',
-}
-
--- The counters of each SKU (fields `<sku>:<counter>` of the stock hash), in the order of
--- core's Counter::ALL: FLASH.INFO's columns.
-local COUNTERS = { 'loaded', 'available', 'held', 'pending', 'sold' }
-local COUNTER_COLUMN = {}
-for column, counter in ipairs(COUNTERS) do
-    COUNTER_COLUMN[counter] = column
-end
+-- A cart is a hash (Redis's TYPE name; carts are not among SALE_KEY_TYPES).
+local CART_KEY_TYPE = 'hash'
 
 local function sale_key_name(sale_name, suffix)
-    return 'flash:{' .. sale_name .. '}:' .. suffix
+    return KEY_PREFIX .. '{' .. sale_name .. '}:' .. suffix
 end
 
 local function cart_key_name(sale_name, cart_id)
-    return sale_key_name(sale_name, 'cart:' .. cart_id)
+    return sale_key_name(sale_name, KEY_CART .. cart_id)
 end
 
 -- Set by begin(): the pub/sub channel is not a key, so it comes from the sale name.
@@ -300,12 +288,12 @@ local events_channel
 local function begin(command)
     local args = new_args(command)
     local sale_name = args:token('sale')
-    for index, name in ipairs(SALE_KEY_NAMES) do
-        if KEYS[index] ~= sale_key_name(sale_name, name) then
-            fail('ERR', 'keys do not match sale ' .. quoted(sale_name))
+    for index, suffix in ipairs(SALE_KEYS) do
+        if KEYS[index] ~= sale_key_name(sale_name, suffix) then
+            fail(E.ERR, 'keys do not match sale ' .. quoted(sale_name))
         end
     end
-    events_channel = sale_key_name(sale_name, 'events')
+    events_channel = sale_key_name(sale_name, KEY_EVENTS)
     return args, sale_name
 end
 
@@ -313,7 +301,7 @@ end
 local function declared_cart_key(sale_name, cart_id)
     local key = cart_key_name(sale_name, cart_id)
     if KEYS[FIRST_CART_KEY] ~= key then
-        fail('ERR', 'keys do not match cart ' .. quoted(cart_id))
+        fail(E.ERR, 'keys do not match cart ' .. quoted(cart_id))
     end
     return key
 end
@@ -327,12 +315,13 @@ local function check_type(key, expected)
     end
 end
 
-local function guard(names, cart_key)
-    for _, name in ipairs(names) do
-        check_type(K[name], KEY_TYPE[name])
+-- `positions` are sale keys' places in KEYS (KEYS_*).
+local function guard(positions, cart_key)
+    for _, position in ipairs(positions) do
+        check_type(KEYS[position], SALE_KEY_TYPES[position])
     end
     if cart_key then
-        check_type(cart_key, 'hash')
+        check_type(cart_key, CART_KEY_TYPE)
     end
 end
 
@@ -376,16 +365,16 @@ end
 
 -- The settings, or nil when the sale does not exist (an empty hash does not exist).
 local function read_sale()
-    local fields = call('HGETALL', K.sale)
+    local fields = call('HGETALL', SETTINGS_KEY)
     if #fields == 0 then
         return nil
     end
     local map = hash_to_map(fields)
     return {
-        hold_ms = stored_int(map.hold_ms) or DEFAULT_HOLD_MS,
-        limit = stored_int(map.limit) or 0,
-        start_ms = stored_int(map.start_ms) or 0,
-        end_ms = stored_int(map.end_ms) or 0,
+        hold_ms = stored_int(map[SALE_HOLD_MS]) or DEFAULT_HOLD_MS,
+        limit = stored_int(map[SALE_LIMIT]) or 0,
+        start_ms = stored_int(map[SALE_START_MS]) or 0,
+        end_ms = stored_int(map[SALE_END_MS]) or 0,
     }
 end
 
@@ -394,11 +383,11 @@ local function default_sale()
 end
 
 local function write_sale(sale)
-    call('HSET', K.sale,
-        'hold_ms', int_text(sale.hold_ms),
-        'limit', int_text(sale.limit),
-        'start_ms', int_text(sale.start_ms),
-        'end_ms', int_text(sale.end_ms))
+    call('HSET', SETTINGS_KEY,
+        SALE_HOLD_MS, int_text(sale.hold_ms),
+        SALE_LIMIT, int_text(sale.limit),
+        SALE_START_MS, int_text(sale.start_ms),
+        SALE_END_MS, int_text(sale.end_ms))
 end
 
 local function require_sale(sale_name)
@@ -419,16 +408,16 @@ end
 -- Counters and users
 
 local function stock_field(sku, counter)
-    return int_text(sku) .. ':' .. counter
+    return int_text(sku) .. STOCK_FIELD_SEPARATOR .. counter
 end
 
 -- A SKU's counter; nil when the SKU has no such field (never loaded).
 local function units(counter, sku)
-    return stored_int(call('HGET', K.stock, stock_field(sku, counter)))
+    return stored_int(call('HGET', STOCK_KEY, stock_field(sku, counter)))
 end
 
 local function set_units(counter, sku, value)
-    call('HSET', K.stock, stock_field(sku, counter), int_text(value))
+    call('HSET', STOCK_KEY, stock_field(sku, counter), int_text(value))
 end
 
 -- Writes the absolute result, never HINCRBY: what the module replicates, too.
@@ -439,32 +428,42 @@ local function add_units(counter, sku, delta)
 end
 
 local function user_units(user)
-    return stored_int(call('HGET', K.users, user)) or 0
+    return stored_int(call('HGET', USERS_KEY, user)) or 0
 end
 
 local function add_user_units(user, delta)
-    call('HSET', K.users, user, int_text(user_units(user) + delta))
+    call('HSET', USERS_KEY, user, int_text(user_units(user) + delta))
 end
 
 local function publish_available(sku, available)
-    call('PUBLISH', events_channel,
-        '{"sku":' .. int_text(sku) .. ',"available":' .. int_text(available) .. '}')
+    -- wire::StockEvent::to_json: {"sku":14,"available":7}
+    call('PUBLISH', events_channel, '{"' .. EVENT_SKU .. '":' .. int_text(sku)
+        .. ',"' .. EVENT_AVAILABLE .. '":' .. int_text(available) .. '}')
 end
 
 ---------------------------------------------------------------------------------------------
--- Carts (core/src/model.rs Cart; hash fields in keys.rs)
+-- Carts (core/src/model.rs Cart; hash fields in core/src/names.rs, lines in keys.rs)
 
 local function line_field(sku)
-    return 'line:' .. int_text(sku)
+    return CART_LINE_PREFIX .. int_text(sku)
 end
 
-local CART_STATES = {
-    held = true,
-    checked_out = true,
-    settled = true,
-    rejected = true,
-    expired = true,
-}
+-- The SKU of a line field's name (`line:14` → 14); nil for any other field.
+local function line_sku(field)
+    if field:sub(1, #CART_LINE_PREFIX) == CART_LINE_PREFIX then
+        return stored_int(field:sub(#CART_LINE_PREFIX + 1))
+    end
+    return nil
+end
+
+local function is_cart_state(word)
+    for _, state in ipairs(CART_STATES) do
+        if word == state then
+            return true
+        end
+    end
+    return false
+end
 
 -- The cart's scalar fields and its lines ascending by SKU, or nil when it does not exist.
 local function read_cart(key)
@@ -475,22 +474,23 @@ local function read_cart(key)
     local map = hash_to_map(fields)
     -- A hash under a cart's name without a known state was not written by Flash: the module
     -- refuses it as it refuses a key of another type.
-    if not CART_STATES[map.state] then
+    local state = map[CART_STATE]
+    if not is_cart_state(state) then
         fail_wrong_type()
     end
     local cart = {
-        state = map.state,
-        user = map.user or '',
-        deadline_ms = stored_int(map.deadline_ms) or 0,
-        units = stored_int(map.units) or 0,
-        entry = map.entry,
+        state = state,
+        user = map[CART_USER] or '',
+        deadline_ms = stored_int(map[CART_DEADLINE_MS]) or 0,
+        units = stored_int(map[CART_UNITS]) or 0,
+        entry = map[CART_ENTRY],
         lines = {},
     }
     -- By SKU, the later field winning, as the module collects them: `line:14` and `line:014`
     -- are one line.
     local qty_by_sku, skus = {}, {}
     for i = 1, #fields, 2 do
-        local sku = stored_int(fields[i]:match('^line:(.*)$'))
+        local sku = line_sku(fields[i])
         local qty = stored_int(fields[i + 1])
         if sku and qty then
             if qty_by_sku[sku] == nil then
@@ -517,13 +517,13 @@ end
 -- Store::set_cart: the scalar fields; entry only once there is one (never deleted).
 local function write_cart(key, cart)
     local fields = {
-        'state', cart.state,
-        'user', cart.user,
-        'deadline_ms', int_text(cart.deadline_ms),
-        'units', int_text(cart.units),
+        CART_STATE, cart.state,
+        CART_USER, cart.user,
+        CART_DEADLINE_MS, int_text(cart.deadline_ms),
+        CART_UNITS, int_text(cart.units),
     }
     if cart.entry then
-        fields[#fields + 1] = 'entry'
+        fields[#fields + 1] = CART_ENTRY
         fields[#fields + 1] = cart.entry
     end
     call('HSET', key, unpack(fields))
@@ -546,14 +546,15 @@ end
 local function lines_field(lines)
     local pairs_text = {}
     for _, line in ipairs(lines) do
-        pairs_text[#pairs_text + 1] = int_text(line.sku) .. ':' .. int_text(line.qty)
+        pairs_text[#pairs_text + 1] = int_text(line.sku) .. ORDER_QTY_SEPARATOR
+            .. int_text(line.qty)
     end
-    return table.concat(pairs_text, ',')
+    return table.concat(pairs_text, ORDER_LINE_SEPARATOR)
 end
 
 -- Checked out at some point: the cart is an order, and checkout answers with it again.
 local function is_order(state)
-    return state == 'checked_out' or state == 'settled' or state == 'rejected'
+    return state == S_CHECKED_OUT or state == S_SETTLED or state == S_REJECTED
 end
 
 local function check_owner(cart_id, cart, user)
@@ -565,12 +566,12 @@ end
 -- EXPIRED once the hold ran out, whether or not the expiry has run yet; BADSTATE once the
 -- cart became an order.
 local function check_live(cart_id, cart, at_ms)
-    if cart.state == 'held' then
+    if cart.state == S_HELD then
         if at_ms < cart.deadline_ms then
             return
         end
         fail_expired(cart_id)
-    elseif cart.state == 'expired' then
+    elseif cart.state == S_EXPIRED then
         fail_expired(cart_id)
     end
     fail_bad_state(cart_id, cart.state)
@@ -585,10 +586,10 @@ end
 -- Reserve and checkout: FLASH.RESERVE and FLASH.CHECKOUT, and FLASH.BUY is both in turn.
 
 -- What checkout writes besides the cart.
-local CHECKOUT_KEYS = { 'stock', 'deadlines', 'orders' }
+local CHECKOUT_KEYS = { KEYS_STOCK, KEYS_DEADLINES, KEYS_ORDERS }
 
 -- core/src/cmd/reserve.rs Reserve::reserve. `r` holds sale, cart, cart_key, user, sku, qty.
--- `then_writes` names keys the caller writes after a successful reserve (BUY's checkout):
+-- `then_writes` lists keys (KEYS_*) the caller writes after a successful reserve (BUY's checkout):
 -- they are guarded with reserve's own keys, so that a WRONGTYPE there stops the command
 -- before reserve writes anything. Returns the SKU's units left and the cart as it now is.
 local function reserve(r, then_writes)
@@ -597,9 +598,9 @@ local function reserve(r, then_writes)
     if not is_open(sale, at_ms) then
         fail_closed(r.sale)
     end
-    local available = units('available', r.sku)
+    local available = units(C_AVAILABLE, r.sku)
     if available == nil then
-        fail('NOSKU', 'sku ' .. int_text(r.sku) .. ' is not loaded in sale ' .. quoted(r.sale))
+        fail(E.NOSKU, 'sku ' .. int_text(r.sku) .. ' is not loaded in sale ' .. quoted(r.sale))
     end
     local existing = read_cart(r.cart_key)
     if existing then
@@ -608,25 +609,25 @@ local function reserve(r, then_writes)
     end
     local units_of_user = user_units(r.user)
     if sale.limit > 0 and units_of_user + r.qty > sale.limit then
-        fail('LIMIT', 'at most ' .. int_text(sale.limit) .. ' units per user in this sale; user '
+        fail(E.LIMIT, 'at most ' .. int_text(sale.limit) .. ' units per user in this sale; user '
             .. quoted(r.user) .. ' has ' .. int_text(units_of_user))
     end
     if available < r.qty then
-        fail('SOLDOUT', 'sku ' .. int_text(r.sku) .. ' has ' .. int_text(available) .. ' units left')
+        fail(E.SOLDOUT, 'sku ' .. int_text(r.sku) .. ' has ' .. int_text(available) .. ' units left')
     end
 
-    local written = { 'stock', 'users' }
+    local written = { KEYS_STOCK, KEYS_USERS }
     if existing == nil then
-        written[#written + 1] = 'deadlines'
+        written[#written + 1] = KEYS_DEADLINES
     end
-    for _, name in ipairs(then_writes or {}) do
-        written[#written + 1] = name
+    for _, position in ipairs(then_writes or {}) do
+        written[#written + 1] = position
     end
     guard(written, r.cart_key)
 
     local left = available - r.qty
-    set_units('available', r.sku, left)
-    add_units('held', r.sku, r.qty)
+    set_units(C_AVAILABLE, r.sku, left)
+    add_units(C_HELD, r.sku, r.qty)
     add_user_units(r.user, r.qty)
     set_cart_line(r.cart_key, r.sku, cart_line(r.cart_key, r.sku) + r.qty)
     local cart
@@ -636,8 +637,8 @@ local function reserve(r, then_writes)
     else
         -- The deadline is fixed here; later reserves never extend it.
         local hold_deadline_ms = at_ms + sale.hold_ms
-        call('ZADD', K.deadlines, int_text(hold_deadline_ms), r.cart)
-        cart = { state = 'held', user = r.user, deadline_ms = hold_deadline_ms, units = r.qty }
+        call('ZADD', DEADLINES_KEY, int_text(hold_deadline_ms), r.cart)
+        cart = { state = S_HELD, user = r.user, deadline_ms = hold_deadline_ms, units = r.qty }
     end
     write_cart(r.cart_key, cart)
     publish_available(r.sku, left)
@@ -658,22 +659,23 @@ local function checkout(c)
     end
     check_live(c.cart, cart, at_ms)
     if cart.units == 0 then
-        fail('EMPTY', 'cart ' .. quoted(c.cart) .. ' holds no units')
+        fail(E.EMPTY, 'cart ' .. quoted(c.cart) .. ' holds no units')
     end
     guard(CHECKOUT_KEYS, c.cart_key)
 
     for _, line in ipairs(cart.lines) do
-        add_units('held', line.sku, -line.qty)
-        add_units('pending', line.sku, line.qty)
+        add_units(C_HELD, line.sku, -line.qty)
+        add_units(C_PENDING, line.sku, line.qty)
     end
-    local entry = call('XADD', K.orders, '*',
-        'order', c.cart,
-        'user', cart.user,
-        'lines', lines_field(cart.lines),
-        'units', int_text(cart.units))
+    -- wire::OrderEntry::to_fields
+    local entry = call('XADD', ORDERS_KEY, '*',
+        ORDER_ORDER, c.cart,
+        ORDER_USER, cart.user,
+        ORDER_LINES, lines_field(cart.lines),
+        ORDER_UNITS, int_text(cart.units))
     -- An order never expires.
-    call('ZREM', K.deadlines, c.cart)
-    cart.state = 'checked_out'
+    call('ZREM', DEADLINES_KEY, c.cart)
+    cart.state = S_CHECKED_OUT
     cart.entry = entry
     write_cart(c.cart_key, cart)
     return order_reply(c.cart, cart)

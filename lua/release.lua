@@ -17,16 +17,16 @@ return run(function()
     check_live(cart_id, cart, at_ms)
     local line = cart_line(cart_key, sku)
     if line == 0 then
-        fail('NOSKU', 'cart ' .. quoted(cart_id) .. ' holds no units of sku ' .. int_text(sku))
+        fail(E.NOSKU, 'cart ' .. quoted(cart_id) .. ' holds no units of sku ' .. int_text(sku))
     end
     if qty > line then
-        fail('ERR', 'cart ' .. quoted(cart_id) .. ' holds only ' .. int_text(line)
+        fail(E.ERR, 'cart ' .. quoted(cart_id) .. ' holds only ' .. int_text(line)
             .. ' units of sku ' .. int_text(sku))
     end
-    guard({ 'stock', 'users' }, cart_key)
+    guard({ KEYS_STOCK, KEYS_USERS }, cart_key)
 
-    local available = add_units('available', sku, qty)
-    add_units('held', sku, -qty)
+    local available = add_units(C_AVAILABLE, sku, qty)
+    add_units(C_HELD, sku, -qty)
     add_user_units(user, -qty)
     set_cart_line(cart_key, sku, line - qty)
     cart.units = cart.units - qty

@@ -5,16 +5,16 @@ return run(function()
     local hold_ms, limit, start_ms, end_ms
     while args:remaining() > 0 do
         local option = args:keyword()
-        if option == 'HOLD' then
-            hold_ms = args:int('HOLD', 1, MAX_HOLD_MS)
-        elseif option == 'LIMIT' then
-            limit = args:int('LIMIT', 0, MAX_UNITS)
-        elseif option == 'START' then
-            start_ms = args:int('START', 0, MAX_TIME_MS)
-        elseif option == 'END' then
-            end_ms = args:int('END', 0, MAX_TIME_MS)
+        if option == KW.HOLD then
+            hold_ms = args:int(KW.HOLD, 1, MAX_HOLD_MS)
+        elseif option == KW.LIMIT then
+            limit = args:int(KW.LIMIT, 0, MAX_UNITS)
+        elseif option == KW.START then
+            start_ms = args:int(KW.START, 0, MAX_TIME_MS)
+        elseif option == KW.END then
+            end_ms = args:int(KW.END, 0, MAX_TIME_MS)
         else
-            fail('ERR', 'unknown option ' .. quoted(option) .. '; expected HOLD, LIMIT, START or END')
+            fail(E.ERR, 'unknown option ' .. quoted(option) .. '; expected HOLD, LIMIT, START or END')
         end
     end
     args:finish()
@@ -25,9 +25,9 @@ return run(function()
     sale.start_ms = start_ms or sale.start_ms
     sale.end_ms = end_ms or sale.end_ms
     if sale.start_ms > 0 and sale.end_ms > 0 and sale.end_ms <= sale.start_ms then
-        fail('ERR', 'END must be after START')
+        fail(E.ERR, 'END must be after START')
     end
-    guard({ 'sale' })
+    guard({ KEYS_SALE })
     write_sale(sale)
     return { ok = 'OK' }
 end)

@@ -5,32 +5,32 @@ return run(function()
     local args, sale_name = begin('FLASH.SETTLE')
     local order_id = args:token('order')
     local verdict = args:keyword()
-    if verdict ~= 'OK' and verdict ~= 'REJECT' then
-        fail('ERR', 'verdict must be OK or REJECT')
+    if verdict ~= KW.OK and verdict ~= KW.REJECT then
+        fail(E.ERR, 'verdict must be OK or REJECT')
     end
     args:finish()
     local cart_key = declared_cart_key(sale_name, order_id)
 
     require_sale(sale_name)
     local order = require_cart(cart_key, order_id)
-    local target = verdict == 'OK' and 'settled' or 'rejected'
+    local target = verdict == KW.OK and S_SETTLED or S_REJECTED
     if order.state == target then
         return { ok = target }
     end
-    if order.state ~= 'checked_out' then
+    if order.state ~= S_CHECKED_OUT then
         fail_bad_state(order_id, order.state)
     end
-    local destination = verdict == 'OK' and 'sold' or 'available'
-    guard({ 'stock', 'users' }, cart_key)
+    local destination = verdict == KW.OK and C_SOLD or C_AVAILABLE
+    guard({ KEYS_STOCK, KEYS_USERS }, cart_key)
 
     for _, line in ipairs(order.lines) do
-        add_units('pending', line.sku, -line.qty)
+        add_units(C_PENDING, line.sku, -line.qty)
         local units_now = add_units(destination, line.sku, line.qty)
-        if destination == 'available' then
+        if destination == C_AVAILABLE then
             publish_available(line.sku, units_now)
         end
     end
-    if verdict == 'REJECT' then
+    if verdict == KW.REJECT then
         -- Refused units no longer count against the user's LIMIT.
         add_user_units(order.user, -order.units)
     end

@@ -1,0 +1,74 @@
+//! The Lua twin: the FLASH commands as scripts, for a Redis without the module.
+//!
+//! Each script is a header generated from core's contract ([`header`]: `local MAX_QTY =
+//! 1000000` …, what the script names), `lua/prelude.lua` (the shared helpers), a newline and the command's body
+//! (`lua/<command>.lua`). It takes the module command's arguments as ARGV (the command name
+//! excluded) and the keys from [`keys`]: the sale keys in [`SaleKey::ALL`] order, then the
+//! cart keys (README, "The Lua twin"). [`redis::Script`] sends EVALSHA and loads the script
+//! on NOSCRIPT.
+//!
+//! Files: `header.rs` renders the header; `lexer.rs` (tests only) reads the Lua sources'
+//! string literals and names, for `tests.rs`, which refuses a Lua file that spells a value
+//! the header gives.
+
+mod header;
+#[cfg(test)]
+mod lexer;
+#[cfg(test)]
+mod tests;
+
+use std::sync::OnceLock;
+
+use flash_core::keys::{SaleKey, SaleKeys};
+
+const PRELUDE: &str = include_str!("../../../lua/prelude.lua");
+
+/// Every command's body, by the module's command name.
+const BODIES: [(&str, &str); 11] = [
+    ("FLASH.SALE", include_str!("../../../lua/sale.lua")),
+    ("FLASH.LOAD", include_str!("../../../lua/load.lua")),
+    (
+        "FLASH.AVAILABLE",
+        include_str!("../../../lua/available.lua"),
+    ),
+    ("FLASH.RESERVE", include_str!("../../../lua/reserve.lua")),
+    ("FLASH.RELEASE", include_str!("../../../lua/release.lua")),
+    ("FLASH.CHECKOUT", include_str!("../../../lua/checkout.lua")),
+    ("FLASH.BUY", include_str!("../../../lua/buy.lua")),
+    ("FLASH.SETTLE", include_str!("../../../lua/settle.lua")),
+    ("FLASH.EXPIRE", include_str!("../../../lua/expire.lua")),
+    ("FLASH.CART", include_str!("../../../lua/cart.lua")),
+    ("FLASH.INFO", include_str!("../../../lua/info.lua")),
+];
+
+/// One command's whole script: its header (the constants the prelude and this body name, so
+/// that FLASH.RESERVE builds no reply-label table it never reads), the prelude, the body.
+fn script_source(body: &str) -> String {
+    format!("{}{PRELUDE}\n{body}", header::render(&[PRELUDE, body]))
+}
+
+/// The script for a FLASH command name (case-insensitive, e.g. "FLASH.RESERVE"): header +
+/// prelude + body, built once.
+pub fn script(command: &str) -> Option<&'static redis::Script> {
+    static SCRIPTS: OnceLock<Vec<(&'static str, redis::Script)>> = OnceLock::new();
+    SCRIPTS
+        .get_or_init(|| {
+            BODIES
+                .iter()
+                .map(|&(name, body)| (name, redis::Script::new(&script_source(body))))
+                .collect()
+        })
+        .iter()
+        .find(|(name, _)| name.eq_ignore_ascii_case(command))
+        .map(|(_, script)| script)
+}
+
+/// KEYS for any script: the sale's keys in [`SaleKey::ALL`] order (the header's `KEYS_*`
+/// positions), then one key per cart id given.
+pub fn keys(sale: &str, carts: &[&str]) -> Vec<String> {
+    let sale_keys = SaleKeys::new(sale);
+    let mut keys = Vec::with_capacity(SaleKey::ALL.len() + carts.len());
+    keys.extend(sale_keys.all());
+    keys.extend(carts.iter().map(|cart| sale_keys.cart(cart)));
+    keys
+}
