@@ -11,14 +11,19 @@
 //! - [`error`]: [`ClientError`]: an engine refusal (with its stable code) apart from
 //!   connection trouble and malformed replies.
 //! - [`lua`]: the Lua twin's scripts (`lua/*.lua`) and the KEYS they are sent with.
+//! - [`events`]: [`StockEvents`]: a sale's stock events from its pub/sub channel as typed
+//!   items, on a subscription that pings itself and reconnects with backoff.
 
 pub mod client;
 pub mod error;
+pub mod events;
 pub mod lua;
 pub mod replies;
 
 pub use client::{Backend, FlashClient, SaleSettings};
 pub use error::ClientError;
+pub use events::{StockEvents, SubscriptionEvent, SubscriptionSettings};
 pub use flash_core::cmd::Verdict;
+pub use flash_core::wire::StockEvent;
 pub use flash_core::{Error as FlashError, ErrorCode};
 pub use replies::{CartView, Order, Reservation, SaleInfo, SkuUnits};
