@@ -11,10 +11,10 @@
 //!      broadcast (bounded: `update_backlog` ticks) ──▶ one receiver per WebSocket session
 //! ```
 //!
-//! Files: [`table`] (latest values, dirty products, sequence numbers; the tick and snapshot
-//! types), [`subscription`] (stock events into the table, read-backs), [`source`]
-//! (FLASH.AVAILABLE for values pub/sub has not told), [`ticker`] (the tick thread),
-//! [`counters`] (figures for metrics and health). Admission of WebSocket clients per
+//! Files: `table.rs` (latest values, dirty products, sequence numbers; the tick and
+//! snapshot types), `subscription.rs` (stock events into the table, read-backs), `source.rs`
+//! (FLASH.AVAILABLE for values pub/sub has not told), `ticker.rs` (the tick thread),
+//! `counters.rs` (figures for metrics and health). Admission of WebSocket clients per
 //! address is [`crate::limits::connections`]'s.
 //!
 //! - **Coalescing**: a product changing 40 times within one tick costs each client one frame,
