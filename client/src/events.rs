@@ -245,3 +245,18 @@ async fn forward(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jitter_adds_up_to_a_quarter() {
+        let wait = Duration::from_millis(400);
+        for _ in 0..1000 {
+            let jittered = with_jitter(wait);
+            assert!(jittered >= wait, "{jittered:?}");
+            assert!(jittered <= Duration::from_millis(500), "{jittered:?}");
+        }
+    }
+}
