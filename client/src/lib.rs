@@ -1,4 +1,4 @@
-//! The Flash client that edge and worker share.
+//! The Flash client that edge and worker share: their only door into Redis.
 //!
 //! It speaks `FLASH.*` to a redis-server that loaded the module, and runs the same commands
 //! as the Lua twin's scripts (EVALSHA, reloaded on NOSCRIPT) where the module is absent:
@@ -10,19 +10,25 @@
 //! - [`replies`]: the typed replies ([`Reservation`], [`Order`], [`CartView`], [`SaleInfo`]).
 //! - [`error`]: [`ClientError`]: an engine refusal (with its stable code) apart from
 //!   connection trouble and malformed replies.
-//! - [`lua`]: the Lua twin's scripts (`lua/*.lua`) and the KEYS they are sent with.
+//! - [`lua`]: the Lua twin's scripts (a header generated from core's contract, `lua/prelude.lua`
+//!   and one `lua/*.lua` body each) and the KEYS they are sent with.
 //! - [`stream`]: [`OrderStream`]: a sale's order stream through a consumer group, as typed
 //!   order entries (read, claim, acknowledge, dead-letter): the worker's way in.
+//! - [`events`]: [`StockEvents`]: a sale's stock events from its pub/sub channel as typed
+//!   items, on a subscription that pings itself and reconnects with backoff.
 
 pub mod client;
 pub mod error;
+pub mod events;
 pub mod lua;
 pub mod replies;
 pub mod stream;
 
 pub use client::{Backend, FlashClient, SaleSettings};
 pub use error::ClientError;
+pub use events::{StockEvents, SubscriptionEvent, SubscriptionSettings};
 pub use flash_core::cmd::Verdict;
+pub use flash_core::wire::StockEvent;
 pub use flash_core::{Error as FlashError, ErrorCode};
 pub use replies::{CartView, Order, Reservation, SaleInfo, SkuUnits};
 pub use stream::{Delivery, OrderStream};

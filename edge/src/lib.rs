@@ -1,16 +1,24 @@
-//! The edge: buyers' HTTP and WebSocket traffic, turned into FLASH commands.
+//! The edge: buyers' HTTP and WebSocket traffic, turned into FLASH commands. It reaches
+//! Redis only through `flash-client` (commands, and the stock events of [`flash_client::StockEvents`]).
 //!
 //! Map of the crate:
 //! - [`server`]: the accept loop, the connection cap, graceful shutdown, the embedded worker.
-//! - [`routes`]: `match (method, path)`; one file per group: session, products (and the
-//!   sale), cart, orders, health and metrics, the UI's assets; JSON bodies.
+//! - [`routes`]: `match (method, path)` in `routes/mod.rs`, building one [`routes::Call`] per
+//!   request (`routes/context.rs`: the route, the caller, the JSON body and its `user_id`
+//!   check, the path's id); one file per group of handlers: session, products (and the
+//!   sale), cart, orders, health and metrics, the UI's assets; `body.rs` reads JSON bodies.
 //! - [`app`]: the shared state, built once: engine client, database pool, caches, limits.
 //! - [`session`]: signed session tokens: the caller is proven, never read from the body.
-//! - [`limits`]: rate limits per IP and per user.
+//! - [`limits`]: rate limits per IP and per user; `limits/connections.rs`: live WebSocket
+//!   connections per address, capped, each held as a slot.
 //! - [`catalog`]: products from PostgreSQL, held in memory briefly.
-//! - [`hub`]: live stock: one Redis subscription per process, coalesced per product, fanned
-//!   out to every WebSocket client.
-//! - [`ws`]: the `/ws/catalog` WebSocket: the handshake checks and one session loop per client.
+//! - [`hub`]: live stock: one subscription per process, coalesced per product, fanned out to
+//!   every WebSocket client. `hub/mod.rs` the hub and its reads, `table.rs` the latest
+//!   values and their ordering, `subscription.rs` stock events into the table and
+//!   read-backs, `source.rs` FLASH.AVAILABLE, `ticker.rs` the tick thread, `counters.rs`
+//!   its figures.
+//! - [`ws`]: the `/ws/catalog` WebSocket: `ws/mod.rs` the protocol and its settings,
+//!   `handshake.rs` the upgrade checks, `session.rs` one session loop per client.
 //! - [`metrics`]: the Prometheus exposition.
 //! - [`error`]: every refusal as a status and a JSON body with a stable code.
 //! - [`settings`]: flags and environment.

@@ -1,8 +1,13 @@
-//! Rate limits per client IP and per signed-in user (GCRA, from the `governor` crate).
+//! Rate limits per client IP and per signed-in user (GCRA, from the `governor` crate), and
+//! (in [`connections`]) the cap on live WebSocket connections per address.
 //!
 //! A refusal says how long to wait: the 429's Retry-After. Keys are forgotten once their
 //! bucket is full again (`retain_recent`, run periodically), so a crowd of one-time
 //! visitors does not grow memory for ever.
+
+pub mod connections;
+
+pub use connections::{ClientSlot, Connections, address_group};
 
 use std::net::IpAddr;
 use std::num::NonZeroU32;

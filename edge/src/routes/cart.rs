@@ -5,8 +5,7 @@
 
 use flash_client::{CartView, ClientError, ErrorCode};
 use flash_core::model::CartState;
-use hyper::body::Incoming;
-use hyper::{Request, Response, StatusCode};
+use hyper::{Response, StatusCode};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -14,7 +13,7 @@ use crate::app::App;
 use crate::catalog::Snapshot;
 use crate::error::{ApiError, Body, json_response};
 use crate::routes::products::now_ms;
-use crate::routes::{caller, read_json, same_user};
+use crate::routes::{Call, NamesUser};
 use crate::session::User;
 
 #[derive(Deserialize)]
@@ -31,24 +30,31 @@ struct Checkout {
     user_id: Option<serde_json::Value>,
 }
 
-pub async fn add(app: &App, req: Request<Incoming>) -> Result<Response<Body>, ApiError> {
-    change(app, req, false).await
+impl NamesUser for Line {
+    fn user_id(&self) -> Option<&serde_json::Value> {
+        self.user_id.as_ref()
+    }
 }
 
-pub async fn remove(app: &App, req: Request<Incoming>) -> Result<Response<Body>, ApiError> {
-    change(app, req, true).await
+impl NamesUser for Checkout {
+    fn user_id(&self) -> Option<&serde_json::Value> {
+        self.user_id.as_ref()
+    }
+}
+
+pub async fn add(call: Call<'_>) -> Result<Response<Body>, ApiError> {
+    change(call, false).await
+}
+
+pub async fn remove(call: Call<'_>) -> Result<Response<Body>, ApiError> {
+    change(call, true).await
 }
 
 /// Add or remove, and the reply: the whole cart (the drawer redraws from it) and the
 /// product's new stock, from one engine round trip.
-async fn change(
-    app: &App,
-    req: Request<Incoming>,
-    release: bool,
-) -> Result<Response<Body>, ApiError> {
-    let user = caller(app, &req)?;
-    let line: Line = read_json(req).await?;
-    same_user(line.user_id.as_ref(), &user)?;
+async fn change(call: Call<'_>, release: bool) -> Result<Response<Body>, ApiError> {
+    let app = call.app;
+    let (user, line): (User, Line) = call.caller_and_body().await?;
     let changed = app
         .engine
         .change_and_view(
@@ -75,10 +81,9 @@ async fn change(
     ))
 }
 
-pub async fn checkout(app: &App, req: Request<Incoming>) -> Result<Response<Body>, ApiError> {
-    let user = caller(app, &req)?;
-    let body: Checkout = read_json(req).await?;
-    same_user(body.user_id.as_ref(), &user)?;
+pub async fn checkout(call: Call<'_>) -> Result<Response<Body>, ApiError> {
+    let app = call.app;
+    let (user, body): (User, Checkout) = call.caller_and_body().await?;
     let order = app
         .engine
         .checkout(&app.settings.sale, &body.cart_id, &user.engine_id())
@@ -95,24 +100,19 @@ pub fn accepted(order: &flash_client::Order) -> Response<Body> {
     )
 }
 
-pub async fn show(
-    app: &App,
-    req: &Request<Incoming>,
-    cart_id: &str,
-) -> Result<Response<Body>, ApiError> {
+pub async fn show(call: &Call<'_>) -> Result<Response<Body>, ApiError> {
     Ok(json_response(
         StatusCode::OK,
-        &caller_cart_json(app, req, cart_id).await?,
+        &caller_cart_json(call).await?,
     ))
 }
 
-/// The caller's cart (or order) as JSON, for `GET /cart/{id}` and `GET /orders/{id}`.
-pub async fn caller_cart_json(
-    app: &App,
-    req: &Request<Incoming>,
-    cart_id: &str,
-) -> Result<serde_json::Value, ApiError> {
-    let user = caller(app, req)?;
+/// The caller's cart (or order), the path's id, as JSON, for `GET /cart/{id}` and
+/// `GET /orders/{id}`.
+pub async fn caller_cart_json(call: &Call<'_>) -> Result<serde_json::Value, ApiError> {
+    let app = call.app;
+    let cart_id = call.path_id()?;
+    let user = call.caller()?;
     let view = owned_cart(app, &user, cart_id).await?;
     let snapshot = app.catalog.snapshot().await?;
     Ok(cart_json(cart_id, &view, &snapshot))

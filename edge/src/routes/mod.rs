@@ -1,12 +1,14 @@
 //! Routing: `match (method, path)`, one file per group of routes.
 //!
-//! Every handler returns `Result<Response, ApiError>`; [`handle`] turns errors into their
-//! JSON replies, applies the per-IP rate limit, and records each request's route, status
-//! and latency.
+//! Every handler takes a [`Call`] (the request with its route, built once here; it gives
+//! the caller, the parsed body and the path's id) and returns `Result<Response, ApiError>`;
+//! [`handle`] turns errors into their JSON replies, applies the per-IP rate limit, and
+//! records each request's route, status and latency.
 
 mod assets;
 mod body;
 mod cart;
+mod context;
 mod health;
 mod orders;
 mod products;
@@ -21,9 +23,9 @@ use hyper::{Method, Request, Response, header};
 
 use crate::app::App;
 use crate::error::{ApiError, Body};
-use crate::session::User;
 
 pub use body::read_json;
+pub use context::{Call, NamesUser};
 
 /// Serves one request.
 pub async fn handle(app: Arc<App>, req: Request<Incoming>, peer: IpAddr) -> Response<Body> {
@@ -87,69 +89,35 @@ async fn dispatch(
     peer: IpAddr,
     route: &'static str,
 ) -> Result<Response<Body>, ApiError> {
-    let path = req.uri().path().to_owned();
-    match (req.method(), route) {
+    let method = req.method().clone();
+    let call = Call::new(app, route, peer, req);
+    match (&method, route) {
         (&Method::GET, "/") => Ok(assets::index()),
-        (&Method::GET, "/static") => assets::file(&path),
+        (&Method::GET, "/static") => assets::file(call.path()),
         (&Method::GET, "/healthz") => health::healthz(app).await,
         (&Method::GET, "/metrics") => Ok(health::metrics(app)),
-        (&Method::GET, "/ws/catalog") => Ok(crate::ws::upgrade(req, peer, &app.hub, &app.ws)),
-        (&Method::POST, "/session") => session::sign_in(app, req).await,
-        (&Method::GET, "/session") => session::whoami(app, &req),
-        (&Method::DELETE, "/session") => Ok(session::sign_out(app)),
+        (&Method::GET, "/ws/catalog") => Ok(crate::ws::upgrade(
+            call.into_request(),
+            peer,
+            &app.hub,
+            &app.ws,
+        )),
+        (&Method::POST, "/session") => session::sign_in(call).await,
+        (&Method::GET, "/session") => session::whoami(&call),
+        (&Method::DELETE, "/session") => Ok(session::sign_out()),
         (&Method::GET, "/sale") => products::sale(app).await,
-        (&Method::GET, "/products/") => products::page(app, &req).await,
-        (&Method::POST, "/cart/add") => cart::add(app, req).await,
-        (&Method::POST, "/cart/remove") => cart::remove(app, req).await,
-        (&Method::POST, "/cart/checkout") => cart::checkout(app, req).await,
-        (&Method::GET, "/cart/{id}") => cart::show(app, &req, id_after(&path, "/cart/")?).await,
-        (&Method::POST, "/orders/") => orders::buy(app, req).await,
-        (&Method::GET, "/orders/{id}") => {
-            orders::show(app, &req, id_after(&path, "/orders/")?).await
-        }
-        (_, "other") => Err(ApiError::not_found(format!("no route {path}"))),
+        (&Method::GET, "/products/") => products::page(&call).await,
+        (&Method::POST, "/cart/add") => cart::add(call).await,
+        (&Method::POST, "/cart/remove") => cart::remove(call).await,
+        (&Method::POST, "/cart/checkout") => cart::checkout(call).await,
+        (&Method::GET, "/cart/{id}") => cart::show(&call).await,
+        (&Method::POST, "/orders/") => orders::buy(call).await,
+        (&Method::GET, "/orders/{id}") => orders::show(&call).await,
+        (_, "other") => Err(ApiError::not_found(format!("no route {}", call.path()))),
         (method, route) => Err(ApiError::new(
             hyper::StatusCode::METHOD_NOT_ALLOWED,
             "METHOD_NOT_ALLOWED",
             format!("{method} is not allowed on {route}"),
         )),
-    }
-}
-
-/// The id in `/cart/{id}` or `/orders/{id}`.
-fn id_after<'a>(path: &'a str, prefix: &str) -> Result<&'a str, ApiError> {
-    let id = path.strip_prefix(prefix).unwrap_or_default();
-    let id = id.strip_suffix('/').unwrap_or(id);
-    if id.is_empty() || id.contains('/') {
-        return Err(ApiError::not_found(format!("no route {path}")));
-    }
-    Ok(id)
-}
-
-/// The signed-in caller, with the per-user limit applied: for cart and order calls.
-fn caller(app: &App, req: &Request<Incoming>) -> Result<User, ApiError> {
-    let user = app
-        .signer
-        .caller(req.headers())
-        .ok_or_else(ApiError::unauthenticated)?;
-    app.limits.check_user(user.id)?;
-    Ok(user)
-}
-
-/// A body's `user_id`, if it has one, must be the caller's: the original API trusted it,
-/// Flash refuses a disagreement instead of acting for someone else.
-fn same_user(body_user: Option<&serde_json::Value>, user: &User) -> Result<(), ApiError> {
-    let agrees = match body_user {
-        None | Some(serde_json::Value::Null) => true,
-        Some(serde_json::Value::Number(n)) => n.as_i64() == Some(user.id),
-        Some(serde_json::Value::String(s)) => s.parse::<i64>().ok() == Some(user.id),
-        Some(_) => false,
-    };
-    if agrees {
-        Ok(())
-    } else {
-        Err(ApiError::forbidden(
-            "user_id does not match the signed-in user; omit it, the session says who you are",
-        ))
     }
 }

@@ -1,14 +1,13 @@
 //! `POST /orders/ {product_id, qty?, order_id?}` (single-item buy) and `GET /orders/{id}`.
 
-use hyper::body::Incoming;
-use hyper::{Request, Response, StatusCode};
+use hyper::{Response, StatusCode};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::app::App;
 use crate::error::{ApiError, Body, json_response};
 use crate::routes::cart::{accepted, caller_cart_json, outcome_word};
-use crate::routes::{caller, read_json, same_user};
+use crate::routes::{Call, NamesUser};
+use crate::session::User;
 
 #[derive(Deserialize)]
 struct Buy {
@@ -19,10 +18,15 @@ struct Buy {
     user_id: Option<serde_json::Value>,
 }
 
-pub async fn buy(app: &App, req: Request<Incoming>) -> Result<Response<Body>, ApiError> {
-    let user = caller(app, &req)?;
-    let body: Buy = read_json(req).await?;
-    same_user(body.user_id.as_ref(), &user)?;
+impl NamesUser for Buy {
+    fn user_id(&self) -> Option<&serde_json::Value> {
+        self.user_id.as_ref()
+    }
+}
+
+pub async fn buy(call: Call<'_>) -> Result<Response<Body>, ApiError> {
+    let app = call.app;
+    let (user, body): (User, Buy) = call.caller_and_body().await?;
     let order_id = body
         .order_id
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
@@ -42,12 +46,9 @@ pub async fn buy(app: &App, req: Request<Incoming>) -> Result<Response<Body>, Ap
 
 /// An order (or a cart) and its status: pending until the worker's verdict, then confirmed
 /// or rejected; expired for a cart whose hold ran out.
-pub async fn show(
-    app: &App,
-    req: &Request<Incoming>,
-    order_id: &str,
-) -> Result<Response<Body>, ApiError> {
-    let cart = caller_cart_json(app, req, order_id).await?;
+pub async fn show(call: &Call<'_>) -> Result<Response<Body>, ApiError> {
+    let order_id = call.path_id()?;
+    let cart = caller_cart_json(call).await?;
     Ok(json_response(
         StatusCode::OK,
         &json!({

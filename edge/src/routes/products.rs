@@ -3,18 +3,19 @@
 use std::collections::HashMap;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use hyper::body::Incoming;
-use hyper::{Request, Response, StatusCode};
+use hyper::{Response, StatusCode};
 use serde_json::json;
 
 use crate::app::App;
 use crate::error::{ApiError, Body, json_response};
+use crate::routes::Call;
 use crate::settings::MAX_PAGE;
 
 /// One catalog page: names and prices from the catalog snapshot, `available` from the
 /// engine in one FLASH.AVAILABLE for the whole page.
-pub async fn page(app: &App, req: &Request<Incoming>) -> Result<Response<Body>, ApiError> {
-    let query = query_pairs(req.uri().query().unwrap_or_default());
+pub async fn page(call: &Call<'_>) -> Result<Response<Body>, ApiError> {
+    let app = call.app;
+    let query = query_pairs(call.query());
     let skip = number(&query, "skip", 0)?;
     let limit = number(&query, "limit", 12)?.clamp(1, MAX_PAGE);
     let snapshot = app.catalog.snapshot().await?;

@@ -1,13 +1,11 @@
 //! `POST /session {username}`, `GET /session`, `DELETE /session`.
 
-use hyper::body::Incoming;
-use hyper::{Request, Response, StatusCode, header};
+use hyper::{Response, StatusCode, header};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::app::App;
 use crate::error::{ApiError, Body, json_response};
-use crate::routes::read_json;
+use crate::routes::Call;
 use crate::session::{User, cookie, valid_username};
 
 #[derive(Deserialize)]
@@ -17,8 +15,9 @@ struct SignIn {
 
 /// Creates the user if new, and returns a signed token: as an HttpOnly cookie for browsers
 /// and in the body for API clients (`Authorization: Bearer …`).
-pub async fn sign_in(app: &App, req: Request<Incoming>) -> Result<Response<Body>, ApiError> {
-    let SignIn { username } = read_json(req).await?;
+pub async fn sign_in(call: Call<'_>) -> Result<Response<Body>, ApiError> {
+    let app = call.app;
+    let SignIn { username } = call.body().await?;
     if !valid_username(&username) {
         return Err(ApiError::invalid(
             "field `username`: 1 to 64 characters of A-Z a-z 0-9 - _ .",
@@ -47,18 +46,15 @@ pub async fn sign_in(app: &App, req: Request<Incoming>) -> Result<Response<Body>
     Ok(response)
 }
 
-pub fn whoami(app: &App, req: &Request<Incoming>) -> Result<Response<Body>, ApiError> {
-    let user = app
-        .signer
-        .caller(req.headers())
-        .ok_or_else(ApiError::unauthenticated)?;
+pub fn whoami(call: &Call<'_>) -> Result<Response<Body>, ApiError> {
+    let user = call.signed_in().ok_or_else(ApiError::unauthenticated)?;
     Ok(json_response(
         StatusCode::OK,
         &json!({ "user": user_json(&user) }),
     ))
 }
 
-pub fn sign_out(_app: &App) -> Response<Body> {
+pub fn sign_out() -> Response<Body> {
     let mut response = json_response(StatusCode::OK, &json!({ "user": null }));
     set_cookie(&mut response, &cookie(None, 0));
     response
