@@ -93,7 +93,7 @@ mod tests {
 
     use super::*;
 
-    fn header<'a>(response: &'a Response<Body>, name: header::HeaderName) -> &'a str {
+    fn header(response: &Response<Body>, name: header::HeaderName) -> &str {
         response.headers()[name].to_str().unwrap_or_default()
     }
 
@@ -109,7 +109,14 @@ mod tests {
     /// `import '…'`, `export … from '…'`) and of its dynamic `import('…')`s.
     fn imports(module: &str) -> Vec<String> {
         let mut found = Vec::new();
-        for opener in ["from '", "from \"", "import '", "import \"", "import('", "import(\""] {
+        for opener in [
+            "from '",
+            "from \"",
+            "import '",
+            "import \"",
+            "import('",
+            "import(\"",
+        ] {
             let quote = opener.chars().last().unwrap_or('\'');
             let mut rest = module;
             while let Some(at) = rest.find(opener) {
@@ -171,7 +178,9 @@ mod tests {
             "/static/index.html",
             "/static/APP.JS",
         ] {
-            let refused = file(path).err().unwrap_or_else(|| panic!("{path} was served"));
+            let refused = file(path)
+                .err()
+                .unwrap_or_else(|| panic!("{path} was served"));
             assert_eq!(refused.status, hyper::StatusCode::NOT_FOUND, "{path}");
         }
     }
@@ -245,7 +254,13 @@ mod tests {
             imports(module),
             ["./a.js", "../c.js", "./b.js", "./d.js"].map(String::from)
         );
-        assert_eq!(resolve("/static/views/cart.js", "../state.js"), "/static/state.js");
-        assert_eq!(resolve("/static/app.js", "./views/dom.js"), "/static/views/dom.js");
+        assert_eq!(
+            resolve("/static/views/cart.js", "../state.js"),
+            "/static/state.js"
+        );
+        assert_eq!(
+            resolve("/static/app.js", "./views/dom.js"),
+            "/static/views/dom.js"
+        );
     }
 }
