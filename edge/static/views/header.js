@@ -1,0 +1,42 @@
+/* The status of the sale (the header's pill, the hold time, the closed-sale banner) and of
+   the live stock socket (the header's live indicator). */
+
+import { $ } from './dom.js';
+
+/** sale: the reply of GET /sale. */
+export function showSale(sale) {
+  const pill = $('sale-status');
+  const open = sale.open !== false;
+  const name = String(sale.sale || 'Flash');
+  pill.textContent = `${name.charAt(0).toUpperCase()}${name.slice(1)} sale · ${open ? 'Open' : 'Closed'}`;
+  pill.dataset.open = String(open);
+  pill.hidden = false;
+  if (sale.hold_ms > 0) $('hold-time').textContent = describeDuration(sale.hold_ms);
+  showSaleBanner(sale, open);
+}
+
+function showSaleBanner(sale, open) {
+  const banner = $('sale-banner');
+  banner.hidden = open;
+  if (open) return;
+  const now = Number(sale.now_ms) || Date.now();
+  const when = (ms) => new Date(ms).toLocaleString(undefined, { dateStyle: 'medium', timeStyle: 'short' });
+  if (sale.start_ms > now) banner.textContent = `The sale opens ${when(sale.start_ms)}.`;
+  else if (sale.end_ms && sale.end_ms <= now) banner.textContent = 'The sale has ended. Thanks for stopping by.';
+  else banner.textContent = 'The sale is not open right now.';
+}
+
+function describeDuration(ms) {
+  const secs = Math.round(ms / 1000);
+  if (secs < 120) return `${secs} seconds`;
+  return `${Math.round(secs / 60)} minutes`;
+}
+
+const LIVE_TEXT = { live: 'Live', connecting: 'Connecting…', reconnecting: 'Reconnecting…', offline: 'Offline' };
+
+/** status: 'live', 'connecting', 'reconnecting' or 'offline'. */
+export function setLive(status) {
+  const box = $('live-status');
+  box.dataset.state = status;
+  box.querySelector('.live-text').textContent = LIVE_TEXT[status];
+}
