@@ -11,13 +11,16 @@
 //! succeeded: one `HSET` (and at most one `HDEL`) per key per command, however many fields
 //! the rules touched. Propagating a command costs far more than writing a field, so a
 //! reserve replicates four commands, not nine. Reads see the buffered values.
+//!
+//! Files: `mod.rs` is the store (key handles, reads, the flush that applies and propagates);
+//! `buffer.rs` holds the buffered writes; `names_cache.rs` the sale's key names, formatted
+//! once per sale rather than once per command.
 
-use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
 use std::rc::Rc;
 
 use flash_core::keys::{
-    Counter, SaleKey, SaleKeys, line_field, parse_line_field, parse_stock_field, stock_field,
+    Counter, SaleKey, line_field, parse_line_field, parse_stock_field, stock_field,
 };
 use flash_core::model::{Cart, CartState, OrderEntry, Sale};
 use flash_core::names::{self, Name};
@@ -27,76 +30,11 @@ use flash_core::{Error, Sku};
 use redis_module::{Context, RedisValue, raw};
 
 use crate::api::{Ctx, Key, Kind, RString, bytes, now_ms, publish, replicate, replicate_strings};
+use buffer::{HashWrites, KeyRef, Value};
+use names_cache::{SaleNames, sale_names};
 
-/// A buffered hash field value.
-#[derive(Clone, Debug, PartialEq, Eq)]
-enum Value {
-    Int(i64),
-    Text(Vec<u8>),
-    Delete,
-}
-
-/// Buffered writes to one hash: field → value, in first-write order, indexed so that a
-/// command touching thousands of fields (an expiry run over many users' carts) stays linear.
-#[derive(Default)]
-struct Fields {
-    values: Vec<(Vec<u8>, Value)>,
-    index: HashMap<Vec<u8>, usize>,
-}
-
-impl Fields {
-    fn get(&self, field: &[u8]) -> Option<&Value> {
-        self.index.get(field).map(|&i| &self.values[i].1)
-    }
-
-    fn set(&mut self, field: &[u8], value: Value) {
-        match self.index.get(field) {
-            Some(&i) => self.values[i].1 = value,
-            None => {
-                self.index.insert(field.to_vec(), self.values.len());
-                self.values.push((field.to_vec(), value));
-            }
-        }
-    }
-}
-
-/// One of the keys a command touches: a fixed sale key, or the n-th cart opened.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-enum KeyRef {
-    Fixed(SaleKey),
-    Cart(usize),
-}
-
-/// A sale's key names, formatted once and reused while commands keep naming the same sale
-/// (a flash sale is one sale hit many thousand times a second).
-struct SaleNames {
-    sale: String,
-    keys: SaleKeys,
-    fixed: [String; 5],
-    channel: String,
-}
-
-thread_local! {
-    // Commands run on Redis's main thread only.
-    static LAST_SALE: RefCell<Option<Rc<SaleNames>>> = const { RefCell::new(None) };
-}
-
-fn sale_names(sale: &str) -> Rc<SaleNames> {
-    LAST_SALE.with_borrow_mut(|last| {
-        if let Some(names) = last.as_ref().filter(|n| n.sale == sale) {
-            return Rc::clone(names);
-        }
-        let keys = SaleKeys::new(sale);
-        let names = Rc::new(SaleNames {
-            sale: sale.to_owned(),
-            fixed: keys.all(),
-            channel: keys.channel(),
-            keys,
-        });
-        *last = Some(Rc::clone(&names));
-        names
-    })
-}
+mod buffer;
+mod names_cache;
 
 pub struct RedisStore {
     ctx: Ctx,
@@ -109,8 +47,7 @@ pub struct RedisStore {
     carts: Vec<(String, String, Key)>,
     cart_index: HashMap<String, usize>,
     /// Buffered hash writes, by key in first-write order.
-    writes: Vec<(KeyRef, Fields)>,
-    write_index: HashMap<KeyRef, usize>,
+    writes: HashWrites,
     /// Buffered deadline changes in order: `Some(ms)` adds the cart, `None` removes it.
     deadline_writes: Vec<(String, Option<i64>)>,
     /// Stock messages to publish once the command succeeded.
@@ -128,8 +65,7 @@ impl RedisStore {
             fixed: Default::default(),
             carts: Vec::new(),
             cart_index: HashMap::new(),
-            writes: Vec::new(),
-            write_index: HashMap::new(),
+            writes: HashWrites::default(),
             deadline_writes: Vec::new(),
             messages: Vec::new(),
         }
@@ -174,12 +110,8 @@ impl RedisStore {
         }
     }
 
-    fn writes_to(&self, key: KeyRef) -> Option<&Fields> {
-        self.write_index.get(&key).map(|&i| &self.writes[i].1)
-    }
-
     fn buffered(&self, key: KeyRef, field: &[u8]) -> Option<&Value> {
-        self.writes_to(key)?.get(field)
+        self.writes.get(key, field)
     }
 
     /// A hash field as the command sees it: buffered writes first, then the dataset.
@@ -211,15 +143,7 @@ impl RedisStore {
 
     fn set(&mut self, key: KeyRef, field: &[u8], value: Value) -> Result<(), Error> {
         self.handle(key)?;
-        let i = match self.write_index.get(&key) {
-            Some(&i) => i,
-            None => {
-                self.writes.push((key, Fields::default()));
-                self.write_index.insert(key, self.writes.len() - 1);
-                self.writes.len() - 1
-            }
-        };
-        self.writes[i].1.set(field, value);
+        self.writes.set(key, field, value);
         Ok(())
     }
 
@@ -265,15 +189,14 @@ impl RedisStore {
 
     fn flush_hashes(&mut self) {
         let ctx = self.ctx;
-        self.write_index.clear();
-        for (key_ref, fields) in std::mem::take(&mut self.writes) {
+        for (key_ref, fields) in self.writes.take() {
             let name = RString::new(ctx, self.key_name(key_ref).as_bytes());
             let Ok(key) = self.handle(key_ref) else {
                 continue;
             };
             let mut set = vec![name];
             let mut deleted = Vec::new();
-            for (field, value) in fields.values {
+            for (field, value) in fields {
                 let value = match value {
                     Value::Int(n) => RString::from_i64(ctx, n),
                     Value::Text(text) => RString::new(ctx, &text),
@@ -346,7 +269,7 @@ impl Store for RedisStore {
     }
 
     fn sale(&mut self) -> Result<Option<Sale>, Error> {
-        if self.writes_to(SALE).is_none() {
+        if self.writes.of(SALE).is_none() {
             // The common case, one call for the four settings.
             let key = self.fixed(SaleKey::Sale)?;
             if key.is_empty() {
@@ -432,7 +355,7 @@ impl Store for RedisStore {
 
     fn cart(&mut self, cart: &str) -> Result<Option<Cart>, Error> {
         let key = self.cart_ref(cart)?;
-        if self.writes_to(key).is_none() {
+        if self.writes.of(key).is_none() {
             // The common case, one call for the cart's fields.
             let handle = self.handle(key)?;
             if handle.is_empty() {
@@ -524,8 +447,8 @@ impl Store for RedisStore {
             .filter_map(|(field, qty)| Some((parse_line_field(field.as_bytes())?, parse(&qty)?)))
             .collect();
         // FLASH.BUY checks out the lines its reserve just wrote: they are still buffered.
-        if let Some(fields) = self.writes_to(key) {
-            for (field, value) in &fields.values {
+        if let Some(fields) = self.writes.of(key) {
+            for (field, value) in fields {
                 let Some(sku) = parse_line_field(field) else {
                     continue;
                 };
