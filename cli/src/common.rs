@@ -1,5 +1,7 @@
-//! What every tool needs: where Redis and PostgreSQL are, which sale; and connecting to them
-//! with errors that say what to do.
+//! What every tool needs: where Redis and PostgreSQL are, which sale; connecting to them
+//! with errors that say what to do; and the signals that stop a long-running command.
+
+use std::future::Future;
 
 use anyhow::{Context, Result};
 use flash_client::FlashClient;
@@ -45,4 +47,18 @@ impl Common {
                 )
             })
     }
+}
+
+/// Resolves on Ctrl-C or SIGTERM: `docker stop` and service managers send SIGTERM, and the
+/// worker then finishes its batch in hand as it would on Ctrl-C.
+pub fn stop_signal() -> Result<impl Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut interrupt = signal(SignalKind::interrupt()).context("cannot watch Ctrl-C")?;
+    let mut terminate = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => {}
+            _ = terminate.recv() => {}
+        }
+    })
 }

@@ -12,27 +12,28 @@ pub mod stack;
 
 use std::io;
 use std::net::{Ipv4Addr, TcpListener};
+use std::path::PathBuf;
 
 pub use postgres::PostgresServer;
 pub use redis_server::{RedisServer, ServerOptions, module_path, workspace_root};
 pub use stack::{Stack, StackOptions};
 
-/// The built `flash-worker` binary: `$FLASH_WORKER_BIN`, else `target/debug/flash-worker`.
-pub fn worker_binary() -> io::Result<std::path::PathBuf> {
-    if let Some(path) = std::env::var_os("FLASH_WORKER_BIN") {
-        return Ok(path.into());
+/// The built `flash` program: `$FLASH_BIN`, else `flash` in the target folder's debug
+/// profile. Panics, saying how to build it, when it is missing.
+pub fn flash_binary() -> PathBuf {
+    if let Some(path) = std::env::var_os("FLASH_BIN") {
+        return PathBuf::from(path);
     }
     let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map_or_else(|| workspace_root().join("target"), std::path::PathBuf::from);
-    let path = target.join("debug").join("flash-worker");
-    if path.exists() {
-        Ok(path)
-    } else {
-        Err(io::Error::new(
-            io::ErrorKind::NotFound,
-            "flash-worker not built: run `cargo build -p flash-worker` (cargo xtask test does it)",
-        ))
-    }
+        .map_or_else(|| workspace_root().join("target"), PathBuf::from);
+    let path = target.join("debug").join("flash");
+    assert!(
+        path.is_file(),
+        "{} is not built: run `cargo build -p flash-cli` (cargo xtask test does it), or set \
+         FLASH_BIN",
+        path.display()
+    );
+    path
 }
 
 /// A port nobody listens on right now (the OS picks it).

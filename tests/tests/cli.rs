@@ -3,18 +3,10 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::path::PathBuf;
 use std::process::Output;
 
-use flash_tests::{PostgresServer, RedisServer, ServerOptions, module_path, workspace_root};
+use flash_tests::{PostgresServer, RedisServer, ServerOptions, flash_binary, module_path};
 use tokio_postgres::NoTls;
-
-fn flash_binary() -> PathBuf {
-    std::env::var_os("FLASH_BIN").map_or_else(
-        || workspace_root().join("target/debug/flash"),
-        PathBuf::from,
-    )
-}
 
 struct Servers {
     redis: RedisServer,
