@@ -12,11 +12,10 @@
 //! cluster, no second catalog, stock loaded with FLASH.LOAD TOTAL so nothing counts twice.
 //!
 //! - [`data`]: the data folder, its lock and the session secret.
-//! - [`child`]: a supervised server process.
-//! - [`redis_server`], [`postgres`]: starting each and waiting until it answers.
+//! - [`redis_server`], [`postgres`]: starting each (through `flash-servers`, as the test
+//!   harness does) and waiting until it answers.
 //! - [`demo`]: the demo catalog.
 
-mod child;
 mod data;
 pub mod demo;
 mod postgres;
@@ -38,14 +37,12 @@ use tokio::sync::oneshot;
 use tokio::task::{JoinError, JoinHandle};
 use tokio_postgres::NoTls;
 
-use child::{Server, Stopped};
-use data::{DataDir, shown};
+use data::DataDir;
+use flash_servers::{MODULE_FILE, Server, Stopped, shown};
 
 /// The sale made when it is missing: a 40 s cart timer, 5 units per buyer.
 const HOLD_MS: i64 = 40_000;
 const LIMIT: i64 = 5;
-/// Where `--module` defaults to: beside the `flash` program, as cargo builds both.
-const MODULE_FILE: &str = "libflash_module.so";
 /// The edge: its connections drain for 5 s, then the worker finishes its batch.
 const EDGE_START: Duration = Duration::from_secs(60);
 const EDGE_STOP: Duration = Duration::from_secs(20);
@@ -239,25 +236,14 @@ async fn start(args: &UpArgs, stack: &mut Stack) -> Result<Started> {
         Some(url) => url.clone(),
         None => {
             let module = module_path(args.module.as_deref())?;
-            let dir = data.join("redis");
-            let reused = dir.join("appendonlydir").exists();
-            let server = stack
-                .redis
-                .insert(redis_server::spawn(args.redis_port, &dir, &module)?);
-            let url = format!("redis://127.0.0.1:{}/", args.redis_port);
-            let version = redis_server::ready(server, &url).await?;
-            summary.push(format!(
-                "  redis-server  {version}, pid {}, 127.0.0.1:{}, Flash module {}",
-                server.pid,
+            let (url, lines) = redis_server::start(
+                &mut stack.redis,
                 args.redis_port,
-                shown(&module)
-            ));
-            summary.push(format!(
-                "                data {} (append-only file, {}), log {}",
-                shown(&dir),
-                if reused { "reused" } else { "new" },
-                shown(&server.log)
-            ));
+                &data.join("redis"),
+                &module,
+            )
+            .await?;
+            summary.extend(lines);
             exports.push(format!("REDIS_URL={url}"));
             url
         }
@@ -282,19 +268,9 @@ async fn start(args: &UpArgs, stack: &mut Stack) -> Result<Started> {
             url.clone()
         }
         None => {
-            let cluster = postgres::prepare(&data.join("postgres")).await?;
-            let log = data.join("postgres.log");
-            let server = stack.postgres.insert(cluster.spawn(args.pg_port, &log)?);
-            let version = postgres::ready(server, args.pg_port).await?;
-            let url = postgres::url(args.pg_port);
-            summary.push(format!(
-                "  postgres      {version}, pid {}, 127.0.0.1:{}, data {} ({}), log {}",
-                server.pid,
-                args.pg_port,
-                shown(&cluster.dir),
-                if cluster.created { "new" } else { "reused" },
-                shown(&log)
-            ));
+            let (url, line) =
+                postgres::start(&mut stack.postgres, args.pg_port, &data.path).await?;
+            summary.push(line);
             exports.push(format!("DATABASE_URL={url}"));
             url
         }
@@ -469,8 +445,8 @@ fn describe_sale(name: &str, info: &SaleInfo, products: i64, added: usize, made:
     )
 }
 
-/// The module path: given, or beside this program. Absolute, because redis-server resolves
-/// a relative one against its own folder.
+/// The module path: given (`--module` or `$FLASH_MODULE`), or beside this program. Absolute, because
+/// redis-server resolves a relative one against its own folder.
 fn module_path(given: Option<&Path>) -> Result<PathBuf> {
     let path = match given {
         Some(path) => path.to_path_buf(),

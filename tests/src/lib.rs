@@ -3,6 +3,9 @@
 //!
 //! - [`redis_server`]: [`RedisServer`], with or without the Flash module.
 //! - [`postgres`]: [`PostgresServer`], initdb into a temp dir, one fresh database per test.
+//!
+//! Both start their server through `flash-servers`, the code `flash up` starts its own with;
+//! the guards add what tests need: temp folders, free ports, a synchronous API.
 //! - [`stack`]: [`Stack`]: both servers, a catalog, an open sale and the edge, for the edge's
 //!   tests and benchmarks.
 
@@ -10,6 +13,7 @@ pub mod postgres;
 pub mod redis_server;
 pub mod stack;
 
+use std::future::Future;
 use std::io;
 use std::net::{Ipv4Addr, TcpListener};
 use std::path::PathBuf;
@@ -41,4 +45,26 @@ pub fn free_port() -> io::Result<u16> {
     Ok(TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?
         .local_addr()?
         .port())
+}
+
+/// Runs a start-up step of `flash-servers` (async, as `flash up` needs it) to completion for
+/// the guards' synchronous API. On a thread of its own: the caller may be a test already
+/// inside a runtime, where blocking on another one is refused.
+fn block_on<T: Send>(future: impl Future<Output = T> + Send) -> io::Result<T> {
+    std::thread::scope(|scope| {
+        let thread = scope.spawn(|| {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map(|runtime| runtime.block_on(future))
+        });
+        thread
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    })
+}
+
+/// An error from `flash-servers`, with its whole chain of causes, as the guards' io::Error.
+fn io_error(error: &anyhow::Error) -> io::Error {
+    io::Error::other(format!("{error:#}"))
 }
