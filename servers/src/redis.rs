@@ -155,3 +155,63 @@ pub async fn ready(server: &mut Server, port: u16, timeout: Duration) -> Result<
 pub fn has_aof(dir: &Path) -> bool {
     dir.join("appendonlydir").exists()
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use crate::process::Stopped;
+
+    fn free_port() -> u16 {
+        std::net::TcpListener::bind(("127.0.0.1", 0))
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    }
+
+    fn config(dir: &Path) -> RedisConfig {
+        RedisConfig {
+            port: free_port(),
+            dir: dir.to_path_buf(),
+            module: None,
+            aof: Aof::EverySecond,
+            replica_of: None,
+            debug_command: false,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_server_answers_then_stops_cleanly_with_its_file_on_disk() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = config(dir.path());
+        let mut server = config.spawn(Supervision::Attached).unwrap();
+        let version = ready(&mut server, config.port, Duration::from_secs(20))
+            .await
+            .unwrap();
+        assert!(
+            version.chars().next().unwrap().is_ascii_digit(),
+            "{version}"
+        );
+        match server.stop(Duration::from_secs(15)).await.unwrap() {
+            Stopped::Exited(status) => assert!(status.success(), "{status}"),
+            Stopped::Killed => panic!("redis-server ignored SIGTERM"),
+        }
+        assert!(has_aof(dir.path()), "the append-only file is on disk");
+    }
+
+    #[tokio::test]
+    async fn a_dropped_guard_leaves_no_process_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = config(dir.path());
+        let mut server = config.spawn(Supervision::Attached).unwrap();
+        ready(&mut server, config.port, Duration::from_secs(20))
+            .await
+            .unwrap();
+        let pid = libc::pid_t::try_from(server.pid).unwrap();
+        drop(server);
+        // SAFETY: signal 0 only asks whether the pid exists; the guard has reaped it.
+        assert_eq!(unsafe { libc::kill(pid, 0) }, -1, "pid {pid} still exists");
+    }
+}
