@@ -18,6 +18,7 @@ use std::io;
 use std::net::{Ipv4Addr, TcpListener};
 use std::path::PathBuf;
 
+pub use flash_servers::MODULE_FILE;
 pub use postgres::PostgresServer;
 pub use redis_server::{RedisServer, ServerOptions, module_path, workspace_root};
 pub use stack::{Stack, StackOptions};
