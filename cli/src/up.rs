@@ -12,6 +12,7 @@
 //! cluster, no second catalog, stock loaded with FLASH.LOAD TOTAL so nothing counts twice.
 //!
 //! - [`data`]: the data folder, its lock and the session secret.
+//! - [`stack`]: what runs, the signals, the wait for either, the stop in reverse order.
 //! - [`redis_server`], [`postgres`]: starting each (through `flash-servers`, as the test
 //!   harness does) and waiting until it answers.
 //! - [`demo`]: the demo catalog.
@@ -20,6 +21,7 @@ mod data;
 pub mod demo;
 mod postgres;
 mod redis_server;
+mod stack;
 
 use std::io::ErrorKind;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
@@ -32,23 +34,19 @@ use clap::Parser;
 use flash_client::{Backend, FlashClient, SaleInfo, SaleSettings};
 use flash_core::ErrorCode;
 use flash_edge::settings::EdgeSettings;
-use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::sync::oneshot;
-use tokio::task::{JoinError, JoinHandle};
 use tokio_postgres::NoTls;
 
+use crate::common::Signals;
 use data::DataDir;
-use flash_servers::{MODULE_FILE, Server, Stopped, shown};
+use flash_servers::{MODULE_FILE, shown};
+use stack::{Edge, Event, Part, Stack, supervise};
 
 /// The sale made when it is missing: a 40 s cart timer, 5 units per buyer.
 const HOLD_MS: i64 = 40_000;
 const LIMIT: i64 = 5;
-/// The edge: its connections drain for 5 s, then the worker finishes its batch.
+/// How long the edge may take to start (its worker's first connection included).
 const EDGE_START: Duration = Duration::from_secs(60);
-const EDGE_STOP: Duration = Duration::from_secs(20);
-const REDIS_STOP: Duration = Duration::from_secs(15);
-/// A fast shutdown writes a checkpoint first.
-const POSTGRES_STOP: Duration = Duration::from_secs(30);
 
 #[derive(Debug, clap::Args)]
 pub struct UpArgs {
@@ -177,21 +175,6 @@ fn exit_code(success: bool) -> ExitCode {
 struct Started {
     summary: String,
     data_shown: String,
-}
-
-/// Everything started so far; [`Stack::stop`] stops it in reverse order.
-#[derive(Default)]
-struct Stack {
-    redis: Option<Server>,
-    postgres: Option<Server>,
-    edge: Option<Edge>,
-    /// Locked until `flash up` ends, after its servers have stopped.
-    data: Option<DataDir>,
-}
-
-struct Edge {
-    stop: Option<oneshot::Sender<()>>,
-    task: JoinHandle<Result<()>>,
 }
 
 async fn start(args: &UpArgs, stack: &mut Stack) -> Result<Started> {
@@ -477,140 +460,4 @@ fn check_port(port: u16, busy: &str) -> Result<()> {
 
 fn next_port(port: u16) -> u16 {
     port.checked_add(1).unwrap_or(port - 1)
-}
-
-struct Signals {
-    interrupt: Signal,
-    terminate: Signal,
-}
-
-impl Signals {
-    fn new() -> Result<Signals> {
-        Ok(Signals {
-            interrupt: signal(SignalKind::interrupt()).context("cannot watch Ctrl-C")?,
-            terminate: signal(SignalKind::terminate()).context("cannot watch SIGTERM")?,
-        })
-    }
-
-    async fn recv(&mut self) -> &'static str {
-        tokio::select! {
-            _ = self.interrupt.recv() => "Ctrl-C",
-            _ = self.terminate.recv() => "SIGTERM",
-        }
-    }
-}
-
-#[derive(Clone, Copy)]
-enum Part {
-    Redis,
-    Postgres,
-}
-
-enum Event {
-    Signal(&'static str),
-    Exited(Part, Result<std::process::ExitStatus>),
-    EdgeEnded(Result<Result<()>, JoinError>),
-}
-
-/// Waits for a stop signal, or for a part to end by itself.
-async fn supervise(stack: &mut Stack, signals: &mut Signals) -> Event {
-    let Stack {
-        redis,
-        postgres,
-        edge,
-        ..
-    } = stack;
-    tokio::select! {
-        name = signals.recv() => Event::Signal(name),
-        status = exited(redis) => Event::Exited(Part::Redis, status),
-        status = exited(postgres) => Event::Exited(Part::Postgres, status),
-        outcome = edge_ended(edge) => Event::EdgeEnded(outcome),
-    }
-}
-
-async fn exited(server: &mut Option<Server>) -> Result<std::process::ExitStatus> {
-    match server {
-        Some(server) => server.exited().await,
-        None => std::future::pending().await,
-    }
-}
-
-async fn edge_ended(edge: &mut Option<Edge>) -> Result<Result<()>, JoinError> {
-    match edge {
-        Some(edge) => (&mut edge.task).await,
-        None => std::future::pending().await,
-    }
-}
-
-impl Stack {
-    fn is_running(&self) -> bool {
-        self.redis.is_some() || self.postgres.is_some() || self.edge.is_some()
-    }
-
-    /// Stops what runs, newest first, saying what stopped; returns whether every part
-    /// stopped cleanly.
-    async fn stop(&mut self) -> bool {
-        let mut clean = true;
-        if let Some(mut edge) = self.edge.take() {
-            if let Some(stop) = edge.stop.take() {
-                let _ = stop.send(());
-            }
-            match tokio::time::timeout(EDGE_STOP, &mut edge.task).await {
-                Ok(Ok(Ok(()))) => {
-                    println!("  edge          stopped; its worker finished the batch in hand")
-                }
-                Ok(Ok(Err(error))) => {
-                    clean = false;
-                    println!("  edge          stopped with an error: {error:#}");
-                }
-                Ok(Err(error)) => {
-                    clean = false;
-                    println!("  edge          crashed: {error}");
-                }
-                Err(_) => {
-                    clean = false;
-                    edge.task.abort();
-                    println!("  edge          still stopping after {EDGE_STOP:?}; abandoned");
-                }
-            }
-        }
-        let servers = [
-            (
-                self.redis.take(),
-                REDIS_STOP,
-                "; its append-only file is on disk",
-            ),
-            (self.postgres.take(), POSTGRES_STOP, ""),
-        ];
-        for (server, timeout, note) in servers {
-            let Some(mut server) = server else {
-                continue;
-            };
-            let label = format!("{:<13}", server.name);
-            match server.stop(timeout).await {
-                Ok(Stopped::Exited(status)) if status.success() => {
-                    println!("  {label} stopped (pid {}, exit 0){note}", server.pid);
-                }
-                Ok(Stopped::Exited(status)) => {
-                    clean = false;
-                    println!("  {label} ended with {status} (pid {})", server.pid);
-                }
-                Ok(Stopped::Killed) => {
-                    clean = false;
-                    println!(
-                        "  {label} did not stop within {timeout:?}: killed (pid {})",
-                        server.pid
-                    );
-                }
-                Err(error) => {
-                    clean = false;
-                    println!(
-                        "  {label} cannot be stopped (pid {}): {error:#}",
-                        server.pid
-                    );
-                }
-            }
-        }
-        clean
-    }
 }
