@@ -201,7 +201,7 @@ pub fn url(port: u16, database: &str) -> String {
 
 /// `$PG_BIN`, else the newest `/usr/lib/postgresql/<version>/bin` that has initdb (Debian's
 /// layout; several versions may be installed side by side).
-pub fn bin_dir() -> Result<PathBuf> {
+fn bin_dir() -> Result<PathBuf> {
     const MISSING: &str = "install it (`sudo apt-get install postgresql`, or `cargo xtask \
                            deps`), point PG_BIN at its bin folder, or set DATABASE_URL to use a \
                            running server";
@@ -232,7 +232,7 @@ pub fn bin_dir() -> Result<PathBuf> {
     }
 }
 
-pub fn running_as_root() -> bool {
+fn running_as_root() -> bool {
     // SAFETY: geteuid(2) cannot fail and touches no memory.
     unsafe { libc::geteuid() == 0 }
 }

@@ -175,7 +175,7 @@ impl Drop for Server {
 }
 
 /// The last `lines` lines of a log file, indented by two spaces.
-pub fn log_tail(path: &Path, lines: usize) -> String {
+fn log_tail(path: &Path, lines: usize) -> String {
     // Only the end is read: the logs grow across runs.
     const TAIL_BYTES: u64 = 64 * 1024;
     let mut bytes = Vec::new();
