@@ -3,11 +3,12 @@
 //!
 //! - [`redis_server`]: [`RedisServer`], with or without the Flash module.
 //! - [`postgres`]: [`PostgresServer`], initdb into a temp dir, one fresh database per test.
-//!
-//! Both start their server through `flash-servers`, the code `flash up` starts its own with;
-//! the guards add what tests need: temp folders, free ports, a synchronous API.
 //! - [`stack`]: [`Stack`]: both servers, a catalog, an open sale and the edge, for the edge's
 //!   tests and benchmarks.
+//! - here: [`flash_binary`], [`free_port`].
+//!
+//! Both guards start their server through `flash-servers`, the code `flash up` starts its own
+//! with; they add what tests need: temp folders, free ports, a synchronous API.
 
 pub mod postgres;
 pub mod redis_server;
