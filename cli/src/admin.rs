@@ -2,52 +2,36 @@
 
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 use flash_client::SaleSettings;
-use flash_worker::consumer::{Config, Counters};
+use flash_worker::consumer::Counters;
+use flash_worker::settings::WorkerSettings;
 use flash_worker::stock::{reconcile as compare, sync, table};
 use tracing::info;
 
-use crate::common::Common;
+use crate::common::{Common, stop_signal};
 
 #[derive(Debug, Args)]
 pub struct WorkerArgs {
     #[command(flatten)]
     pub common: Common,
-    /// Entries per database transaction.
-    #[arg(long, env = "FLASH_BATCH_SIZE", default_value_t = 256)]
-    pub batch_size: usize,
-    /// This worker's name in the consumer group (default: host and process id). Run many
-    /// workers with different names; restart one under its old name to finish its entries.
-    #[arg(long, env = "FLASH_CONSUMER")]
-    pub consumer: Option<String>,
-    /// Take over entries pending this long in a consumer presumed dead.
-    #[arg(long, default_value_t = 30_000)]
-    pub claim_idle_ms: u64,
+    #[command(flatten)]
+    pub worker: WorkerSettings,
 }
 
+/// `flash worker`: migrates, then consumes the order stream until Ctrl-C or SIGTERM (the
+/// batch in hand is finished first).
 pub async fn worker(args: WorkerArgs) -> Result<ExitCode> {
-    let database_url = args.common.database_url()?.to_owned();
-    flash_worker::migrate::migrate(&mut args.common.database().await?).await?;
-    let consumer = args
-        .consumer
-        .unwrap_or_else(|| flash_worker::consumer::default_consumer_name(""));
-    let mut config = Config::new(
-        &args.common.redis_url,
-        &database_url,
-        &args.common.sale,
-        &consumer,
-    );
-    config.batch_size = args.batch_size.max(1);
-    config.claim_idle = Duration::from_millis(args.claim_idle_ms);
-    info!(sale = %args.common.sale, %consumer, "worker: starting");
-    flash_worker::consumer::run(config, Arc::new(Counters::default()), async {
-        let _ = tokio::signal::ctrl_c().await;
-    })
-    .await;
+    let common = &args.common;
+    let config = args
+        .worker
+        .config(&common.redis_url, common.database_url()?, &common.sale, "");
+    flash_worker::migrate::migrate(&mut common.database().await?).await?;
+    info!(sale = %config.sale, consumer = %config.consumer, batch_size = config.batch_size, "worker: starting");
+    flash_worker::consumer::run(config, Arc::new(Counters::default()), stop_signal()?).await;
     info!("worker: stopped");
     Ok(ExitCode::SUCCESS)
 }

@@ -1,8 +1,11 @@
-//! What every tool needs: where Redis and PostgreSQL are, which sale; and connecting to them
-//! with errors that say what to do.
+//! What every tool needs: where Redis and PostgreSQL are, which sale; connecting to them
+//! with errors that say what to do; and the signals that stop a long-running command.
+
+use std::future::Future;
 
 use anyhow::{Context, Result};
 use flash_client::FlashClient;
+use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio_postgres::{Client, NoTls};
 
 #[derive(Clone, Debug, clap::Args)]
@@ -45,4 +48,37 @@ impl Common {
                 )
             })
     }
+}
+
+/// Ctrl-C and SIGTERM, the signals that stop a long-running command: `docker stop` and
+/// service managers send SIGTERM, and it stops cleanly as on Ctrl-C.
+pub struct Signals {
+    interrupt: Signal,
+    terminate: Signal,
+}
+
+impl Signals {
+    pub fn new() -> Result<Signals> {
+        Ok(Signals {
+            interrupt: signal(SignalKind::interrupt()).context("cannot watch Ctrl-C")?,
+            terminate: signal(SignalKind::terminate()).context("cannot watch SIGTERM")?,
+        })
+    }
+
+    /// The next one, by name.
+    pub async fn recv(&mut self) -> &'static str {
+        tokio::select! {
+            _ = self.interrupt.recv() => "Ctrl-C",
+            _ = self.terminate.recv() => "SIGTERM",
+        }
+    }
+}
+
+/// Resolves on the first Ctrl-C or SIGTERM (`flash worker` then finishes its batch in hand,
+/// `flash edge` drains).
+pub fn stop_signal() -> Result<impl Future<Output = ()>> {
+    let mut signals = Signals::new()?;
+    Ok(async move {
+        signals.recv().await;
+    })
 }

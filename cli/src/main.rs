@@ -65,11 +65,7 @@ async fn main() -> ExitCode {
         .init();
     let result = match Cli::parse().command {
         Command::Up(args) => up::run(args).await,
-        Command::Edge(settings) => flash_edge::server::run(*settings, |_| {}, async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await
-        .map(|()| ExitCode::SUCCESS),
+        Command::Edge(settings) => edge(*settings).await,
         Command::Worker(args) => admin::worker(args).await,
         Command::Sale(args) => admin::sale(args).await,
         Command::Stock(args) => admin::stock(args).await,
@@ -85,4 +81,11 @@ async fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `flash edge`: serves until Ctrl-C or SIGTERM, then drains (and its worker finishes the
+/// batch in hand).
+async fn edge(settings: EdgeSettings) -> anyhow::Result<ExitCode> {
+    flash_edge::server::run(settings, |_| {}, common::stop_signal()?).await?;
+    Ok(ExitCode::SUCCESS)
 }

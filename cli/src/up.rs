@@ -12,15 +12,16 @@
 //! cluster, no second catalog, stock loaded with FLASH.LOAD TOTAL so nothing counts twice.
 //!
 //! - [`data`]: the data folder, its lock and the session secret.
-//! - [`child`]: a supervised server process.
-//! - [`redis_server`], [`postgres`]: starting each and waiting until it answers.
+//! - [`stack`]: what runs, the signals, the wait for either, the stop in reverse order.
+//! - [`redis_server`], [`postgres`]: starting each (through `flash-servers`, as the test
+//!   harness does) and waiting until it answers.
 //! - [`demo`]: the demo catalog.
 
-mod child;
 mod data;
 pub mod demo;
 mod postgres;
 mod redis_server;
+mod stack;
 
 use std::io::ErrorKind;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
@@ -33,25 +34,19 @@ use clap::Parser;
 use flash_client::{Backend, FlashClient, SaleInfo, SaleSettings};
 use flash_core::ErrorCode;
 use flash_edge::settings::EdgeSettings;
-use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::sync::oneshot;
-use tokio::task::{JoinError, JoinHandle};
 use tokio_postgres::NoTls;
 
-use child::{Server, Stopped};
-use data::{DataDir, shown};
+use crate::common::Signals;
+use data::DataDir;
+use flash_servers::{MODULE_FILE, shown};
+use stack::{Edge, Event, Part, Stack, supervise};
 
 /// The sale made when it is missing: a 40 s cart timer, 5 units per buyer.
 const HOLD_MS: i64 = 40_000;
 const LIMIT: i64 = 5;
-/// Where `--module` defaults to: beside the `flash` program, as cargo builds both.
-const MODULE_FILE: &str = "libflash_module.so";
-/// The edge: its connections drain for 5 s, then the worker finishes its batch.
+/// How long the edge may take to start (its worker's first connection included).
 const EDGE_START: Duration = Duration::from_secs(60);
-const EDGE_STOP: Duration = Duration::from_secs(20);
-const REDIS_STOP: Duration = Duration::from_secs(15);
-/// A fast shutdown writes a checkpoint first.
-const POSTGRES_STOP: Duration = Duration::from_secs(30);
 
 #[derive(Debug, clap::Args)]
 pub struct UpArgs {
@@ -182,21 +177,6 @@ struct Started {
     data_shown: String,
 }
 
-/// Everything started so far; [`Stack::stop`] stops it in reverse order.
-#[derive(Default)]
-struct Stack {
-    redis: Option<Server>,
-    postgres: Option<Server>,
-    edge: Option<Edge>,
-    /// Locked until `flash up` ends, after its servers have stopped.
-    data: Option<DataDir>,
-}
-
-struct Edge {
-    stop: Option<oneshot::Sender<()>>,
-    task: JoinHandle<Result<()>>,
-}
-
 async fn start(args: &UpArgs, stack: &mut Stack) -> Result<Started> {
     // Busy ports are found before anything starts, with what to do about each.
     check_port(
@@ -239,25 +219,14 @@ async fn start(args: &UpArgs, stack: &mut Stack) -> Result<Started> {
         Some(url) => url.clone(),
         None => {
             let module = module_path(args.module.as_deref())?;
-            let dir = data.join("redis");
-            let reused = dir.join("appendonlydir").exists();
-            let server = stack
-                .redis
-                .insert(redis_server::spawn(args.redis_port, &dir, &module)?);
-            let url = format!("redis://127.0.0.1:{}/", args.redis_port);
-            let version = redis_server::ready(server, &url).await?;
-            summary.push(format!(
-                "  redis-server  {version}, pid {}, 127.0.0.1:{}, Flash module {}",
-                server.pid,
+            let (url, lines) = redis_server::start(
+                &mut stack.redis,
                 args.redis_port,
-                shown(&module)
-            ));
-            summary.push(format!(
-                "                data {} (append-only file, {}), log {}",
-                shown(&dir),
-                if reused { "reused" } else { "new" },
-                shown(&server.log)
-            ));
+                &data.join("redis"),
+                &module,
+            )
+            .await?;
+            summary.extend(lines);
             exports.push(format!("REDIS_URL={url}"));
             url
         }
@@ -282,19 +251,9 @@ async fn start(args: &UpArgs, stack: &mut Stack) -> Result<Started> {
             url.clone()
         }
         None => {
-            let cluster = postgres::prepare(&data.join("postgres")).await?;
-            let log = data.join("postgres.log");
-            let server = stack.postgres.insert(cluster.spawn(args.pg_port, &log)?);
-            let version = postgres::ready(server, args.pg_port).await?;
-            let url = postgres::url(args.pg_port);
-            summary.push(format!(
-                "  postgres      {version}, pid {}, 127.0.0.1:{}, data {} ({}), log {}",
-                server.pid,
-                args.pg_port,
-                shown(&cluster.dir),
-                if cluster.created { "new" } else { "reused" },
-                shown(&log)
-            ));
+            let (url, line) =
+                postgres::start(&mut stack.postgres, args.pg_port, &data.path).await?;
+            summary.push(line);
             exports.push(format!("DATABASE_URL={url}"));
             url
         }
@@ -469,8 +428,8 @@ fn describe_sale(name: &str, info: &SaleInfo, products: i64, added: usize, made:
     )
 }
 
-/// The module path: given, or beside this program. Absolute, because redis-server resolves
-/// a relative one against its own folder.
+/// The module path: given (`--module` or `$FLASH_MODULE`), or beside this program. Absolute, because
+/// redis-server resolves a relative one against its own folder.
 fn module_path(given: Option<&Path>) -> Result<PathBuf> {
     let path = match given {
         Some(path) => path.to_path_buf(),
@@ -501,140 +460,4 @@ fn check_port(port: u16, busy: &str) -> Result<()> {
 
 fn next_port(port: u16) -> u16 {
     port.checked_add(1).unwrap_or(port - 1)
-}
-
-struct Signals {
-    interrupt: Signal,
-    terminate: Signal,
-}
-
-impl Signals {
-    fn new() -> Result<Signals> {
-        Ok(Signals {
-            interrupt: signal(SignalKind::interrupt()).context("cannot watch Ctrl-C")?,
-            terminate: signal(SignalKind::terminate()).context("cannot watch SIGTERM")?,
-        })
-    }
-
-    async fn recv(&mut self) -> &'static str {
-        tokio::select! {
-            _ = self.interrupt.recv() => "Ctrl-C",
-            _ = self.terminate.recv() => "SIGTERM",
-        }
-    }
-}
-
-#[derive(Clone, Copy)]
-enum Part {
-    Redis,
-    Postgres,
-}
-
-enum Event {
-    Signal(&'static str),
-    Exited(Part, Result<std::process::ExitStatus>),
-    EdgeEnded(Result<Result<()>, JoinError>),
-}
-
-/// Waits for a stop signal, or for a part to end by itself.
-async fn supervise(stack: &mut Stack, signals: &mut Signals) -> Event {
-    let Stack {
-        redis,
-        postgres,
-        edge,
-        ..
-    } = stack;
-    tokio::select! {
-        name = signals.recv() => Event::Signal(name),
-        status = exited(redis) => Event::Exited(Part::Redis, status),
-        status = exited(postgres) => Event::Exited(Part::Postgres, status),
-        outcome = edge_ended(edge) => Event::EdgeEnded(outcome),
-    }
-}
-
-async fn exited(server: &mut Option<Server>) -> Result<std::process::ExitStatus> {
-    match server {
-        Some(server) => server.exited().await,
-        None => std::future::pending().await,
-    }
-}
-
-async fn edge_ended(edge: &mut Option<Edge>) -> Result<Result<()>, JoinError> {
-    match edge {
-        Some(edge) => (&mut edge.task).await,
-        None => std::future::pending().await,
-    }
-}
-
-impl Stack {
-    fn is_running(&self) -> bool {
-        self.redis.is_some() || self.postgres.is_some() || self.edge.is_some()
-    }
-
-    /// Stops what runs, newest first, saying what stopped; returns whether every part
-    /// stopped cleanly.
-    async fn stop(&mut self) -> bool {
-        let mut clean = true;
-        if let Some(mut edge) = self.edge.take() {
-            if let Some(stop) = edge.stop.take() {
-                let _ = stop.send(());
-            }
-            match tokio::time::timeout(EDGE_STOP, &mut edge.task).await {
-                Ok(Ok(Ok(()))) => {
-                    println!("  edge          stopped; its worker finished the batch in hand")
-                }
-                Ok(Ok(Err(error))) => {
-                    clean = false;
-                    println!("  edge          stopped with an error: {error:#}");
-                }
-                Ok(Err(error)) => {
-                    clean = false;
-                    println!("  edge          crashed: {error}");
-                }
-                Err(_) => {
-                    clean = false;
-                    edge.task.abort();
-                    println!("  edge          still stopping after {EDGE_STOP:?}; abandoned");
-                }
-            }
-        }
-        let servers = [
-            (
-                self.redis.take(),
-                REDIS_STOP,
-                "; its append-only file is on disk",
-            ),
-            (self.postgres.take(), POSTGRES_STOP, ""),
-        ];
-        for (server, timeout, note) in servers {
-            let Some(mut server) = server else {
-                continue;
-            };
-            let label = format!("{:<13}", server.name);
-            match server.stop(timeout).await {
-                Ok(Stopped::Exited(status)) if status.success() => {
-                    println!("  {label} stopped (pid {}, exit 0){note}", server.pid);
-                }
-                Ok(Stopped::Exited(status)) => {
-                    clean = false;
-                    println!("  {label} ended with {status} (pid {})", server.pid);
-                }
-                Ok(Stopped::Killed) => {
-                    clean = false;
-                    println!(
-                        "  {label} did not stop within {timeout:?}: killed (pid {})",
-                        server.pid
-                    );
-                }
-                Err(error) => {
-                    clean = false;
-                    println!(
-                        "  {label} cannot be stopped (pid {}): {error:#}",
-                        server.pid
-                    );
-                }
-            }
-        }
-        clean
-    }
 }

@@ -36,14 +36,13 @@ pub async fn run(
     let (stop_worker, worker_stopped) = tokio::sync::watch::channel(false);
     let worker = app.worker.clone().map(|counters| {
         let settings = &app.settings;
-        let consumer = flash_worker::consumer::default_consumer_name("edge-");
-        let config = flash_worker::consumer::Config::new(
+        let config = settings.worker.config(
             &settings.redis_url,
             &settings.database_url,
             &settings.sale,
-            &consumer,
+            "edge-",
         );
-        info!(%consumer, "edge: running the order worker in this process");
+        info!(consumer = %config.consumer, "edge: running the order worker in this process");
         let mut stopped = worker_stopped.clone();
         tokio::spawn(flash_worker::consumer::run(config, counters, async move {
             let _ = stopped.wait_for(|stop| *stop).await;

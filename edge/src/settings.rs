@@ -24,9 +24,12 @@ pub struct EdgeSettings {
     /// How long a session token stays valid, in seconds.
     #[arg(long, env = "FLASH_SESSION_TTL", default_value_t = 86_400)]
     pub session_ttl_secs: u64,
-    /// Do not run the order worker in this process (separate `flash-worker`s run instead).
+    /// Do not run the order worker in this process (separate `flash worker`s run instead).
     #[arg(long, env = "FLASH_NO_WORKER")]
     pub no_worker: bool,
+    /// The embedded worker's settings, the same flags as `flash worker`'s.
+    #[command(flatten)]
+    pub worker: flash_worker::settings::WorkerSettings,
     /// Requests per second allowed per client IP (burst: twice that); 0 turns the limit off.
     #[arg(long, env = "FLASH_RATE_PER_IP", default_value_t = 100)]
     pub rate_per_ip: u32,

@@ -5,34 +5,41 @@
 //! - [`postgres`]: [`PostgresServer`], initdb into a temp dir, one fresh database per test.
 //! - [`stack`]: [`Stack`]: both servers, a catalog, an open sale and the edge, for the edge's
 //!   tests and benchmarks.
+//! - here: [`flash_binary`], [`free_port`].
+//!
+//! Both guards start their server through `flash-servers`, the code `flash up` starts its own
+//! with; they add what tests need: temp folders, free ports, a synchronous API.
 
 pub mod postgres;
 pub mod redis_server;
 pub mod stack;
 
+use std::future::Future;
 use std::io;
 use std::net::{Ipv4Addr, TcpListener};
+use std::path::PathBuf;
 
+pub use flash_servers::MODULE_FILE;
 pub use postgres::PostgresServer;
 pub use redis_server::{RedisServer, ServerOptions, module_path, workspace_root};
 pub use stack::{Stack, StackOptions};
 
-/// The built `flash-worker` binary: `$FLASH_WORKER_BIN`, else `target/debug/flash-worker`.
-pub fn worker_binary() -> io::Result<std::path::PathBuf> {
-    if let Some(path) = std::env::var_os("FLASH_WORKER_BIN") {
-        return Ok(path.into());
+/// The built `flash` program: `$FLASH_BIN`, else `flash` in the target folder's debug
+/// profile. Panics, saying how to build it, when it is missing.
+pub fn flash_binary() -> PathBuf {
+    if let Some(path) = std::env::var_os("FLASH_BIN") {
+        return PathBuf::from(path);
     }
     let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map_or_else(|| workspace_root().join("target"), std::path::PathBuf::from);
-    let path = target.join("debug").join("flash-worker");
-    if path.exists() {
-        Ok(path)
-    } else {
-        Err(io::Error::new(
-            io::ErrorKind::NotFound,
-            "flash-worker not built: run `cargo build -p flash-worker` (cargo xtask test does it)",
-        ))
-    }
+        .map_or_else(|| workspace_root().join("target"), PathBuf::from);
+    let path = target.join("debug").join("flash");
+    assert!(
+        path.is_file(),
+        "{} is not built: run `cargo build -p flash-cli` (cargo xtask test does it), or set \
+         FLASH_BIN",
+        path.display()
+    );
+    path
 }
 
 /// A port nobody listens on right now (the OS picks it).
@@ -40,4 +47,26 @@ pub fn free_port() -> io::Result<u16> {
     Ok(TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?
         .local_addr()?
         .port())
+}
+
+/// Runs a start-up step of `flash-servers` (async, as `flash up` needs it) to completion for
+/// the guards' synchronous API. On a thread of its own: the caller may be a test already
+/// inside a runtime, where blocking on another one is refused.
+fn block_on<T: Send>(future: impl Future<Output = T> + Send) -> io::Result<T> {
+    std::thread::scope(|scope| {
+        let thread = scope.spawn(|| {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map(|runtime| runtime.block_on(future))
+        });
+        thread
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    })
+}
+
+/// An error from `flash-servers`, with its whole chain of causes, as the guards' io::Error.
+fn io_error(error: &anyhow::Error) -> io::Error {
+    io::Error::other(format!("{error:#}"))
 }

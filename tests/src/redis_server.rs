@@ -1,13 +1,18 @@
 //! A real `redis-server`, with or without the Flash module, on a free loopback port in its
-//! own temp dir, killed when the guard drops.
+//! own temp dir, killed when the guard drops. Started by `flash-servers`, as `flash up`'s.
 
 use std::io;
-
-use crate::free_port;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::thread::sleep;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use flash_servers::redis::ready;
+use flash_servers::{Aof, RedisConfig, Server, Supervision, find_module};
+
+use crate::{block_on, free_port, io_error};
+
+/// How long a test waits for a server to answer (an append-only file may be replayed).
+const START_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// How to start a server.
 #[derive(Clone, Debug, Default)]
@@ -20,12 +25,12 @@ pub struct ServerOptions {
     pub replica_of: Option<u16>,
 }
 
-/// A running redis-server. Dropping it kills the process; the data dir is removed with it
-/// unless it was handed over by [`RedisServer::kill_keep_dir`].
+/// A running redis-server. Dropping it kills the process, then removes the data dir.
 pub struct RedisServer {
     pub port: u16,
     options: ServerOptions,
-    child: Option<Child>,
+    /// Declared before `dir`: the process dies before its folder goes.
+    server: Option<Server>,
     dir: DataDir,
 }
 
@@ -74,46 +79,32 @@ impl RedisServer {
     /// Starts one server; `Err` hands back the failed one (with its log and data dir).
     fn spawn(options: ServerOptions, dir: DataDir) -> io::Result<Result<RedisServer, RedisServer>> {
         let port = free_port()?;
-        let mut command = Command::new(redis_server_binary());
-        command
-            .arg("--port")
-            .arg(port.to_string())
-            .args(["--bind", "127.0.0.1", "--save", "", "--daemonize", "no"])
-            .args(["--logfile", "redis.log", "--enable-debug-command", "local"])
-            .arg("--dir")
-            .arg(dir.path())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        if options.aof {
-            command.args(["--appendonly", "yes", "--appendfsync", "always"]);
-        }
-        if let Some(master) = options.replica_of {
-            command.args(["--replicaof", "127.0.0.1", &master.to_string()]);
-        }
-        if let Some(module) = &options.module {
-            command.arg("--loadmodule").arg(module);
-        }
-        let child = command.spawn().map_err(|e| {
-            io::Error::new(
-                e.kind(),
-                format!("cannot start redis-server ({e}); install it: cargo xtask deps"),
-            )
-        })?;
-        let mut server = RedisServer {
+        let config = RedisConfig {
+            port,
+            dir: dir.path().to_path_buf(),
+            module: options.module.clone(),
+            aof: if options.aof { Aof::Always } else { Aof::Off },
+            replica_of: options.replica_of,
+            debug_command: true,
+        };
+        let mut server = config
+            .spawn(Supervision::Attached)
+            .map_err(|error| io_error(&error))?;
+        let started = block_on(ready(&mut server, port, START_TIMEOUT))?;
+        let guard = RedisServer {
             port,
             options,
-            child: Some(child),
+            server: Some(server),
             dir,
         };
-        Ok(match server.wait_until_ready() {
-            Ok(()) => Ok(server),
-            Err(_) => Err(server),
+        Ok(match started {
+            Ok(_version) => Ok(guard),
+            Err(_) => Err(guard),
         })
     }
 
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/", self.port)
+        flash_servers::redis::url(self.port)
     }
 
     pub fn dir(&self) -> &Path {
@@ -141,51 +132,10 @@ impl RedisServer {
 
     /// Kills the process now (SIGKILL); the guard keeps the data dir until it drops.
     pub fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
+        if let Some(mut server) = self.server.take() {
+            server.kill();
         }
     }
-
-    fn wait_until_ready(&mut self) -> io::Result<()> {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        let client = self.client();
-        loop {
-            if let Some(child) = self.child.as_mut()
-                && let Some(status) = child.try_wait()?
-            {
-                return Err(io::Error::other(format!(
-                    "redis-server exited with {status}:\n{}",
-                    self.log()
-                )));
-            }
-            if let Ok(mut conn) = client.get_connection() {
-                // A server still loading its AOF answers LOADING: not ready yet.
-                let pong: redis::RedisResult<String> = redis::cmd("PING").query(&mut conn);
-                if pong.is_ok() {
-                    return Ok(());
-                }
-            }
-            if Instant::now() > deadline {
-                return Err(io::Error::other(format!(
-                    "redis-server on port {} did not answer PING:\n{}",
-                    self.port,
-                    self.log()
-                )));
-            }
-            sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-fn redis_server_binary() -> PathBuf {
-    std::env::var_os("REDIS_SERVER").map_or_else(|| PathBuf::from("redis-server"), PathBuf::from)
 }
 
 /// The workspace root (this crate lives in `tests/`).
@@ -197,21 +147,12 @@ pub fn workspace_root() -> PathBuf {
 
 /// The built module: `$FLASH_MODULE`, else the newest of `target/{debug,release}`.
 pub fn module_path() -> io::Result<PathBuf> {
-    if let Some(path) = std::env::var_os("FLASH_MODULE") {
-        return Ok(PathBuf::from(path));
-    }
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map_or_else(|| workspace_root().join("target"), PathBuf::from);
-    ["debug", "release"]
-        .iter()
-        .map(|profile| target.join(profile).join("libflash_module.so"))
-        .filter_map(|path| Some((path.metadata().ok()?.modified().ok()?, path)))
-        .max()
-        .map(|(_, path)| path)
-        .ok_or_else(|| {
-            io::Error::new(
-                io::ErrorKind::NotFound,
-                "module not built: run `cargo build -p flash-module` (cargo xtask test does it)",
-            )
-        })
+    find_module([target.join("debug"), target.join("release")]).ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::NotFound,
+            "module not built: run `cargo build -p flash-module` (cargo xtask test does it)",
+        )
+    })
 }

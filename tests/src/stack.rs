@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use flash_client::{FlashClient, SaleSettings};
 use flash_edge::settings::EdgeSettings;
+use flash_worker::settings::WorkerSettings;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tokio_postgres::NoTls;
@@ -88,6 +89,7 @@ impl Stack {
             secret: Some("a test secret that is long enough to sign".to_owned()),
             session_ttl_secs: 3600,
             no_worker: false,
+            worker: WorkerSettings::default(),
             rate_per_ip: 0,
             rate_per_user: 0,
             allowed_origins: vec!["http://127.0.0.1:8000".to_owned()],

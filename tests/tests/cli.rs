@@ -3,18 +3,10 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::path::PathBuf;
 use std::process::Output;
 
-use flash_tests::{PostgresServer, RedisServer, ServerOptions, module_path, workspace_root};
+use flash_tests::{PostgresServer, RedisServer, ServerOptions, flash_binary, module_path};
 use tokio_postgres::NoTls;
-
-fn flash_binary() -> PathBuf {
-    std::env::var_os("FLASH_BIN").map_or_else(
-        || workspace_root().join("target/debug/flash"),
-        PathBuf::from,
-    )
-}
 
 struct Servers {
     redis: RedisServer,
@@ -227,4 +219,80 @@ async fn the_demo_catalog_goes_into_an_empty_database_once() {
         .await
         .unwrap();
     assert_eq!(engine.info("cli").await.unwrap().total.available, units);
+}
+
+#[test]
+fn worker_and_edge_take_the_same_worker_flags() {
+    for command in ["worker", "edge"] {
+        let help = std::process::Command::new(flash_binary())
+            .args([command, "--help"])
+            .output()
+            .unwrap();
+        let help = String::from_utf8_lossy(&help.stdout);
+        for flag in ["--batch-size", "--consumer", "--claim-idle-ms", "--sale"] {
+            assert!(
+                help.contains(flag),
+                "{flag} in flash {command} --help:\n{help}"
+            );
+        }
+    }
+}
+
+/// `docker stop` and service managers send SIGTERM: the worker stops as on Ctrl-C, exit 0,
+/// under the consumer name it was given.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_stops_cleanly_on_sigterm() {
+    let servers = Servers::start();
+    let mut worker = std::process::Command::new(flash_binary())
+        .args(["worker", "--consumer", "w-term", "--batch-size", "8"])
+        .env("REDIS_URL", servers.redis.url())
+        .env("DATABASE_URL", &servers.database_url)
+        .env("FLASH_SALE", "cli")
+        .env("RUST_LOG", "warn")
+        .current_dir(std::env::temp_dir())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // The worker joins the group once it runs (its signal handlers are in place by then).
+    let mut redis = servers.redis.client().get_connection().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let consumers = loop {
+        let consumers: redis::RedisResult<Vec<redis::Value>> = redis::cmd("XINFO")
+            .arg("CONSUMERS")
+            .arg("flash:{cli}:orders")
+            .arg("flash-workers")
+            .query(&mut redis);
+        if let Ok(consumers) = consumers
+            && !consumers.is_empty()
+        {
+            break consumers;
+        }
+        assert!(
+            worker.try_wait().unwrap().is_none(),
+            "the worker exited before it joined the group"
+        );
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the worker never joined"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert!(format!("{consumers:?}").contains("w-term"), "{consumers:?}");
+    let pid = libc::pid_t::try_from(worker.id()).unwrap();
+    // SAFETY: kill(2) on our own, unreaped child.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = worker.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still running 20 s after SIGTERM"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert_eq!(status.code(), Some(0), "{status}");
 }

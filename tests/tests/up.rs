@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use flash_tests::{free_port, module_path, workspace_root};
+use flash_tests::{flash_binary, free_port, module_path};
 use serde_json::{Value, json};
 
 /// initdb and a first checkpoint take a few seconds; a debug build starts slower.
@@ -392,21 +392,4 @@ fn distinct_free_ports() -> [u16; 3] {
         }
     }
     [ports[0], ports[1], ports[2]]
-}
-
-/// `$FLASH_BIN`, else target/debug/flash.
-fn flash_binary() -> PathBuf {
-    if let Some(path) = std::env::var_os("FLASH_BIN") {
-        return PathBuf::from(path);
-    }
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map_or_else(|| workspace_root().join("target"), PathBuf::from);
-    let path = target.join("debug").join("flash");
-    assert!(
-        path.is_file(),
-        "{} is not built: run `cargo build -p flash-cli` (cargo xtask test does it), or set \
-         FLASH_BIN",
-        path.display()
-    );
-    path
 }

@@ -7,10 +7,13 @@
 //!   entries first, claims from dead consumers, new entries in batches; apply, then settle
 //!   and acknowledge while the next batch applies; dead letters; retries that never give up.
 //! - [`stock`]: `sync` (database stock into the sale) and `reconcile` (the two compared).
+//! - [`settings`]: the worker's flags (`flash worker` and `flash edge` share them) and the one
+//!   function that turns them into a [`consumer::Config`].
 //! - [`migrate`]: the schema, as versioned SQL files (`migrations/`) applied in order, each
 //!   in one transaction, by whichever process starts first.
 
 pub mod apply;
 pub mod consumer;
 pub mod migrate;
+pub mod settings;
 pub mod stock;

@@ -2,11 +2,15 @@
 //!
 //! A fresh CI machine has Rust and a C compiler but no redis-server and no libclang; the
 //! module's bindgen needs libclang and clang's own headers (`stddef.h`), the tests and `up`
-//! need redis-server, `bench` needs redis-benchmark, the browser test drives a headless
-//! Chromium through chromedriver, and `test` checks docker/compose.yaml with Debian's
-//! docker-compose (its `config` needs no Docker engine, and none runs on CI). `flash
+//! need redis-server and PostgreSQL, `bench` needs redis-benchmark, the browser test drives a
+//! headless Chromium through chromedriver, and `test` checks docker/compose.yaml with
+//! Debian's docker-compose (its `config` needs no Docker engine, and none runs on CI). `flash
 //! simulate` draws its chart's text with DejaVu Sans, read at run time (so building needs no
 //! font development package).
+//!
+//! [`ensure`] installs all of them (`deps`, `test`, the benchmarks); [`ensure_to_run`] only
+//! what building and running the stack needs (`up`): someone who wants to try Flash gets no
+//! browser, no docker-compose and no fonts.
 
 use std::env;
 use std::path::{Path, PathBuf};
@@ -21,6 +25,8 @@ struct Requirement {
     what: &'static str,
     package: &'static str,
     present: fn() -> bool,
+    /// `cargo xtask up` needs it (the rest serve the tests and the benchmarks only).
+    to_run: bool,
 }
 
 const REQUIREMENTS: [Requirement; 10] = [
@@ -28,59 +34,79 @@ const REQUIREMENTS: [Requirement; 10] = [
         what: "redis-server",
         package: "redis-server",
         present: redis_server_present,
+        to_run: true,
     },
     Requirement {
         what: "redis-cli",
         package: "redis-tools",
         present: || which("redis-cli").is_some(),
+        to_run: true,
     },
     Requirement {
         what: "redis-benchmark",
         package: "redis-tools",
         present: || which("redis-benchmark").is_some(),
+        to_run: false,
     },
     Requirement {
         what: "clang with its headers",
         package: "clang",
         present: clang_with_headers_present,
+        to_run: true,
     },
     Requirement {
         what: "libclang (for bindgen)",
         package: "libclang-dev",
         present: libclang_present,
+        to_run: true,
     },
     Requirement {
         what: "chromium",
         package: "chromium",
         present: || program_present("CHROMIUM", "chromium"),
+        to_run: false,
     },
     Requirement {
         what: "chromedriver",
         package: "chromium-driver",
         present: || program_present("CHROMEDRIVER", "chromedriver"),
+        to_run: false,
     },
     Requirement {
         what: "docker-compose",
         package: "docker-compose",
         present: || which("docker-compose").is_some(),
+        to_run: false,
     },
     Requirement {
         what: "PostgreSQL (initdb, for `flash up` and the tests)",
         package: "postgresql",
         present: postgres_present,
+        to_run: true,
     },
     Requirement {
         what: "the DejaVu Sans font (flash simulate's chart)",
         package: "fonts-dejavu-core",
         present: || Path::new("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf").is_file(),
+        to_run: false,
     },
 ];
 
-/// Installs what is missing, or says that nothing is.
+/// Installs whatever the tests, the benchmarks and running need that is missing, or says
+/// that nothing is.
 pub fn ensure() -> Result<()> {
-    let missing: Vec<&Requirement> = REQUIREMENTS.iter().filter(|r| !(r.present)()).collect();
+    install(&REQUIREMENTS.iter().collect::<Vec<_>>())
+}
+
+/// Installs only what building and running the stack needs (`cargo xtask up`).
+pub fn ensure_to_run() -> Result<()> {
+    install(&REQUIREMENTS.iter().filter(|r| r.to_run).collect::<Vec<_>>())
+}
+
+fn install(wanted: &[&Requirement]) -> Result<()> {
+    let missing: Vec<&Requirement> = wanted.iter().copied().filter(|r| !(r.present)()).collect();
     if missing.is_empty() {
-        let all: Vec<&str> = REQUIREMENTS.iter().map(|r| r.what).collect();
+        let all: Vec<&str> = wanted.iter().map(|r| r.what).collect();
         println!("deps: present: {}", all.join(", "));
         return Ok(());
     }
@@ -106,7 +132,7 @@ pub fn ensure() -> Result<()> {
     install.args(&packages);
     run("apt-get install", &mut install)?;
 
-    let still: Vec<&str> = REQUIREMENTS
+    let still: Vec<&str> = wanted
         .iter()
         .filter(|r| !(r.present)())
         .map(|r| r.what)
@@ -259,7 +285,33 @@ fn postgres_present() -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::is_libclang_file;
+    use super::{REQUIREMENTS, is_libclang_file};
+
+    #[test]
+    fn running_needs_the_servers_and_the_module_build_but_not_the_test_tools() {
+        let to_run: Vec<&str> = REQUIREMENTS
+            .iter()
+            .filter(|r| r.to_run)
+            .map(|r| r.package)
+            .collect();
+        for package in [
+            "redis-server",
+            "redis-tools",
+            "clang",
+            "libclang-dev",
+            "postgresql",
+        ] {
+            assert!(to_run.contains(&package), "{package} in {to_run:?}");
+        }
+        for package in [
+            "chromium",
+            "chromium-driver",
+            "docker-compose",
+            "fonts-dejavu-core",
+        ] {
+            assert!(!to_run.contains(&package), "{package} in {to_run:?}");
+        }
+    }
 
     #[test]
     fn libclang_names_exclude_the_cpp_api_and_static_archives() {

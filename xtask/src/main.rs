@@ -50,9 +50,10 @@ enum Task {
     /// Uses apt-get (through sudo when not root); does nothing when all are present.
     Deps,
     /// The CI gate (`.ci/run`): deps, `cargo fmt --check`, the compose check, clippy with
-    /// -D warnings, the module, worker and `flash` builds, then `cargo test --workspace`.
+    /// -D warnings, the module and `flash` builds, then `cargo test --workspace`.
     Test,
-    /// Run it: install what is missing, build in release mode, and run `flash up`
+    /// Run it: install what running needs when missing (redis-server, redis-tools, clang,
+    /// libclang-dev, PostgreSQL), build in release mode, and run `flash up`
     /// (redis-server with the module, PostgreSQL, the demo sale, the edge on
     /// http://127.0.0.1:8000); arguments after `--` go to `flash up`.
     Up(up::UpArgs),

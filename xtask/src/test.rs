@@ -30,19 +30,15 @@ pub fn run_all() -> Result<()> {
         ]),
     )?;
     let module = build_module(Profile::Debug)?;
-    // The worker suite kills and restarts the worker as a process; the `flash up` smoke
-    // test runs `flash` and signals it.
-    run(
-        "build the worker and flash",
-        cargo().args(["build", "-p", "flash-worker", "-p", "flash-cli"]),
-    )?;
+    // The worker suite kills `flash worker` as a process; the `flash up` smoke test runs
+    // `flash` and signals it; the cli suite runs the operator's commands.
+    run("build flash", cargo().args(["build", "-p", "flash-cli"]))?;
     let debug = target_dir()?.join("debug");
     // The suite would otherwise take the newest of debug and release; test the one just built.
     let mut tests = cargo();
     tests
         .args(["test", "--workspace"])
         .env("FLASH_MODULE", &module)
-        .env("FLASH_WORKER_BIN", debug.join("flash-worker"))
         .env("FLASH_BIN", debug.join("flash"));
     let totals = run_counting(&mut tests)?;
     println!("xtask test: all steps passed (fmt, compose check, clippy, module build, tests)");

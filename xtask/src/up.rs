@@ -1,7 +1,7 @@
-//! `cargo xtask up`: run it. Installs the missing system packages, builds the module and
-//! the `flash` program in release mode, then becomes `flash up --module <the module>` in the
-//! workspace root (data in `.flash/`), with any further arguments passed along:
-//! `cargo xtask up -- --http-port 8001`.
+//! `cargo xtask up`: run it. Installs the missing system packages running needs (not the
+//! tests' browser, docker-compose or fonts), builds the module and the `flash` program in
+//! release mode, then becomes `flash up --module <the module>` in the workspace root (data in
+//! `.flash/`), with any further arguments passed along: `cargo xtask up -- --http-port 8001`.
 //!
 //! xtask replaces itself with `flash` (exec) rather than waiting for it as a child: the
 //! terminal's Ctrl-C and a SIGTERM to this pid then reach `flash` alone, which stops its
@@ -30,7 +30,7 @@ pub struct UpArgs {
 }
 
 pub fn run(args: &UpArgs) -> Result<()> {
-    deps::ensure()?;
+    deps::ensure_to_run()?;
     let built = build_release_stack()?;
     let mut command = Command::new(&built.flash);
     command

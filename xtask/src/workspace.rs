@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{Context, Result, bail};
+use flash_tests::MODULE_FILE;
 
 /// The workspace root: children run there, whatever directory `cargo xtask` was called from.
 pub fn root() -> PathBuf {
@@ -65,7 +66,7 @@ pub fn build_module(profile: Profile) -> Result<PathBuf> {
     };
     let target = target_dir()?;
     run("build the module", &mut command)?;
-    let module = target.join(dir).join("libflash_module.so");
+    let module = target.join(dir).join(MODULE_FILE);
     if !module.is_file() {
         bail!(
             "`cargo build -p flash-module` succeeded but {} is missing: is module/ a cdylib \
@@ -98,7 +99,7 @@ pub fn build_release_stack() -> Result<Stack> {
         ]),
     )?;
     let stack = Stack {
-        module: target.join("libflash_module.so"),
+        module: target.join(MODULE_FILE),
         flash: target.join("flash"),
     };
     for built in [&stack.module, &stack.flash] {

@@ -97,19 +97,3 @@ impl DataDir {
         }
     }
 }
-
-/// `path` as the user would type it: relative to the working directory when inside it.
-pub fn shown(path: &Path) -> String {
-    std::env::current_dir()
-        .ok()
-        .and_then(|cwd| path.strip_prefix(cwd).ok().map(Path::to_path_buf))
-        .filter(|relative| !relative.as_os_str().is_empty())
-        .unwrap_or_else(|| path.to_path_buf())
-        .display()
-        .to_string()
-}
-
-pub fn running_as_root() -> bool {
-    // SAFETY: geteuid(2) cannot fail and touches no memory.
-    unsafe { libc::geteuid() == 0 }
-}

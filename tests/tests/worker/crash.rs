@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use flash_client::{Backend, FlashClient};
-use flash_tests::{RedisServer, ServerOptions, module_path, worker_binary};
+use flash_tests::{RedisServer, ServerOptions, flash_binary, module_path};
 use flash_worker::consumer::{Config, Counters, run};
 use flash_worker::migrate::migrate;
 use flash_worker::stock::{reconcile, sync};
@@ -106,8 +106,9 @@ async fn assert_exactly_once(pg: &tokio_postgres::Client, engine: &FlashClient, 
 }
 
 fn spawn_worker(server: &RedisServer, database_url: &str, batch: usize) -> std::process::Child {
-    Command::new(worker_binary().unwrap())
+    Command::new(flash_binary())
         .args([
+            "worker",
             "--redis-url",
             &server.url(),
             "--database-url",
@@ -115,13 +116,7 @@ fn spawn_worker(server: &RedisServer, database_url: &str, batch: usize) -> std::
             "--sale",
             "s",
         ])
-        .args([
-            "run",
-            "--consumer",
-            "w1",
-            "--batch-size",
-            &batch.to_string(),
-        ])
+        .args(["--consumer", "w1", "--batch-size", &batch.to_string()])
         .env("RUST_LOG", "warn")
         .stdin(Stdio::null())
         .stdout(Stdio::null())

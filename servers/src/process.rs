@@ -1,18 +1,34 @@
-//! A server `flash up` supervises (redis-server, PostgreSQL).
+//! One server as a child process: started with its output in a log, stopped with its own
+//! clean-stop signal (waiting up to a timeout, then killed), killed when the guard drops.
 //!
-//! Each runs in its own process group, so the terminal's Ctrl-C reaches `flash` alone: the
-//! servers must outlive the edge by a moment, because its worker finishes the batch in hand
-//! against both of them. Should `flash` die without stopping them (kill -9), the kernel sends
-//! each one its stop signal (`PR_SET_PDEATHSIG`), so nothing is left running on its own.
+//! A supervised server (`flash up`'s) runs in its own process group, so the terminal's
+//! Ctrl-C reaches the parent alone: the servers must outlive the edge by a moment, because
+//! its worker finishes the batch in hand against both of them. Should the parent die without
+//! stopping them (kill -9), the kernel sends each one its stop signal (`PR_SET_PDEATHSIG`),
+//! so nothing is left running on its own. The tests' servers stay in the test's group and
+//! without that signal: a test may start one from a short-lived thread, whose end would
+//! otherwise stop it.
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{ExitStatus, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use tokio::process::{Child, Command};
+
+/// How often a wait for the process to exit looks again.
+const POLL: Duration = Duration::from_millis(50);
+
+/// Whether the server is tied to its parent's life (see the module's notes).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Supervision {
+    /// Its own process group, stopped by the kernel if the parent dies: `flash up`.
+    Supervised,
+    /// The parent's process group; killed when the guard drops: the tests.
+    Attached,
+}
 
 pub struct Server {
     /// What to call it in messages: `redis-server`, `postgres`.
@@ -37,13 +53,14 @@ pub enum Stopped {
 
 impl Server {
     /// Starts `command` with stdin closed and stdout and stderr appended to `log`.
-    /// `stop_signal` stops it cleanly, from [`Server::stop`] or from the kernel if `flash`
-    /// dies first.
+    /// `stop_signal` stops it cleanly, from [`Server::stop`] (or, supervised, from the
+    /// kernel if the parent dies first).
     pub fn spawn(
         name: &'static str,
         mut command: Command,
         log: &Path,
         stop_signal: libc::c_int,
+        supervision: Supervision,
     ) -> Result<Server> {
         let output = append(log)?;
         command
@@ -53,34 +70,31 @@ impl Server {
                     .try_clone()
                     .context("cannot duplicate a log handle")?,
             )
-            .stderr(output)
-            .process_group(0)
-            // A last resort only: stop() waits for a clean exit and never relies on it.
-            .kill_on_drop(true);
-        // SAFETY: prctl is async-signal-safe and touches only the new process. It runs after
-        // the uid change (std applies uid/gid before pre_exec closures), which would
-        // otherwise clear the setting. The signal fires when the thread that spawned the
-        // child ends, so servers are spawned from the task running `flash up` (the main
-        // thread under `#[tokio::main]`), never from the blocking pool, whose threads end
-        // when idle.
-        unsafe {
-            command.pre_exec(move || {
-                if libc::prctl(libc::PR_SET_PDEATHSIG, stop_signal as libc::c_ulong) == 0 {
-                    Ok(())
-                } else {
-                    Err(std::io::Error::last_os_error())
-                }
-            });
+            .stderr(output);
+        if supervision == Supervision::Supervised {
+            command.process_group(0);
+            // SAFETY: prctl is async-signal-safe and touches only the new process. It runs
+            // after the uid change (std applies uid/gid before pre_exec closures), which
+            // would otherwise clear the setting. The signal fires when the thread that
+            // spawned the child ends, so `flash up` spawns its servers from the task running
+            // it (the main thread under `#[tokio::main]`), never from the blocking pool,
+            // whose threads end when idle.
+            unsafe {
+                command.pre_exec(move || {
+                    if libc::prctl(libc::PR_SET_PDEATHSIG, stop_signal as libc::c_ulong) == 0 {
+                        Ok(())
+                    } else {
+                        Err(std::io::Error::last_os_error())
+                    }
+                });
+            }
         }
         let child = command
             .spawn()
             .with_context(|| format!("cannot start {name}"))?;
-        let pid = child
-            .id()
-            .with_context(|| format!("{name} exited before it could be watched"))?;
         Ok(Server {
             name,
-            pid,
+            pid: child.id(),
             log: log.to_path_buf(),
             child,
             stop_signal,
@@ -91,19 +105,22 @@ impl Server {
     /// Its exit status if it has exited, without waiting.
     pub fn try_exited(&mut self) -> Result<Option<ExitStatus>> {
         if self.exited.is_none() {
-            self.exited = self.child.try_wait()?;
+            self.exited = self
+                .child
+                .try_wait()
+                .with_context(|| format!("cannot watch {}", self.name))?;
         }
         Ok(self.exited)
     }
 
     /// Resolves when it exits (for a `select!` against signals and the other children).
     pub async fn exited(&mut self) -> Result<ExitStatus> {
-        if let Some(status) = self.exited {
-            return Ok(status);
+        loop {
+            if let Some(status) = self.try_exited()? {
+                return Ok(status);
+            }
+            tokio::time::sleep(POLL).await;
         }
-        let status = self.child.wait().await?;
-        self.exited = Some(status);
-        Ok(status)
     }
 
     /// Asks it to stop with its stop signal and waits up to `timeout`; then kills it.
@@ -116,7 +133,7 @@ impl Server {
         // SAFETY: kill(2) on our own, unreaped child; no memory is involved.
         if unsafe { libc::kill(pid, self.stop_signal) } != 0 {
             let error = std::io::Error::last_os_error();
-            // ESRCH: it exited between the check and the signal; wait() reaps it below.
+            // ESRCH: it exited between the check and the signal; the wait below reaps it.
             if error.raw_os_error() != Some(libc::ESRCH) {
                 return Err(error).with_context(|| format!("cannot signal {}", self.name));
             }
@@ -124,11 +141,23 @@ impl Server {
         match tokio::time::timeout(timeout, self.exited()).await {
             Ok(status) => Ok(Stopped::Exited(status?)),
             Err(_) => {
-                self.child.kill().await?;
-                self.exited = Some(self.child.wait().await?);
+                self.kill();
                 Ok(Stopped::Killed)
             }
         }
+    }
+
+    /// Kills it now (SIGKILL: a crash, nothing saved) and reaps it.
+    pub fn kill(&mut self) {
+        if self.exited.is_none() {
+            let _ = self.child.kill();
+            self.exited = self.child.wait().ok();
+        }
+    }
+
+    /// Its whole log so far (for the tests' failure messages).
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
     /// The last `lines` lines of its log, indented, for error messages.
@@ -137,8 +166,16 @@ impl Server {
     }
 }
 
+impl Drop for Server {
+    /// A last resort for `flash up` (which stops its servers cleanly first), the normal end
+    /// for a test's.
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
 /// The last `lines` lines of a log file, indented by two spaces.
-pub fn log_tail(path: &Path, lines: usize) -> String {
+fn log_tail(path: &Path, lines: usize) -> String {
     // Only the end is read: the logs grow across runs.
     const TAIL_BYTES: u64 = 64 * 1024;
     let mut bytes = Vec::new();
