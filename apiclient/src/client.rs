@@ -258,7 +258,7 @@ impl EdgeClient {
                     }
                     return Ok(reply);
                 }
-                Err(Failed::NotSent(unsent)) => request = unsent,
+                Err(Failed::NotSent(unsent)) => request = *unsent,
                 Err(Failed::Lost(error)) => return Err(error),
             }
         }

@@ -99,7 +99,7 @@ pub(crate) async fn open(base: &Base, within: Option<Duration>) -> Result<Sender
 pub(crate) enum Failed {
     /// The connection was closed before the request left (the edge ended a keep-alive
     /// connection between two requests): the request is handed back, to send on a new one.
-    NotSent(Request<Full<Bytes>>),
+    NotSent(Box<Request<Full<Bytes>>>),
     /// The request left, or may have, and no whole reply came.
     Lost(ApiError),
 }
@@ -114,13 +114,13 @@ pub(crate) async fn exchange(
     let lost = |e: hyper::Error| Failed::Lost(ApiError::Transport(e.to_string()));
     let exchange = async {
         if sender.ready().await.is_err() {
-            return Err(Failed::NotSent(request));
+            return Err(Failed::NotSent(Box::new(request)));
         }
         let response = match sender.try_send_request(request).await {
             Ok(response) => response,
             Err(mut error) => {
                 return Err(match error.take_message() {
-                    Some(request) => Failed::NotSent(request),
+                    Some(request) => Failed::NotSent(Box::new(request)),
                     None => lost(error.into_error()),
                 });
             }
