@@ -4,7 +4,8 @@
 //! Map of the module:
 //! - here: the command's flags ([`SimulateArgs`]), [`Config`], [`simulate`] (setup, crowd,
 //!   waits, checks, chart) and the [`Report`] it prints.
-//! - [`buyer`]: the API as a browser calls it, and one buyer's journey ([`CartRecord`]).
+//! - [`buyer`]: the API as the crowd calls it (flash-api-client, timed), and one buyer's
+//!   journey ([`CartRecord`]).
 //! - [`stats`]: latency per route, error words, the per-second timeline.
 //! - [`verify`]: the baseline before the crowd, the waits after it, the four checks.
 //! - [`chart`]: the PNG (throughput and p99 latency per second).
@@ -190,20 +191,15 @@ async fn products_on_sale(api: &buyer::Api) -> Result<Vec<(i64, i64)>> {
     let mut products = Vec::new();
     let mut skip = 0;
     loop {
-        let page = api.get(&format!("/products/?skip={skip}&limit=60")).await?;
-        let items = page["items"]
-            .as_array()
-            .context("GET /products/: no items")?;
-        for item in items {
-            if item["on_sale"].as_bool() == Some(true)
-                && let Some(id) = item["id"].as_i64()
-            {
-                products.push((id, item["available"].as_i64().unwrap_or(0)));
-            }
-        }
-        skip += items.len();
-        let total = page["total"].as_u64().unwrap_or(0);
-        if items.is_empty() || skip as u64 >= total {
+        let page = api.products(skip, 60).await?;
+        products.extend(
+            page.items
+                .iter()
+                .filter(|item| item.on_sale)
+                .map(|item| (item.id, item.available)),
+        );
+        skip += page.items.len() as u64;
+        if page.items.is_empty() || skip >= page.total {
             return Ok(products);
         }
     }
@@ -243,12 +239,9 @@ pub async fn simulate(config: &Config) -> Result<Report> {
         bail!("--abandon and --remove are fractions between 0 and 1");
     }
     let concurrency = config.concurrency.min(config.buyers);
-    let setup = buyer::Api::new(&config.url, concurrency)?;
-    let sale_reply = setup.get("/sale").await?;
-    let sale = sale_reply["sale"]
-        .as_str()
-        .context("GET /sale: no sale name")?
-        .to_owned();
+    let setup = buyer::Api::new(&config.url)?;
+    let sale_reply = setup.sale().await?;
+    let sale = sale_reply.sale;
     if sale != config.common.sale {
         bail!(
             "the edge at {} serves sale '{sale}', but the sale to verify is '{}': pass --sale \
@@ -257,10 +250,10 @@ pub async fn simulate(config: &Config) -> Result<Report> {
             config.common.sale
         );
     }
-    if sale_reply["open"].as_bool() != Some(true) {
+    if !sale_reply.open {
         bail!("sale '{sale}' is not open (flash sale create --start-ms 0 --end-ms 0 opens it)");
     }
-    let hold_ms = sale_reply["hold_ms"].as_i64().unwrap_or(0);
+    let hold_ms = sale_reply.hold_ms;
     let mut products = products_on_sale(&setup).await?;
     if let Some(first) = config.products {
         products.truncate(first.max(1));
@@ -296,7 +289,6 @@ pub async fn simulate(config: &Config) -> Result<Report> {
     // The crowd: `concurrency` tasks, each taking the next buyer until none is left.
     let started = Instant::now();
     let stats = Arc::new(stats::Stats::new(started));
-    let api = Arc::new(setup.recording(stats.clone()));
     let shop = Arc::new(buyer::Shop::new(
         product_ids.clone(),
         config.abandon,
@@ -314,8 +306,10 @@ pub async fn simulate(config: &Config) -> Result<Report> {
     }
     let next = Arc::new(AtomicUsize::new(0));
     let mut tasks = JoinSet::new();
+    // Each task on a keep-alive connection of its own, for one buyer after another.
     for _ in 0..concurrency {
-        let (api, shop, next, bar) = (api.clone(), shop.clone(), next.clone(), bar.clone());
+        let api = buyer::Api::new(&config.url)?.recording(stats.clone());
+        let (shop, next, bar) = (shop.clone(), next.clone(), bar.clone());
         let (run_id, buyers) = (run_id.clone(), config.buyers);
         tasks.spawn(async move {
             let mut records = Vec::new();
