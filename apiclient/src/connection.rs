@@ -167,8 +167,8 @@ impl Reply {
         })
     }
 
-    /// A header's value as text.
-    pub fn header(&self, name: header::HeaderName) -> Option<&str> {
+    /// A header's value as text (`name`: a `HeaderName` or a lower-case `&str`).
+    pub fn header(&self, name: impl header::AsHeaderName) -> Option<&str> {
         self.headers.get(name).and_then(|v| v.to_str().ok())
     }
 
