@@ -1,132 +1,132 @@
-//! One virtual buyer: the edge's HTTP API as a browser calls it, and the journey (sign in,
-//! add one to three products, maybe remove one, then leave or check out), leaving behind a
-//! [`CartRecord`] of what the edge told it, which the verification checks against
-//! PostgreSQL and the engine.
+//! One virtual buyer: the edge's HTTP API as the crowd calls it (flash-api-client, each
+//! request timed and recorded), and the journey (sign in, add one to three products, maybe
+//! remove one, then leave or check out), leaving behind a [`CartRecord`] of what the edge
+//! told it, which the verification checks against PostgreSQL and the engine.
 
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, anyhow};
+use flash_api_client::{ApiError, Cart, EdgeClient, LineChange, ProductsPage, Sale};
 use rand::distr::Distribution;
 use rand::distr::weighted::WeightedIndex;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use serde_json::{Value, json};
 
 use super::stats::{Outcome, Route, Stats};
 
-/// The edge's API over one pooled HTTP client, every crowd request timed and recorded.
-#[derive(Clone)]
+/// The edge's API over one keep-alive connection (a crowd task's, for one buyer after
+/// another), every crowd request timed and recorded.
 pub struct Api {
-    http: reqwest::Client,
+    client: EdgeClient,
     base: String,
     /// Where crowd requests are recorded; None for the setup reads before the crowd.
     stats: Option<Arc<Stats>>,
 }
 
-/// A reply to a recorded request.
-pub struct Reply {
+/// A recorded request: its result, what it counts as, and when it ended.
+pub struct Timed<T> {
+    pub result: Result<T, ApiError>,
     pub outcome: Outcome,
-    /// The JSON body (Null when there was none, or no reply).
-    pub body: Value,
     /// When the reply was complete.
     pub at: Instant,
 }
 
-impl Reply {
-    fn ok(&self) -> bool {
-        matches!(self.outcome, Outcome::Success(_))
-    }
-
-    /// No reply, or a server error: the request may or may not have taken effect.
+impl<T> Timed<T> {
+    /// No reply, a server error, or a success reply that was not the API's: the request may
+    /// or may not have taken effect.
     fn uncertain(&self) -> bool {
         match &self.outcome {
             Outcome::Success(_) => false,
-            Outcome::Refused(status, _) => *status >= 500,
+            Outcome::Refused(status, _) => *status >= 500 || (200..300).contains(status),
             Outcome::Transport => true,
         }
     }
 }
 
+/// What a call's result counts as: its documented status, a refusal's word (`HTTP <status>`
+/// when the reply had no error body), or no reply.
+fn outcome<T>(route: Route, result: &Result<T, ApiError>) -> Outcome {
+    match result {
+        Ok(_) => Outcome::Success(route.status()),
+        Err(error) => match (error.status(), error.code()) {
+            (Some(status), Some(code)) => Outcome::Refused(status.as_u16(), code.to_owned()),
+            (Some(status), None) => {
+                Outcome::Refused(status.as_u16(), format!("HTTP {}", status.as_u16()))
+            }
+            (None, _) => Outcome::Transport,
+        },
+    }
+}
+
 impl Api {
-    /// `pool`: connections kept open to the edge, one per buyer in flight, so a buyer never
-    /// waits for a connection another one holds.
-    pub fn new(base: &str, pool: usize) -> Result<Api> {
-        let http = reqwest::Client::builder()
-            .pool_max_idle_per_host(pool)
-            .connect_timeout(Duration::from_secs(10))
+    /// A client of the edge at `base`, on a connection of its own.
+    pub fn new(base: &str) -> Result<Api> {
+        let client = EdgeClient::new(base)
+            .with_context(|| format!("--url {base}"))?
             // Long enough for a loaded edge, short enough that a stuck one ends the run.
-            .timeout(Duration::from_secs(30))
-            .build()
-            .context("cannot build the HTTP client")?;
+            .with_timeouts(Duration::from_secs(10), Duration::from_secs(30));
         Ok(Api {
-            http,
+            client,
             base: base.trim_end_matches('/').to_owned(),
             stats: None,
         })
     }
 
-    /// The same client (and connection pool), recording into `stats`.
-    pub fn recording(&self, stats: Arc<Stats>) -> Api {
+    /// Records every request into `stats`.
+    pub fn recording(self, stats: Arc<Stats>) -> Api {
         Api {
             stats: Some(stats),
-            ..self.clone()
+            ..self
         }
     }
 
-    /// A setup read (`/sale`, `/products/`): not part of the crowd's numbers.
-    pub async fn get(&self, path: &str) -> Result<Value> {
-        let url = format!("{}{path}", self.base);
-        let response = self
-            .http
-            .get(&url)
-            .send()
-            .await
-            .with_context(|| format!("cannot reach the edge at {url}: is it running?"))?;
-        let status = response.status();
-        let text = response.text().await.unwrap_or_default();
-        if !status.is_success() {
-            bail!("GET {url}: {status}: {text}");
-        }
-        serde_json::from_str(&text).with_context(|| format!("GET {url}: not JSON: {text}"))
+    /// A setup read: not part of the crowd's numbers.
+    async fn setup<T>(
+        &self,
+        path: &str,
+        call: impl Future<Output = Result<T, ApiError>>,
+    ) -> Result<T> {
+        call.await.map_err(|error| match error {
+            ApiError::Connect { .. } | ApiError::Transport(_) => anyhow!(error).context(format!(
+                "cannot reach the edge at {}{path}: is it running?",
+                self.base
+            )),
+            refused => anyhow!("GET {}{path}: {refused}", self.base),
+        })
     }
 
-    pub async fn post(&self, route: Route, token: Option<&str>, body: &Value) -> Reply {
+    /// `GET /sale`, before the crowd.
+    pub async fn sale(&self) -> Result<Sale> {
+        self.setup("/sale", self.client.sale()).await
+    }
+
+    /// `GET /products/`, before the crowd.
+    pub async fn products(&self, skip: u64, limit: u64) -> Result<ProductsPage> {
+        let path = format!("/products/?skip={skip}&limit={limit}");
+        self.setup(&path, self.client.products(skip, limit)).await
+    }
+
+    /// Times and records one crowd request.
+    async fn timed<T>(
+        &self,
+        route: Route,
+        call: impl Future<Output = Result<T, ApiError>>,
+    ) -> Timed<T> {
         let started = Instant::now();
-        let mut request = self
-            .http
-            .post(format!("{}{}", self.base, route.path()))
-            .json(body);
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
-        }
-        let (outcome, body) = match request.send().await {
-            Ok(response) => {
-                let status = response.status().as_u16();
-                match response.text().await {
-                    Ok(text) => {
-                        let body: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
-                        let outcome = if (200..300).contains(&status) {
-                            Outcome::Success(status)
-                        } else {
-                            let word = body["error"]
-                                .as_str()
-                                .map_or_else(|| format!("HTTP {status}"), str::to_owned);
-                            Outcome::Refused(status, word)
-                        };
-                        (outcome, body)
-                    }
-                    Err(_) => (Outcome::Transport, Value::Null),
-                }
-            }
-            Err(_) => (Outcome::Transport, Value::Null),
-        };
+        let result = call.await;
         let at = Instant::now();
+        let outcome = outcome(route, &result);
         if let Some(stats) = &self.stats {
             stats.record(route, at - started, at, &outcome);
         }
-        Reply { outcome, body, at }
+        Timed {
+            result,
+            outcome,
+            at,
+        }
     }
 }
 
@@ -217,20 +217,15 @@ impl CartRecord {
         self.lines.values().sum()
     }
 
-    /// Learns the cart from an add or remove reply: its lines and its hold deadline.
-    fn learn(&mut self, reply: &Reply) {
-        let cart = &reply.body["cart"];
-        if let Some(lines) = cart["lines"].as_array() {
-            self.lines = lines
-                .iter()
-                .filter_map(|line| Some((line["product_id"].as_i64()?, line["qty"].as_i64()?)))
-                .collect();
-        }
-        if let (Some(deadline), Some(now)) = (cart["deadline_ms"].as_i64(), cart["now_ms"].as_i64())
-        {
-            let left = Duration::from_millis(u64::try_from(deadline - now).unwrap_or(0));
-            self.hold_deadline = Some(reply.at + left);
-        }
+    /// Learns the cart from an add or remove reply (ended `at`): its lines and its hold
+    /// deadline.
+    fn learn(&mut self, cart: &Cart, at: Instant) {
+        self.lines = cart
+            .lines
+            .iter()
+            .map(|line| (line.product_id, line.qty))
+            .collect();
+        self.hold_deadline = Some(at + Duration::from_millis(cart.hold_left_ms()));
     }
 }
 
@@ -248,47 +243,34 @@ pub async fn journey(api: &Api, shop: &Shop, run_id: &str, n: usize, seed: u64) 
         hold_deadline: None,
         fate: Fate::NoSession,
     };
+    // The connection's client forgets the previous buyer's session as it signs this one in.
     let signed_in = api
-        .post(
-            Route::Session,
-            None,
-            &json!({ "username": record.username }),
-        )
+        .timed(Route::Session, api.client.sign_in(&record.username))
         .await;
-    let token = signed_in.body["token"].as_str().map(str::to_owned);
-    record.user_id = signed_in.body["user"]["id"].as_i64();
-    let Some(token) = token.filter(|_| signed_in.ok()) else {
+    let Ok(signed) = signed_in.result else {
         return record;
     };
-    let token = Some(token.as_str());
+    record.user_id = Some(signed.user.id);
 
     for product in shop.pick(&mut rng) {
-        let reply = api
-            .post(
-                Route::CartAdd,
-                token,
-                &json!({ "product_id": product, "cart_id": record.cart_id }),
-            )
-            .await;
+        let line = LineChange::one(product, &record.cart_id);
+        let reply = api.timed(Route::CartAdd, api.client.cart_add(&line)).await;
         record.uncertain |= reply.uncertain();
-        if reply.ok() {
+        if let Ok(change) = &reply.result {
             record.held = true;
-            record.learn(&reply);
+            record.learn(&change.cart, reply.at);
         }
     }
     if rng.random_bool(shop.remove) && !record.lines.is_empty() {
         let held: Vec<i64> = record.lines.keys().copied().collect();
         let product = held[rng.random_range(0..held.len())];
+        let line = LineChange::one(product, &record.cart_id);
         let reply = api
-            .post(
-                Route::CartRemove,
-                token,
-                &json!({ "product_id": product, "cart_id": record.cart_id }),
-            )
+            .timed(Route::CartRemove, api.client.cart_remove(&line))
             .await;
         record.uncertain |= reply.uncertain();
-        if reply.ok() {
-            record.learn(&reply);
+        if let Ok(change) = &reply.result {
+            record.learn(&change.cart, reply.at);
         }
     }
     // Decided for everyone, so the fraction of abandoners holds whatever the adds got.
@@ -304,24 +286,18 @@ pub async fn journey(api: &Api, shop: &Shop, run_id: &str, n: usize, seed: u64) 
         return record;
     }
     let reply = api
-        .post(
-            Route::Checkout,
-            token,
-            &json!({ "cart_id": record.cart_id }),
-        )
+        .timed(Route::Checkout, api.client.checkout(&record.cart_id))
         .await;
-    record.fate = match &reply.outcome {
-        Outcome::Success(_) => Fate::CheckedOut {
-            order_id: reply.body["order_id"]
-                .as_str()
-                .unwrap_or(&record.cart_id)
-                .to_owned(),
-            units: reply.body["units"].as_i64().unwrap_or(-1),
+    let uncertain = reply.uncertain();
+    record.fate = match (reply.result, reply.outcome) {
+        (Ok(order), _) => Fate::CheckedOut {
+            order_id: order.order_id,
+            units: order.units,
             at: reply.at,
         },
-        _ if reply.uncertain() => Fate::CheckoutUnknown,
-        Outcome::Refused(_, word) => Fate::CheckoutRefused(word.clone()),
-        Outcome::Transport => Fate::CheckoutUnknown,
+        _ if uncertain => Fate::CheckoutUnknown,
+        (Err(_), Outcome::Refused(_, word)) => Fate::CheckoutRefused(word),
+        (Err(_), _) => Fate::CheckoutUnknown,
     };
     record
 }

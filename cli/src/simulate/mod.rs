@@ -2,19 +2,23 @@
 //! verification of the books in PostgreSQL and the engine.
 //!
 //! Map of the module:
-//! - here: the command's flags ([`SimulateArgs`]), [`Config`], [`simulate`] (setup, crowd,
-//!   waits, checks, chart) and the [`Report`] it prints.
-//! - [`buyer`]: the API as a browser calls it, and one buyer's journey ([`CartRecord`]).
+//! - here: the command's flags ([`SimulateArgs`]), [`Config`], and [`simulate`] (setup,
+//!   crowd, waits, checks, chart).
+//! - [`buyer`]: the API as the crowd calls it (flash-api-client, timed), and one buyer's
+//!   journey ([`CartRecord`]).
 //! - [`stats`]: latency per route, error words, the per-second timeline.
-//! - [`verify`]: the baseline before the crowd, the waits after it, the four checks.
+//! - [`waits`]: the drain and the release of holds after the crowd, timed by a monitor.
+//! - [`verify`]: the baseline before the crowd and the four checks after it.
+//! - [`report`]: the [`Report`] a run returns and prints.
 //! - [`chart`]: the PNG (throughput and p99 latency per second).
 
 pub mod buyer;
 pub mod chart;
+pub mod report;
 pub mod stats;
 pub mod verify;
+pub mod waits;
 
-use std::fmt;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -27,6 +31,7 @@ use tokio::task::JoinSet;
 
 use crate::common::Common;
 pub use buyer::{CartRecord, Fate};
+pub use report::{Fates, Report};
 pub use stats::Summary;
 pub use verify::{Journal, Verification};
 
@@ -123,87 +128,20 @@ pub async fn run(args: SimulateArgs) -> Result<ExitCode> {
     })
 }
 
-/// How the buyers' visits ended.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Fates {
-    pub checked_out: usize,
-    pub abandoned: usize,
-    pub empty_handed: usize,
-    pub checkout_refused: usize,
-    pub checkout_unknown: usize,
-    pub no_session: usize,
-}
-
-impl Fates {
-    fn count(carts: &[CartRecord]) -> Fates {
-        let mut fates = Fates::default();
-        for record in carts {
-            let slot = match record.fate {
-                Fate::CheckedOut { .. } => &mut fates.checked_out,
-                Fate::Abandoned => &mut fates.abandoned,
-                Fate::EmptyHanded => &mut fates.empty_handed,
-                Fate::CheckoutRefused(_) => &mut fates.checkout_refused,
-                Fate::CheckoutUnknown => &mut fates.checkout_unknown,
-                Fate::NoSession => &mut fates.no_session,
-            };
-            *slot += 1;
-        }
-        fates
-    }
-}
-
-/// Everything a run measured and found.
-#[derive(Clone, Debug)]
-pub struct Report {
-    pub run_id: String,
-    pub seed: u64,
-    pub url: String,
-    pub sale: String,
-    pub buyers: usize,
-    pub concurrency: usize,
-    /// The sale's cart timer.
-    pub hold_ms: i64,
-    /// From the first buyer's start to the last buyer's end.
-    pub crowd: Duration,
-    pub summary: Summary,
-    pub fates: Fates,
-    /// Units in the orders that got a 202.
-    pub units_checked_out: i64,
-    /// From the last checkout reply until the engine had no unit pending: every order
-    /// written to PostgreSQL and settled. None when nothing was checked out, or at the
-    /// timeout.
-    pub drain: Option<Duration>,
-    /// From the last abandoned hold's deadline until the engine held nothing. None when no
-    /// hold was left, or at the timeout.
-    pub release_lag: Option<Duration>,
-    pub verification: Verification,
-    /// Every broken rule, one line each; empty means the books are right.
-    pub violations: Vec<String>,
-    /// Where the chart was written, or why it was not.
-    pub chart: Option<Result<PathBuf, String>>,
-    /// What the run did, to verify again.
-    pub journal: Journal,
-}
-
 /// Everything on sale, in the catalog's order (the edge serves at most 60 per page).
 async fn products_on_sale(api: &buyer::Api) -> Result<Vec<(i64, i64)>> {
     let mut products = Vec::new();
     let mut skip = 0;
     loop {
-        let page = api.get(&format!("/products/?skip={skip}&limit=60")).await?;
-        let items = page["items"]
-            .as_array()
-            .context("GET /products/: no items")?;
-        for item in items {
-            if item["on_sale"].as_bool() == Some(true)
-                && let Some(id) = item["id"].as_i64()
-            {
-                products.push((id, item["available"].as_i64().unwrap_or(0)));
-            }
-        }
-        skip += items.len();
-        let total = page["total"].as_u64().unwrap_or(0);
-        if items.is_empty() || skip as u64 >= total {
+        let page = api.products(skip, 60).await?;
+        products.extend(
+            page.items
+                .iter()
+                .filter(|item| item.on_sale)
+                .map(|item| (item.id, item.available)),
+        );
+        skip += page.items.len() as u64;
+        if page.items.is_empty() || skip >= page.total {
             return Ok(products);
         }
     }
@@ -243,12 +181,9 @@ pub async fn simulate(config: &Config) -> Result<Report> {
         bail!("--abandon and --remove are fractions between 0 and 1");
     }
     let concurrency = config.concurrency.min(config.buyers);
-    let setup = buyer::Api::new(&config.url, concurrency)?;
-    let sale_reply = setup.get("/sale").await?;
-    let sale = sale_reply["sale"]
-        .as_str()
-        .context("GET /sale: no sale name")?
-        .to_owned();
+    let setup = buyer::Api::new(&config.url)?;
+    let sale_reply = setup.sale().await?;
+    let sale = sale_reply.sale;
     if sale != config.common.sale {
         bail!(
             "the edge at {} serves sale '{sale}', but the sale to verify is '{}': pass --sale \
@@ -257,10 +192,10 @@ pub async fn simulate(config: &Config) -> Result<Report> {
             config.common.sale
         );
     }
-    if sale_reply["open"].as_bool() != Some(true) {
+    if !sale_reply.open {
         bail!("sale '{sale}' is not open (flash sale create --start-ms 0 --end-ms 0 opens it)");
     }
-    let hold_ms = sale_reply["hold_ms"].as_i64().unwrap_or(0);
+    let hold_ms = sale_reply.hold_ms;
     let mut products = products_on_sale(&setup).await?;
     if let Some(first) = config.products {
         products.truncate(first.max(1));
@@ -278,7 +213,7 @@ pub async fn simulate(config: &Config) -> Result<Report> {
     let engine = config.common.engine().await?;
     // Orders pending from before would move stock during the run and spoil the comparison of
     // the books before and after it.
-    if verify::wait_drained(&engine, &sale, config.wait_timeout, |_| {})
+    if waits::wait_drained(&engine, &sale, config.wait_timeout, |_| {})
         .await?
         .is_none()
     {
@@ -292,11 +227,10 @@ pub async fn simulate(config: &Config) -> Result<Report> {
     let seed = config.seed.unwrap_or_else(rand::random);
     let run_id = uuid::Uuid::new_v4().simple().to_string()[..8].to_owned();
 
-    let monitor = verify::Monitor::start(engine.clone(), sale.clone());
+    let monitor = waits::Monitor::start(engine.clone(), sale.clone());
     // The crowd: `concurrency` tasks, each taking the next buyer until none is left.
     let started = Instant::now();
     let stats = Arc::new(stats::Stats::new(started));
-    let api = Arc::new(setup.recording(stats.clone()));
     let shop = Arc::new(buyer::Shop::new(
         product_ids.clone(),
         config.abandon,
@@ -314,8 +248,10 @@ pub async fn simulate(config: &Config) -> Result<Report> {
     }
     let next = Arc::new(AtomicUsize::new(0));
     let mut tasks = JoinSet::new();
+    // Each task on a keep-alive connection of its own, for one buyer after another.
     for _ in 0..concurrency {
-        let (api, shop, next, bar) = (api.clone(), shop.clone(), next.clone(), bar.clone());
+        let api = buyer::Api::new(&config.url)?.recording(stats.clone());
+        let (shop, next, bar) = (shop.clone(), next.clone(), bar.clone());
         let (run_id, buyers) = (run_id.clone(), config.buyers);
         tasks.spawn(async move {
             let mut records = Vec::new();
@@ -364,7 +300,7 @@ pub async fn simulate(config: &Config) -> Result<Report> {
         })
         .max();
     let waiting = spinner(config.progress);
-    let drained = verify::wait_drained(&engine, &sale, config.wait_timeout, |info| {
+    let drained = waits::wait_drained(&engine, &sale, config.wait_timeout, |info| {
         waiting.set_message(format!(
             "{} units pending: waiting for the worker to write them to PostgreSQL",
             info.total.pending
@@ -386,7 +322,7 @@ pub async fn simulate(config: &Config) -> Result<Report> {
         .max();
     let released = match last_deadline {
         Some(deadline) => {
-            verify::wait_released(
+            waits::wait_released(
                 &engine,
                 &sale,
                 deadline,
@@ -409,11 +345,11 @@ pub async fn simulate(config: &Config) -> Result<Report> {
     let samples = monitor.stop().await;
     // Timed from the monitor's readings when it saw the moment, else from the wait's.
     let drain = last_checkout.and_then(|last| {
-        let seen = verify::reached_after(&samples, last, |s| s.pending == 0).or(drained)?;
+        let seen = waits::reached_after(&samples, last, |s| s.pending == 0).or(drained)?;
         Some(seen.saturating_duration_since(last))
     });
     let release_lag = last_deadline.and_then(|deadline| {
-        let seen = verify::reached_after(&samples, deadline, |s| s.held == 0 && s.held_carts == 0)
+        let seen = waits::reached_after(&samples, deadline, |s| s.held == 0 && s.held_carts == 0)
             .or(released)?;
         Some(seen.saturating_duration_since(deadline))
     });
@@ -485,192 +421,4 @@ pub async fn verify_again(common: &Common, journal: &Journal) -> Result<Verifica
     let pg = common.database().await?;
     let engine = common.engine().await?;
     verify::verify(&pg, &engine, journal).await
-}
-
-fn ms(duration: Duration) -> String {
-    format!("{:.1}", duration.as_secs_f64() * 1000.0)
-}
-
-/// At most this many lines of one check's violations are printed.
-const SHOWN_VIOLATIONS: usize = 20;
-
-impl fmt::Display for Report {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let secs = self.crowd.as_secs_f64().max(1e-9);
-        writeln!(
-            f,
-            "flash simulate: run {} (seed {}), sale '{}' at {}",
-            self.run_id, self.seed, self.sale, self.url
-        )?;
-        writeln!(
-            f,
-            "crowd: {} buyers, {} at a time, over {} products, in {:.2} s: {} requests, {:.0} \
-             req/s",
-            self.buyers,
-            self.concurrency,
-            self.journal.products.len(),
-            secs,
-            self.summary.requests,
-            self.summary.requests as f64 / secs
-        )?;
-        writeln!(
-            f,
-            "\n{:<20} {:>9} {:>9} {:>9} {:>9} {:>9}",
-            "latency (ms)", "requests", "p50", "p90", "p99", "max"
-        )?;
-        for route in &self.summary.routes {
-            let name = if route.route == "all" {
-                "all".to_owned()
-            } else {
-                format!("POST {}", route.route)
-            };
-            writeln!(
-                f,
-                "{name:<20} {:>9} {:>9} {:>9} {:>9} {:>9}",
-                route.requests,
-                ms(route.p50),
-                ms(route.p90),
-                ms(route.p99),
-                ms(route.max)
-            )?;
-        }
-        let fates = &self.fates;
-        writeln!(
-            f,
-            "\nbuyers: {} checked out, {} abandoned their cart, {} left empty-handed (every \
-             add refused), {} refused at checkout, {} checkouts unanswered, {} not signed in",
-            fates.checked_out,
-            fates.abandoned,
-            fates.empty_handed,
-            fates.checkout_refused,
-            fates.checkout_unknown,
-            fates.no_session
-        )?;
-        let v = &self.verification;
-        writeln!(
-            f,
-            "orders: {} accepted (202, {} units); in PostgreSQL {} confirmed, {} rejected; {} \
-             units sold",
-            fates.checked_out,
-            self.units_checked_out,
-            v.orders_confirmed,
-            v.orders_rejected,
-            v.sold.values().sum::<i64>()
-        )?;
-        let mut rejects: Vec<(&String, u64)> = self
-            .summary
-            .rejects
-            .keys()
-            .map(|word| (word, self.summary.rejects_of(word)))
-            .collect();
-        rejects.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
-        if rejects.is_empty() {
-            writeln!(f, "rejects: none")?;
-        } else {
-            writeln!(f, "rejects by error word:")?;
-            for (word, total) in rejects {
-                let routes: Vec<String> = self.summary.rejects[word]
-                    .iter()
-                    .map(|(route, n)| format!("{route} {n}"))
-                    .collect();
-                writeln!(f, "  {word:<14} {total:>8}  ({})", routes.join(", "))?;
-            }
-        }
-        if self.summary.with_status(429) > 0 {
-            writeln!(f, "  !! {RATE_LIMITED_HINT}")?;
-        }
-        match (self.drain, fates.checked_out) {
-            (_, 0) => writeln!(f, "drain: nothing was checked out")?,
-            (Some(drain), _) => writeln!(
-                f,
-                "drain: {} ms from the last checkout reply until every order was in PostgreSQL \
-                 and settled (read every {} ms)",
-                ms(drain),
-                verify::MONITOR_EVERY.as_millis()
-            )?,
-            (None, _) => writeln!(f, "drain: orders still pending at the timeout")?,
-        }
-        match self.release_lag {
-            Some(lag) => writeln!(
-                f,
-                "holds: {} carts held units and were not checked out; every hold was released \
-                 by the engine {} ms after the last deadline (hold {} ms)",
-                v.holds_expired,
-                ms(lag),
-                self.hold_ms
-            )?,
-            None if v.holds_expired == 0 => writeln!(f, "holds: no cart was left holding units")?,
-            None => writeln!(f, "holds: still held at the timeout")?,
-        }
-        writeln!(
-            f,
-            "\n{:>10} {:>10} {:>10} {:>10}",
-            "product", "stock", "sold", "left"
-        )?;
-        const SHOWN_PRODUCTS: usize = 12;
-        for product in self.journal.products.iter().take(SHOWN_PRODUCTS) {
-            let before = self.journal.baseline.database_stock.get(product);
-            let sold = v.sold.get(product).copied().unwrap_or(0);
-            let left = v.database_stock.get(product);
-            let show = |n: Option<&i64>| n.map_or("-".to_owned(), i64::to_string);
-            writeln!(
-                f,
-                "{product:>10} {:>10} {sold:>10} {:>10}",
-                show(before),
-                show(left)
-            )?;
-        }
-        if self.journal.products.len() > SHOWN_PRODUCTS {
-            writeln!(
-                f,
-                "{:>10} ({} more products)",
-                "…",
-                self.journal.products.len() - SHOWN_PRODUCTS
-            )?;
-        }
-        writeln!(
-            f,
-            "{} of {} products sold out",
-            v.sold_out,
-            self.journal.products.len()
-        )?;
-        writeln!(f, "\nverification:")?;
-        for check in &v.checks {
-            if check.violations.is_empty() {
-                writeln!(f, "  ok    {} ({})", check.name, check.scope)?;
-                continue;
-            }
-            writeln!(
-                f,
-                "  FAIL  {} ({}): {} violations",
-                check.name,
-                check.scope,
-                check.violations.len()
-            )?;
-            for line in check.violations.iter().take(SHOWN_VIOLATIONS) {
-                writeln!(f, "          {line}")?;
-            }
-            if check.violations.len() > SHOWN_VIOLATIONS {
-                writeln!(
-                    f,
-                    "          … and {} more",
-                    check.violations.len() - SHOWN_VIOLATIONS
-                )?;
-            }
-        }
-        let checked: usize = v.checks.iter().map(|c| c.violations.len()).sum();
-        for extra in self.violations.iter().skip(checked) {
-            writeln!(f, "  FAIL  {extra}")?;
-        }
-        match &self.chart {
-            Some(Ok(path)) => writeln!(f, "chart: {}", path.display())?,
-            Some(Err(error)) => writeln!(f, "chart: not written: {error}")?,
-            None => {}
-        }
-        if self.violations.is_empty() {
-            writeln!(f, "result: OK, the books are right")
-        } else {
-            writeln!(f, "result: {} VIOLATIONS", self.violations.len())
-        }
-    }
 }

@@ -29,6 +29,14 @@ impl Route {
         Route::Checkout,
     ];
 
+    /// The status of the route's documented success (the client takes no other).
+    pub fn status(self) -> u16 {
+        match self {
+            Route::Checkout => 202,
+            Route::Session | Route::CartAdd | Route::CartRemove => 200,
+        }
+    }
+
     pub fn path(self) -> &'static str {
         match self {
             Route::Session => "/session",

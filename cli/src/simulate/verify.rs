@@ -1,20 +1,16 @@
-//! The books after the crowd: the baseline taken before it, the waits after it (orders
-//! drained into PostgreSQL, abandoned holds run out), and the four checks. Each violation
-//! is one line naming the product, order or cart.
+//! The books after the crowd: the baseline taken before it and the four checks (the waits
+//! between are in [`super::waits`]). Each violation is one line naming the product, order
+//! or cart.
 //!
 //! The checks assume the simulator is the sale's only buyer while it runs (a test sale, or
 //! a dress rehearsal): stock moved by anyone else shows up as a difference.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use flash_client::{ClientError, ErrorCode, FlashClient, SaleInfo, SkuUnits};
+use flash_client::{ClientError, ErrorCode, FlashClient, SkuUnits};
 use flash_core::model::CartState;
 use futures::{StreamExt, stream};
-use tokio::task::JoinHandle;
 use tokio_postgres::Client;
 
 use super::buyer::{CartRecord, Fate};
@@ -103,136 +99,6 @@ impl Verification {
                     .map(move |v| format!("{}: {v}", check.name))
             })
             .collect()
-    }
-}
-
-/// One reading of the engine's totals.
-#[derive(Clone, Copy, Debug)]
-pub struct Sample {
-    /// When FLASH.INFO was sent: the state it read is from after this moment.
-    pub sent: Instant,
-    /// When its reply arrived: the state was reached by then.
-    pub received: Instant,
-    pub pending: i64,
-    pub held: i64,
-    pub held_carts: i64,
-}
-
-/// Reads the engine's totals every 10 ms, during the crowd and after it, so the drain and
-/// the release of holds are timed when they happen, not when the crowd is over (the last
-/// checkout is often long before the last buyer leaves).
-pub struct Monitor {
-    stop: Arc<AtomicBool>,
-    task: Option<JoinHandle<Vec<Sample>>>,
-}
-
-/// How often the monitor reads: the resolution of the drain and release times. FLASH.INFO
-/// is one command over the sale's SKUs, so 100 a second is noise to Redis.
-pub const MONITOR_EVERY: Duration = Duration::from_millis(10);
-
-impl Monitor {
-    pub fn start(engine: FlashClient, sale: String) -> Monitor {
-        let stop = Arc::new(AtomicBool::new(false));
-        let stopping = stop.clone();
-        let task = tokio::spawn(async move {
-            let mut samples = Vec::new();
-            while !stopping.load(Ordering::Relaxed) {
-                let sent = Instant::now();
-                // A failed read is a gap in the samples, not a failed run: the waits and the
-                // checks read the engine themselves and report errors.
-                if let Ok(info) = engine.info(&sale).await {
-                    samples.push(Sample {
-                        sent,
-                        received: Instant::now(),
-                        pending: info.total.pending,
-                        held: info.total.held,
-                        held_carts: info.held_carts,
-                    });
-                }
-                tokio::time::sleep(MONITOR_EVERY).await;
-            }
-            samples
-        });
-        Monitor {
-            stop,
-            task: Some(task),
-        }
-    }
-
-    pub async fn stop(mut self) -> Vec<Sample> {
-        self.stop.store(true, Ordering::Relaxed);
-        match self.task.take() {
-            Some(task) => task.await.unwrap_or_default(),
-            None => Vec::new(),
-        }
-    }
-}
-
-impl Drop for Monitor {
-    /// A run that fails half-way must not leave the monitor polling for the life of the
-    /// process (a test binary, a library caller).
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-    }
-}
-
-/// The first moment after `since` at which `reached` held: the reply time of the first
-/// reading sent after `since` that shows it.
-pub fn reached_after(
-    samples: &[Sample],
-    since: Instant,
-    reached: impl Fn(&Sample) -> bool,
-) -> Option<Instant> {
-    samples
-        .iter()
-        .filter(|sample| sample.sent >= since && reached(sample))
-        .map(|sample| sample.received)
-        .min()
-}
-
-/// Waits until no unit is pending in the engine (every checked-out order written to
-/// PostgreSQL and settled). Returns when that was seen, or None at the timeout.
-pub async fn wait_drained(
-    engine: &FlashClient,
-    sale: &str,
-    timeout: Duration,
-    on_poll: impl Fn(&SaleInfo),
-) -> Result<Option<Instant>> {
-    let give_up = Instant::now() + timeout;
-    loop {
-        let info = engine.info(sale).await?;
-        let now = Instant::now();
-        if info.total.pending == 0 {
-            return Ok(Some(now));
-        }
-        on_poll(&info);
-        if now >= give_up {
-            return Ok(None);
-        }
-        // Fine enough for a drain measured in tens of milliseconds, and FLASH.INFO is cheap.
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-}
-
-/// Waits until `deadline` has passed and no cart is held in the sale; None at `give_up`.
-pub async fn wait_released(
-    engine: &FlashClient,
-    sale: &str,
-    deadline: Instant,
-    give_up: Instant,
-    on_poll: impl Fn(&SaleInfo),
-) -> Result<Option<Instant>> {
-    loop {
-        let info = engine.info(sale).await?;
-        let now = Instant::now();
-        if now >= deadline && info.held_carts == 0 && info.total.held == 0 {
-            return Ok(Some(now));
-        }
-        on_poll(&info);
-        if now >= give_up {
-            return Ok(None);
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 

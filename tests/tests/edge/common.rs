@@ -1,82 +1,74 @@
-//! A browser-like API client: a cookie jar, JSON in and out.
+//! The suite's clients of the edge, all flash-api-client: a browser-like one (the session in
+//! the cookie the edge sets), the raw requests the typed calls cannot make (malformed,
+//! mistyped or foreign bodies, other methods), and the shape every refusal has.
 
+use std::fmt::Debug;
+
+use flash_api_client::{ApiError, Carrier, EdgeClient, Method, Refusal, Reply};
 use flash_tests::Stack;
 use serde_json::Value;
 
-pub struct Buyer {
-    pub http: reqwest::Client,
-    base: String,
+/// A browser-like client: signed out, and once signed in it carries the session in the
+/// cookie, as the UI does.
+pub fn browser(stack: &Stack) -> EdgeClient {
+    EdgeClient::new(&stack.url(""))
+        .expect("the stack's URL")
+        .carrying(Carrier::Cookie)
 }
 
-impl Buyer {
-    pub fn new(stack: &Stack) -> Buyer {
-        Buyer {
-            http: reqwest::Client::builder()
-                .cookie_store(true)
-                .build()
-                .expect("an HTTP client"),
-            base: stack.url(""),
+/// A browser-like client signed in as `username`.
+pub async fn signed_in(stack: &Stack, username: &str) -> EdgeClient {
+    let client = browser(stack);
+    client.sign_in(username).await.expect("signed in");
+    client
+}
+
+/// `GET path`, whatever the reply.
+pub async fn get(client: &EdgeClient, path: &str) -> Reply {
+    client
+        .send(Method::GET, path, None)
+        .await
+        .expect("the edge answers")
+}
+
+/// `POST path` with this JSON, as is: bodies the typed calls would never send.
+pub async fn post_json(client: &EdgeClient, path: &str, body: Value) -> Reply {
+    post_raw(client, path, body.to_string().into_bytes()).await
+}
+
+/// `POST path` with these bytes as `application/json`.
+pub async fn post_raw(client: &EdgeClient, path: &str, body: Vec<u8>) -> Reply {
+    client
+        .send(Method::POST, path, Some(body.into()))
+        .await
+        .expect("the edge answers")
+}
+
+/// Every error reply has this shape: the status, the code, and a message.
+pub fn assert_error(reply: &Reply, status: u16, code: &str) -> Refusal {
+    let refusal = reply
+        .refusal()
+        .unwrap_or_else(|| panic!("not a refusal: {} {}", reply.status, reply.text()));
+    assert_refusal(&refusal, status, code);
+    refusal
+}
+
+/// A typed call the edge refused with this status and code (and a message).
+pub fn assert_refused<T: Debug>(result: Result<T, ApiError>, status: u16, code: &str) -> Refusal {
+    match result {
+        Err(ApiError::Refused(refusal)) => {
+            assert_refusal(&refusal, status, code);
+            refusal
         }
-    }
-
-    /// A buyer signed in as `username`.
-    pub async fn signed_in(stack: &Stack, username: &str) -> Buyer {
-        let buyer = Buyer::new(stack);
-        let (status, body) = buyer
-            .post("/session", serde_json::json!({ "username": username }))
-            .await;
-        assert_eq!(status, 200, "{body}");
-        buyer
-    }
-
-    pub async fn get(&self, path: &str) -> (u16, Value) {
-        let response = self
-            .http
-            .get(format!("{}{path}", self.base))
-            .send()
-            .await
-            .expect("the edge answers");
-        reply(response).await
-    }
-
-    pub async fn post(&self, path: &str, body: Value) -> (u16, Value) {
-        let response = self
-            .http
-            .post(format!("{}{path}", self.base))
-            .json(&body)
-            .send()
-            .await
-            .expect("the edge answers");
-        reply(response).await
-    }
-
-    pub async fn post_raw(&self, path: &str, body: Vec<u8>) -> (u16, Value) {
-        let response = self
-            .http
-            .post(format!("{}{path}", self.base))
-            .header("content-type", "application/json")
-            .body(body)
-            .send()
-            .await
-            .expect("the edge answers");
-        reply(response).await
+        other => panic!("expected {status} {code}, got {other:?}"),
     }
 }
 
-async fn reply(response: reqwest::Response) -> (u16, Value) {
-    let status = response.status().as_u16();
-    let text = response.text().await.expect("a body");
-    let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
-    (status, body)
-}
-
-/// Every error reply has this shape.
-pub fn assert_error(reply: &(u16, Value), status: u16, code: &str) {
-    assert_eq!(reply.0, status, "{}", reply.1);
-    assert_eq!(reply.1["error"], code, "{}", reply.1);
-    assert!(
-        reply.1["message"].as_str().is_some_and(|m| !m.is_empty()),
-        "{}",
-        reply.1
+fn assert_refusal(refusal: &Refusal, status: u16, code: &str) {
+    assert_eq!(
+        (refusal.status.as_u16(), refusal.code.as_str()),
+        (status, code),
+        "{refusal}"
     );
+    assert!(!refusal.message.is_empty(), "{refusal}");
 }

@@ -1,0 +1,152 @@
+//! The edge under test: `target/release/flash-edge` as a child process, and its metrics.
+
+use std::fs::File;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use flash_api_client::{EdgeClient, StatusCode};
+use flash_tests::{RedisServer, free_port};
+
+use super::{BenchEdgeArgs, SALE, SECRET};
+use crate::workspace::{log_tail, show, target_dir};
+
+/// `target/release/flash-edge` as a child process, killed when the guard drops.
+pub(super) struct EdgeProcess {
+    child: Child,
+    pub address: SocketAddr,
+    /// `http://address`, for the API client.
+    pub url: String,
+    pub log: PathBuf,
+    pub command_line: String,
+}
+
+impl EdgeProcess {
+    pub async fn start(
+        binary: &Path,
+        args: &BenchEdgeArgs,
+        redis: &RedisServer,
+        database_url: &str,
+    ) -> Result<EdgeProcess> {
+        // A directory of its own: the edge reads `.env` from where it runs, and the
+        // workspace's would change its settings behind the bench's back.
+        let dir = target_dir()?.join("bench-edge");
+        std::fs::create_dir_all(&dir)?;
+        let log = dir.join("edge.log");
+        let log_file = File::create(&log)?;
+        let address = SocketAddr::from(([127, 0, 0, 1], free_port()?));
+        let ws_per_ip = args.ws_clients.max(10_000) * 2;
+        let max_connections = (args.ws_clients + args.connections).max(15_000) * 2;
+        let mut command = Command::new(binary);
+        command
+            .current_dir(&dir)
+            .env("RUST_LOG", "warn")
+            .arg("--listen")
+            .arg(address.to_string())
+            .arg("--redis-url")
+            .arg(redis.url())
+            .arg("--database-url")
+            .arg(database_url)
+            .args(["--sale", SALE, "--secret", SECRET])
+            .args(["--rate-per-ip", "0", "--rate-per-user", "0"])
+            .arg("--ws-per-ip")
+            .arg(ws_per_ip.to_string())
+            .arg("--max-connections")
+            .arg(max_connections.to_string())
+            .arg("--no-worker")
+            .stdin(Stdio::null())
+            .stdout(log_file.try_clone()?)
+            .stderr(log_file);
+        let command_line = show(&command);
+        let child = command
+            .spawn()
+            .with_context(|| format!("cannot start {command_line}"))?;
+        let mut edge = EdgeProcess {
+            child,
+            address,
+            url: format!("http://{address}"),
+            log,
+            command_line,
+        };
+        edge.wait_until_healthy().await?;
+        Ok(edge)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    async fn wait_until_healthy(&mut self) -> Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let client = EdgeClient::new(&self.url)?;
+        loop {
+            if let Some(status) = self.child.try_wait()? {
+                bail!(
+                    "flash-edge exited with {status}:\n{}",
+                    log_tail(&self.log, 30)
+                );
+            }
+            if let Ok((StatusCode::OK, _)) = client.health().await {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "flash-edge on {} did not answer GET /healthz with 200 in 30 s:\n{}",
+                    self.address,
+                    log_tail(&self.log, 30)
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Fails (with the log) if the edge died during a run.
+    pub fn check_alive(&mut self) -> Result<()> {
+        if let Some(status) = self.child.try_wait()? {
+            bail!(
+                "flash-edge exited with {status} during the run:\n{}",
+                log_tail(&self.log, 30)
+            );
+        }
+        Ok(())
+    }
+}
+
+impl Drop for EdgeProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl EdgeProcess {
+    /// The edge's `/metrics` text, or nothing if it cannot be read.
+    pub async fn metrics(&self) -> String {
+        match EdgeClient::new(&self.url) {
+            Ok(client) => client.metrics().await.unwrap_or_default(),
+            Err(_) => String::new(),
+        }
+    }
+}
+
+/// A metric's value in Prometheus text (a series without labels).
+pub(super) fn metric<'a>(text: &'a str, name: &str) -> Option<&'a str> {
+    text.lines().find_map(|line| {
+        let (key, value) = line.split_once(' ')?;
+        (key == name).then_some(value.trim())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metric_reads_an_unlabelled_series() {
+        let text = "# TYPE flash_ws_clients gauge\nflash_ws_clients 10000\n";
+        assert_eq!(metric(text, "flash_ws_clients"), Some("10000"));
+        assert_eq!(metric(text, "flash_ws_lag_resyncs_total"), None);
+    }
+}
