@@ -1,5 +1,5 @@
 //! A typed client of the edge's HTTP API: what `flash simulate`, `cargo xtask bench-edge` and
-//! the tests speak to `flash-edge` with.
+//! the tests speak to the edge (`flash edge`) with.
 //!
 //! A crate of its own, and not a module of flash-edge or flash-client, because its callers
 //! must not pull a server in (flash-edge is one) and flash-client is the door into Redis,

@@ -182,7 +182,7 @@ async fn start(args: &UpArgs, stack: &mut Stack) -> Result<Started> {
     check_port(
         args.http_port,
         &format!(
-            "(another `flash up` or flash-edge?): stop it, or serve on another port with \
+            "(another `flash up` or `flash edge`?): stop it, or serve on another port with \
              --http-port {other} (`cargo xtask up -- --http-port {other}`)",
             other = next_port(args.http_port)
         ),

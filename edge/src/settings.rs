@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-/// Everything `flash-edge` (and later `flash edge`) takes.
+/// Everything `flash edge` takes.
 #[derive(Clone, Debug, clap::Args)]
 pub struct EdgeSettings {
     /// Where to listen.

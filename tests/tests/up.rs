@@ -14,8 +14,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
+use flash_api_client::{Buy, EdgeClient, OrderStatus, StatusCode};
 use flash_tests::{flash_binary, free_port, module_path};
-use serde_json::{Value, json};
 
 /// initdb and a first checkpoint take a few seconds; a debug build starts slower.
 const START_TIMEOUT: Duration = Duration::from_secs(90);
@@ -32,11 +32,9 @@ async fn up_serves_a_sale_stops_on_sigint_and_restarts_on_its_data() {
         .prefix("flash-up-logs-")
         .tempdir()
         .expect("a temp log folder");
-    let http = reqwest::Client::new();
-
     // First run: a fresh folder.
     let mut up = Up::start(data.path(), logs.path(), "first");
-    up.wait_healthy(&http).await;
+    let edge = up.wait_healthy().await;
     let out = up.stdout();
     assert!(
         out.contains(&format!("Flash is up: http://127.0.0.1:{}/", up.http_port)),
@@ -44,38 +42,33 @@ async fn up_serves_a_sale_stops_on_sigint_and_restarts_on_its_data() {
     );
     assert!(out.contains("the demo catalog, added now"), "{out}");
 
-    let token = sign_in(&up, &http, "smoke").await;
-    let catalog_before = up.get(&http, "/products/?limit=60", None).await;
-    let total = catalog_before["total"].as_i64().expect("a total");
-    assert!(total >= 30, "a demo catalog of dozens: {catalog_before}");
-    let product = catalog_before["items"]
-        .as_array()
-        .and_then(|items| {
-            items
-                .iter()
-                .find(|item| item["available"].as_i64() > Some(0))
-        })
+    let token = edge.sign_in("smoke").await.expect("signed in").token;
+    let shopper = up.client().with_token(&token).expect("a token header");
+    let catalog_before = edge.products(0, 60).await.expect("the catalog");
+    let total = catalog_before.total;
+    assert!(total >= 30, "a demo catalog of dozens: {catalog_before:?}");
+    let product = catalog_before
+        .items
+        .iter()
+        .find(|item| item.available > 0)
         .cloned()
-        .unwrap_or_else(|| panic!("a product in stock: {catalog_before}"));
-    let product_id = product["id"].as_i64().expect("an id");
-    let available_before = product["available"].as_i64().expect("available units");
+        .unwrap_or_else(|| panic!("a product in stock: {catalog_before:?}"));
 
-    let (status, order) = up
-        .post(
-            &http,
-            "/orders/",
-            json!({ "product_id": product_id }),
-            Some(&token),
-        )
-        .await;
-    assert_eq!(status, 202, "{order}");
-    let order_id = order["order_id"].as_str().expect("an order id").to_owned();
-    up.wait_confirmed(&http, &order_id, &token).await;
+    let order = shopper
+        .buy(&Buy {
+            product_id: product.id,
+            qty: None,
+            order_id: None,
+        })
+        .await
+        .expect("the order is accepted (202)");
+    up.wait_confirmed(&shopper, &order.order_id).await;
     up.stop_with_sigint();
 
     // Second run: the same folder, other ports (the data does not depend on them).
     let mut up = Up::start(data.path(), logs.path(), "second");
-    up.wait_healthy(&http).await;
+    let edge = up.wait_healthy().await;
+    let shopper = up.client().with_token(&token).expect("a token header");
     let out = up.stdout();
     assert!(
         out.contains("(append-only file, reused)") && out.contains("(reused)"),
@@ -84,24 +77,22 @@ async fn up_serves_a_sale_stops_on_sigint_and_restarts_on_its_data() {
     assert!(!out.contains("added now"), "{out}");
 
     // The same token: the session key was kept, and the order is still there.
-    let order = up
-        .get(&http, &format!("/orders/{order_id}"), Some(&token))
-        .await;
-    assert_eq!(order["status"], "confirmed", "{order}");
-    let catalog_after = up.get(&http, "/products/?limit=60", None).await;
+    let stored = shopper.order(&order.order_id).await.expect("the order");
+    assert_eq!(stored.status, OrderStatus::Confirmed, "{stored:?}");
+    let catalog_after = edge.products(0, 60).await.expect("the catalog");
     assert_eq!(
-        catalog_after["total"].as_i64(),
-        Some(total),
-        "the catalog is not added twice: {catalog_after}"
+        catalog_after.total, total,
+        "the catalog is not added twice: {catalog_after:?}"
     );
-    let available_after = catalog_after["items"]
-        .as_array()
-        .and_then(|items| items.iter().find(|item| item["id"] == product_id))
-        .and_then(|item| item["available"].as_i64());
+    let available_after = catalog_after
+        .items
+        .iter()
+        .find(|item| item.id == product.id)
+        .map(|item| item.available);
     assert_eq!(
         available_after,
-        Some(available_before - 1),
-        "the unit sold stays sold, and is not counted twice: {catalog_after}"
+        Some(product.available - 1),
+        "the unit sold stays sold, and is not counted twice: {catalog_after:?}"
     );
     up.reconcile();
     up.stop_with_sigint();
@@ -185,7 +176,14 @@ impl Up {
             .and_then(|child| child.try_wait().expect("flash's status"))
     }
 
-    async fn wait_healthy(&mut self, http: &reqwest::Client) {
+    /// A client of this run's edge (one connection of its own).
+    fn client(&self) -> EdgeClient {
+        EdgeClient::new(&self.url("")).expect("the edge's URL")
+    }
+
+    /// A client of the edge, once `GET /healthz` answers 200.
+    async fn wait_healthy(&mut self) -> EdgeClient {
+        let edge = self.client();
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
             if let Some(status) = self.exited() {
@@ -194,10 +192,10 @@ impl Up {
                     self.output()
                 );
             }
-            if let Ok(response) = http.get(self.url("/healthz")).send().await
-                && response.status() == 200
+            if let Ok((status, _)) = edge.health().await
+                && status == StatusCode::OK
             {
-                return;
+                return edge;
             }
             assert!(
                 Instant::now() < deadline,
@@ -208,47 +206,17 @@ impl Up {
         }
     }
 
-    async fn get(&self, http: &reqwest::Client, path: &str, token: Option<&str>) -> Value {
-        let mut request = http.get(self.url(path));
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
-        }
-        let response = request.send().await.expect("the edge answers");
-        let status = response.status().as_u16();
-        let body: Value = response.json().await.expect("a JSON body");
-        assert_eq!(status, 200, "GET {path}: {body}");
-        body
-    }
-
-    async fn post(
-        &self,
-        http: &reqwest::Client,
-        path: &str,
-        body: Value,
-        token: Option<&str>,
-    ) -> (u16, Value) {
-        let mut request = http.post(self.url(path)).json(&body);
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
-        }
-        let response = request.send().await.expect("the edge answers");
-        let status = response.status().as_u16();
-        (status, response.json().await.expect("a JSON body"))
-    }
-
     /// The embedded worker writes the order to PostgreSQL and settles it.
-    async fn wait_confirmed(&self, http: &reqwest::Client, order_id: &str, token: &str) {
+    async fn wait_confirmed(&self, shopper: &EdgeClient, order_id: &str) {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            let order = self
-                .get(http, &format!("/orders/{order_id}"), Some(token))
-                .await;
-            if order["status"] == "confirmed" {
+            let order = shopper.order(order_id).await.expect("the order");
+            if order.status == OrderStatus::Confirmed {
                 return;
             }
             assert!(
                 Instant::now() < deadline,
-                "the order never got confirmed: {order}\n{}",
+                "the order never got confirmed: {order:?}\n{}",
                 self.output()
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -364,14 +332,6 @@ impl Drop for Up {
             let _ = child.wait();
         }
     }
-}
-
-async fn sign_in(up: &Up, http: &reqwest::Client, username: &str) -> String {
-    let (status, session) = up
-        .post(http, "/session", json!({ "username": username }), None)
-        .await;
-    assert_eq!(status, 200, "{session}");
-    session["token"].as_str().expect("a token").to_owned()
 }
 
 fn signal(pid: u32, signal: libc::c_int) {

@@ -63,7 +63,7 @@ enum Task {
     /// Measure the worker: orders applied per second at batch size 1 and at a full batch,
     /// for one hot product and for 100 products (real PostgreSQL, fsync on).
     BenchWorker(bench_worker::BenchWorkerArgs),
-    /// Measure the edge (a separate flash-edge process, worker off): POST /cart/add and
+    /// Measure the edge (a separate `flash edge` process, worker off): POST /cart/add and
     /// GET /products/ req/s against redis-benchmark FLASH.RESERVE at the same concurrency,
     /// and stock fan-out latency to 10,000 WebSocket clients.
     BenchEdge(bench_edge::BenchEdgeArgs),

@@ -1,4 +1,4 @@
-//! The edge under test: `target/release/flash-edge` as a child process, and its metrics.
+//! The edge under test: `target/release/flash edge` as a child process, and its metrics.
 
 use std::fs::File;
 use std::net::SocketAddr;
@@ -13,7 +13,7 @@ use flash_tests::{RedisServer, free_port};
 use super::{BenchEdgeArgs, SALE, SECRET};
 use crate::workspace::{log_tail, show, target_dir};
 
-/// `target/release/flash-edge` as a child process, killed when the guard drops.
+/// `target/release/flash edge` as a child process, killed when the guard drops.
 pub(super) struct EdgeProcess {
     child: Child,
     pub address: SocketAddr,
@@ -43,6 +43,7 @@ impl EdgeProcess {
         command
             .current_dir(&dir)
             .env("RUST_LOG", "warn")
+            .arg("edge")
             .arg("--listen")
             .arg(address.to_string())
             .arg("--redis-url")
@@ -84,7 +85,7 @@ impl EdgeProcess {
         loop {
             if let Some(status) = self.child.try_wait()? {
                 bail!(
-                    "flash-edge exited with {status}:\n{}",
+                    "flash edge exited with {status}:\n{}",
                     log_tail(&self.log, 30)
                 );
             }
@@ -93,7 +94,7 @@ impl EdgeProcess {
             }
             if Instant::now() > deadline {
                 bail!(
-                    "flash-edge on {} did not answer GET /healthz with 200 in 30 s:\n{}",
+                    "flash edge on {} did not answer GET /healthz with 200 in 30 s:\n{}",
                     self.address,
                     log_tail(&self.log, 30)
                 );
@@ -106,7 +107,7 @@ impl EdgeProcess {
     pub fn check_alive(&mut self) -> Result<()> {
         if let Some(status) = self.child.try_wait()? {
             bail!(
-                "flash-edge exited with {status} during the run:\n{}",
+                "flash edge exited with {status} during the run:\n{}",
                 log_tail(&self.log, 30)
             );
         }

@@ -1,4 +1,4 @@
-//! `cargo xtask bench-edge`: the edge under load, as a separate `flash-edge` process in front
+//! `cargo xtask bench-edge`: the edge under load, as a separate `flash edge` process in front
 //! of redis-server with the release module and a PostgreSQL, with two questions:
 //!
 //! - **HTTP**: `POST /cart/add` (a new cart per request, one signed-in user per connection)
@@ -142,16 +142,16 @@ pub fn run(args: &BenchEdgeArgs) -> Result<()> {
     Ok(())
 }
 
-/// Builds `flash-edge` in release mode and returns its path.
+/// Builds `flash` (whose `flash edge` is the edge) in release mode and returns its path.
 fn build_edge() -> Result<PathBuf> {
     workspace::run(
-        "build the edge",
-        cargo().args(["build", "--release", "-p", "flash-edge"]),
+        "build flash",
+        cargo().args(["build", "--release", "-p", "flash-cli"]),
     )?;
-    let binary = target_dir()?.join("release").join("flash-edge");
+    let binary = target_dir()?.join("release").join("flash");
     ensure!(
         binary.is_file(),
-        "`cargo build -p flash-edge` succeeded but {} is missing",
+        "`cargo build -p flash-cli` succeeded but {} is missing",
         binary.display()
     );
     Ok(binary)
