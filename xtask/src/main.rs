@@ -9,6 +9,7 @@
 //! - [`bench_worker`]: the worker's orders per second, batch size 1 against a full batch.
 //! - [`bench_edge`]: the edge as a separate process: HTTP req/s against FLASH.RESERVE, and
 //!   WebSocket fan-out latency to 10,000 clients.
+//! - [`redis_benchmark`]: one redis-benchmark run and its CSV, for both benchmarks.
 //! - [`workspace`]: paths and child processes shared by the tasks.
 //! - [`reply`]: replies printed the way redis-cli prints them.
 //!
@@ -19,6 +20,7 @@ mod bench;
 mod bench_edge;
 mod bench_worker;
 mod deps;
+mod redis_benchmark;
 mod reply;
 mod test;
 mod up;

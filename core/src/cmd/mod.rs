@@ -279,6 +279,17 @@ fn add_user_units(store: &mut impl Store, user: &str, delta: i64) -> Result<()> 
     store.set_user_units(user, units)
 }
 
+/// The arguments of a line command (RESERVE, RELEASE, BUY): `sale cart user sku qty`.
+fn write_line_args(out: &mut Vec<String>, sale: &str, cart: &str, user: &str, sku: Sku, qty: i64) {
+    out.extend([
+        sale.to_owned(),
+        cart.to_owned(),
+        user.to_owned(),
+        sku.to_string(),
+        qty.to_string(),
+    ]);
+}
+
 /// The reply of CHECKOUT and BUY: `[order, entry, units]`.
 fn order_reply(order: &str, cart: &Cart) -> Reply {
     Reply::Array(vec![

@@ -1,4 +1,6 @@
-use super::{add_units, add_user_units, check_live, check_owner, require_cart, require_sale};
+use super::{
+    add_units, add_user_units, check_live, check_owner, require_cart, require_sale, write_line_args,
+};
 use crate::Sku;
 use crate::args::Args;
 use crate::error::{Error, ErrorCode, Result};
@@ -36,13 +38,7 @@ impl Release {
     }
 
     pub(crate) fn write_args(&self, out: &mut Vec<String>) {
-        out.extend([
-            self.sale.clone(),
-            self.cart.clone(),
-            self.user.clone(),
-            self.sku.to_string(),
-            self.qty.to_string(),
-        ]);
+        write_line_args(out, &self.sale, &self.cart, &self.user, self.sku, self.qty);
     }
 
     pub(crate) fn apply(&self, store: &mut impl Store) -> Result<Reply> {

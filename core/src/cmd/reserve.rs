@@ -1,4 +1,4 @@
-use super::{add_units, add_user_units, check_live, check_owner, require_sale};
+use super::{add_units, add_user_units, check_live, check_owner, require_sale, write_line_args};
 use crate::Sku;
 use crate::args::Args;
 use crate::error::{Error, ErrorCode, Result};
@@ -41,13 +41,7 @@ impl Reserve {
     }
 
     pub(crate) fn write_args(&self, out: &mut Vec<String>) {
-        out.extend([
-            self.sale.clone(),
-            self.cart.clone(),
-            self.user.clone(),
-            self.sku.to_string(),
-            self.qty.to_string(),
-        ]);
+        write_line_args(out, &self.sale, &self.cart, &self.user, self.sku, self.qty);
     }
 
     pub(crate) fn apply(&self, store: &mut impl Store) -> Result<Reply> {

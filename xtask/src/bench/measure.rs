@@ -1,13 +1,12 @@
 //! One redis-benchmark run, and the server's own counters read around it.
 
-use std::process::Command;
-
 use anyhow::{Context, Result, anyhow, bail};
 use flash_tests::RedisServer;
 use redis::Connection;
 
 use super::workload::Workload;
 use super::{BenchArgs, KEYSPACE};
+use crate::redis_benchmark;
 use crate::workspace::show;
 
 /// One redis-benchmark run's numbers.
@@ -52,20 +51,15 @@ pub(super) fn measure(
     warnings: &mut Vec<String>,
 ) -> Result<Measure> {
     redis::cmd("CONFIG").arg("RESETSTAT").exec(conn)?;
-    let mut command = Command::new("redis-benchmark");
-    command
-        .args(["-h", "127.0.0.1", "-p"])
-        .arg(server.port.to_string())
-        .arg("-c")
-        .arg(args.clients.to_string())
-        .arg("-n")
-        .arg(args.requests.to_string())
-        .arg("-r")
-        .arg(KEYSPACE.to_string())
-        .arg("-P")
-        .arg(pipeline.to_string())
-        .args(["-q", "--csv"])
-        .args(words);
+    let mut command = redis_benchmark::Run {
+        port: server.port,
+        clients: args.clients,
+        requests: args.requests,
+        keyspace: KEYSPACE,
+        pipeline,
+        words,
+    }
+    .command();
     let output = command
         .output()
         .with_context(|| format!("cannot run {}", show(&command)))?;
@@ -79,8 +73,9 @@ pub(super) fn measure(
             stderr.trim()
         );
     }
-    let requests_per_sec = parse_csv_rps(&stdout)
-        .ok_or_else(|| anyhow!("no CSV result from {}:\n{stdout}", show(&command)))?;
+    let requests_per_sec = redis_benchmark::parse_csv(&stdout)
+        .ok_or_else(|| anyhow!("no CSV result from {}:\n{stdout}", show(&command)))?
+        .requests_per_sec;
 
     let stats: String = redis::cmd("INFO").arg("commandstats").query(conn)?;
     let stat = command_stat(&stats, workload.stat_name());
@@ -110,16 +105,6 @@ pub(super) fn measure(
         usec_per_call: stat.map(|s| s.usec_per_call),
         successful_calls: stat.map_or(0, |s| s.calls.saturating_sub(s.failed + s.rejected)),
     })
-}
-
-/// The requests per second of `redis-benchmark -q --csv`: the data line's 7th field from the
-/// end (the test name before it may itself hold commas).
-fn parse_csv_rps(stdout: &str) -> Option<f64> {
-    let line = stdout
-        .lines()
-        .rfind(|line| line.starts_with('"') && !line.starts_with("\"test\""))?;
-    let fields: Vec<&str> = line.rsplitn(8, ',').collect();
-    fields.get(6)?.trim_matches('"').parse().ok()
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -175,16 +160,6 @@ fn error_stats(info: &str) -> Vec<(String, u64)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn csv_rps_is_the_seventh_field_from_the_end() {
-        let out = "\"test\",\"rps\",\"avg_latency_ms\",\"min_latency_ms\",\"p50_latency_ms\",\
-                   \"p95_latency_ms\",\"p99_latency_ms\",\"max_latency_ms\"\n\
-                   \"INCR a,b:__rand_int__\",\"400000.00\",\"0.154\",\"0.040\",\"0.111\",\
-                   \"0.327\",\"1.431\",\"1.439\"\n";
-        assert_eq!(parse_csv_rps(out), Some(400_000.0));
-        assert_eq!(parse_csv_rps("\"test\",\"rps\"\n"), None);
-    }
 
     #[test]
     fn command_stat_reads_calls_and_cost() {

@@ -6,6 +6,7 @@ use flash_tests::RedisServer;
 use super::BenchEdgeArgs;
 use super::cpu::CpuProbe;
 use super::http::HttpMeasure;
+use crate::redis_benchmark;
 use crate::workspace::show;
 
 /// The SKU and user of redis-benchmark's reserves. One fixed user, because redis-benchmark
@@ -28,18 +29,17 @@ pub(super) async fn redis_benchmark(
     words: &[String],
     cpu: &CpuProbe,
 ) -> Result<HttpMeasure> {
-    let mut command = tokio::process::Command::new("redis-benchmark");
-    command
-        .args(["-h", "127.0.0.1", "-p"])
-        .arg(redis.port.to_string())
-        .arg("-c")
-        .arg(args.connections.to_string())
-        .arg("-n")
-        .arg(requests.to_string())
-        .arg("-r")
-        .arg(KEYSPACE.to_string())
-        .args(["-P", "1", "-q", "--csv"])
-        .args(words);
+    let mut command = tokio::process::Command::from(
+        redis_benchmark::Run {
+            port: redis.port,
+            clients: args.connections,
+            requests,
+            keyspace: KEYSPACE,
+            pipeline: 1,
+            words,
+        }
+        .command(),
+    );
     let shown = show(command.as_std());
     let before = cpu.sample();
     let output = command
@@ -55,7 +55,8 @@ pub(super) async fn redis_benchmark(
             String::from_utf8_lossy(&output.stderr).trim()
         );
     }
-    let csv = parse_csv(&stdout).ok_or_else(|| anyhow!("no CSV result from {shown}:\n{stdout}"))?;
+    let csv = redis_benchmark::parse_csv(&stdout)
+        .ok_or_else(|| anyhow!("no CSV result from {shown}:\n{stdout}"))?;
     Ok(HttpMeasure {
         requests_per_sec: csv.requests_per_sec,
         p50_ms: csv.p50_ms,
@@ -65,49 +66,4 @@ pub(super) async fn redis_benchmark(
         cpu: share,
         ..HttpMeasure::default()
     })
-}
-
-#[derive(Debug, PartialEq)]
-struct Csv {
-    requests_per_sec: f64,
-    p50_ms: f64,
-    p99_ms: f64,
-}
-
-/// redis-benchmark's `-q --csv` data line: `"test","rps","avg","min","p50","p95","p99","max"`,
-/// read from the end (the test name may itself hold commas).
-fn parse_csv(stdout: &str) -> Option<Csv> {
-    let line = stdout
-        .lines()
-        .rfind(|line| line.starts_with('"') && !line.starts_with("\"test\""))?;
-    let fields: Vec<&str> = line.rsplitn(8, ',').collect();
-    let number =
-        |index: usize| -> Option<f64> { fields.get(index)?.trim_matches('"').parse().ok() };
-    Some(Csv {
-        requests_per_sec: number(6)?,
-        p50_ms: number(3)?,
-        p99_ms: number(1)?,
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn csv_gives_rate_and_percentiles() {
-        let out = "\"test\",\"rps\",\"avg_latency_ms\",\"min_latency_ms\",\"p50_latency_ms\",\
-                   \"p95_latency_ms\",\"p99_latency_ms\",\"max_latency_ms\"\n\
-                   \"FLASH.RESERVE a,b\",\"38000.00\",\"1.2\",\"0.1\",\"1.10\",\"2.0\",\"3.50\",\
-                   \"9.9\"\n";
-        assert_eq!(
-            parse_csv(out),
-            Some(Csv {
-                requests_per_sec: 38_000.0,
-                p50_ms: 1.10,
-                p99_ms: 3.50
-            })
-        );
-        assert_eq!(parse_csv("\"test\",\"rps\"\n"), None);
-    }
 }
