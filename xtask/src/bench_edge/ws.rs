@@ -9,6 +9,8 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail};
+use flash_core::Command;
+use flash_core::cmd::Load;
 use flash_tests::RedisServer;
 use hdrhistogram::Histogram;
 use rand::rngs::SmallRng;
@@ -98,12 +100,10 @@ pub(super) async fn bench_ws(
     );
     // Every watched product starts at WS_BASE (change 0).
     let mut driver = redis.client().get_connection()?;
-    let mut load = redis::cmd("FLASH.LOAD");
-    load.arg(SALE);
-    for product in 1..=schedule.products {
-        load.arg(product).arg(WS_BASE);
-    }
-    load.exec(&mut driver)?;
+    let stock: Vec<(i64, i64)> = (1..=schedule.products as i64)
+        .map(|product| (product, WS_BASE))
+        .collect();
+    send_load(&mut driver, stock)?;
     // Let the hub take the starting values from the channel before clients ask for them.
     tokio::time::sleep(Duration::from_millis(300)).await;
 
@@ -421,13 +421,23 @@ fn drive_changes(
         }
         let sent = Instant::now().duration_since(shared.base).as_nanos() as u64 + 1;
         shared.sent_at[seq as usize].store(sent, Ordering::Release);
-        redis::cmd("FLASH.LOAD")
-            .arg(SALE)
-            .arg(schedule.product_of(seq))
-            .arg(WS_BASE + seq as i64)
-            .exec(conn)?;
+        send_load(conn, vec![(schedule.product_of(seq), WS_BASE + seq as i64)])?;
     }
     Ok(start.elapsed().as_secs_f64())
+}
+
+/// FLASH.LOAD on the bench's sale, as a typed command, over a plain blocking connection:
+/// the changes are sent from a thread of their own at precise moments.
+fn send_load(conn: &mut redis::Connection, stock: Vec<(i64, i64)>) -> Result<()> {
+    let command = Command::Load(Load {
+        sale: SALE.to_owned(),
+        total: false,
+        stock,
+    });
+    redis::cmd(command.spec().name)
+        .arg(command.to_args())
+        .exec(conn)?;
+    Ok(())
 }
 
 #[cfg(test)]
