@@ -15,7 +15,7 @@
 -- The behaviour is the Rust engine's in core/src: every check, its order, every error
 -- message and every write here copies it, and where core leaves a detail to the storage (a
 -- stored value that is not an integer, a cart hash without a state) this follows the
--- module's store (module/src/store.rs). The conformance suite (tests/tests/engine) runs every
+-- module's store (module/src/store/). The conformance suite (tests/tests/engine) runs every
 -- engine test on both and compares the replies and error lines. Conventions (README "The Lua
 -- twin", core/src/keys.rs, client/src/lua):
 --   KEYS[1..#SALE_KEYS]  the sale's keys, in SALE_KEYS order

@@ -107,9 +107,7 @@ impl Cart {
 
 fn cart_state<'de, D: Deserializer<'de>>(deserializer: D) -> Result<CartState, D::Error> {
     let word = String::deserialize(deserializer)?;
-    CartState::ALL
-        .into_iter()
-        .find(|state| state.as_str() == word)
+    CartState::parse(word.as_bytes())
         .ok_or_else(|| serde::de::Error::custom(format!("unknown cart state {word:?}")))
 }
 

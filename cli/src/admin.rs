@@ -20,15 +20,23 @@ pub struct WorkerArgs {
     pub common: Common,
     #[command(flatten)]
     pub worker: WorkerSettings,
+    /// This worker's name in the consumer group (default: host and process id). Run many
+    /// workers with different names; restart one under its old name to finish its entries.
+    #[arg(long, env = "FLASH_CONSUMER")]
+    pub consumer: Option<String>,
 }
 
 /// `flash worker`: migrates, then consumes the order stream until Ctrl-C or SIGTERM (the
 /// batch in hand is finished first).
 pub async fn worker(args: WorkerArgs) -> Result<ExitCode> {
     let common = &args.common;
-    let config = args
-        .worker
-        .config(&common.redis_url, common.database_url()?, &common.sale, "");
+    let config = args.worker.config(
+        &common.redis_url,
+        common.database_url()?,
+        &common.sale,
+        args.consumer.as_deref(),
+        "",
+    );
     flash_worker::migrate::migrate(&mut common.database().await?).await?;
     info!(sale = %config.sale, consumer = %config.consumer, batch_size = config.batch_size, "worker: starting");
     flash_worker::consumer::run(config, Arc::new(Counters::default()), stop_signal()?).await;

@@ -1,9 +1,8 @@
 //! [`FlashClient`]: the FLASH commands through the module or the Lua twin.
 
-use flash_core::args::{DEFAULT_EXPIRE_COUNT, MAX_EXPIRE_COUNT};
 use flash_core::cmd::{
     Available, Buy, CartInfo, Checkout, Expire, Info, Load, Release, Reserve, SaleCmd, Settle,
-    Verdict, keyword,
+    Verdict,
 };
 use flash_core::keys::SaleKeys;
 use flash_core::model::CartState;
@@ -227,17 +226,11 @@ impl FlashClient {
         if spec.name != "FLASH.EXPIRE" {
             return Ok(spec.cart_in(args).map(str::to_owned).into_iter().collect());
         }
-        let sale = args.first().map(String::as_str).unwrap_or_default();
-        // Only a valid sale name makes valid keys; the script reports a bad one.
-        if flash_core::args::parse_token("sale", sale.as_bytes()).is_err() {
+        // Core reads the line as the script will; a line it refuses needs no carts (the
+        // script answers the same refusal).
+        let raw: Vec<&[u8]> = args.iter().map(|arg| arg.as_bytes()).collect();
+        let Ok(Command::Expire(Expire { sale, count })) = Command::parse(spec.name, &raw) else {
             return Ok(Vec::new());
-        }
-        let count = match args.get(1..3) {
-            Some([option, n]) if option.eq_ignore_ascii_case(keyword::COUNT) => n
-                .parse::<isize>()
-                .unwrap_or(1)
-                .clamp(1, MAX_EXPIRE_COUNT as isize),
-            _ => DEFAULT_EXPIRE_COUNT as isize,
         };
         // Due by the server's clock, which the script rechecks; a cart falling due in
         // between waits for the next call.
@@ -245,7 +238,13 @@ impl FlashClient {
         let (secs, micros): (i64, i64) = redis::cmd("TIME").query_async(&mut conn).await?;
         let now_ms = secs * 1000 + micros / 1000;
         Ok(conn
-            .zrangebyscore_limit(SaleKeys::new(sale).deadlines(), "-inf", now_ms, 0, count)
+            .zrangebyscore_limit(
+                SaleKeys::new(&sale).deadlines(),
+                "-inf",
+                now_ms,
+                0,
+                count as isize,
+            )
             .await?)
     }
 

@@ -119,9 +119,11 @@ impl StockEvent {
         )
     }
 
-    /// Reads a message back: a JSON object with exactly the two integer members, in either
-    /// order, whitespace allowed between tokens. Anything else is `None` (counted and
-    /// ignored by the subscriber: someone else published on the channel).
+    /// Reads a message back: a JSON object with the two integer members, each once, in
+    /// either order, whitespace allowed between tokens. A member of another name is skipped
+    /// (a later engine may announce more), as long as its value holds no comma. Anything else
+    /// is `None` (counted and ignored by the subscriber: someone else published on the
+    /// channel).
     pub fn parse(message: &[u8]) -> Option<StockEvent> {
         let text = std::str::from_utf8(message).ok()?.trim();
         let body = text.strip_prefix('{')?.strip_suffix('}')?;
@@ -129,24 +131,19 @@ impl StockEvent {
         for member in body.split(',') {
             let (name, value) = member.split_once(':')?;
             let name = name.trim().strip_prefix('"')?.strip_suffix('"')?;
-            let value = value.trim();
-            if value.is_empty()
-                || !value
-                    .trim_start_matches('-')
-                    .bytes()
-                    .all(|b| b.is_ascii_digit())
-            {
-                return None;
-            }
-            let value: i64 = value.parse().ok()?;
             let slot = if name == names::event::SKU.as_str() {
                 &mut sku
             } else if name == names::event::AVAILABLE.as_str() {
                 &mut available
             } else {
-                return None;
+                continue;
             };
-            if slot.replace(value).is_some() {
+            let value = value.trim();
+            let digits = value.strip_prefix('-').unwrap_or(value);
+            if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+                return None;
+            }
+            if slot.replace(value.parse().ok()?).is_some() {
                 return None;
             }
         }
@@ -243,11 +240,16 @@ mod tests {
                 available: 0
             })
         );
+        // A member the engine may add later is skipped.
+        assert_eq!(
+            StockEvent::parse(br#"{"sku":14,"available":7,"at_ms":1700000000000}"#),
+            Some(event)
+        );
         for bad in [
             &br#"{"sku":14}"#[..],
             br#"{"sku":14,"available":"7"}"#,
-            br#"{"sku":14,"available":7,"x":1}"#,
             br#"{"sku":14,"sku":15,"available":7}"#,
+            br#"{"sku":14,"available":--7}"#,
             br#"{"sku":1.5,"available":7}"#,
             b"hello",
             b"",

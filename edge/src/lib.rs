@@ -18,7 +18,8 @@
 //!   read-backs, `source.rs` FLASH.AVAILABLE, `ticker.rs` the tick thread, `counters.rs`
 //!   its figures.
 //! - [`ws`]: the `/ws/catalog` WebSocket: `ws/mod.rs` the protocol and its settings,
-//!   `handshake.rs` the upgrade checks, `session.rs` one session loop per client.
+//!   `handshake.rs` the upgrade checks, `session/` one session loop per client (its tests in
+//!   `session/tests.rs`).
 //! - [`metrics`]: the Prometheus exposition.
 //! - [`error`]: every refusal as a status and a JSON body with a stable code.
 //! - [`settings`]: flags and environment.

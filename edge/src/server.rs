@@ -40,6 +40,7 @@ pub async fn run(
             &settings.redis_url,
             &settings.database_url,
             &settings.sale,
+            settings.consumer.as_deref(),
             "edge-",
         );
         info!(consumer = %config.consumer, "edge: running the order worker in this process");

@@ -30,6 +30,11 @@ pub struct EdgeSettings {
     /// The embedded worker's settings, the same flags as `flash worker`'s.
     #[command(flatten)]
     pub worker: flash_worker::settings::WorkerSettings,
+    /// The embedded worker's name in the consumer group (default: `edge-<host>-<pid>`).
+    /// A flag only, never the environment: a `FLASH_CONSUMER` shared with a `flash worker`
+    /// would put two processes under one name.
+    #[arg(long)]
+    pub consumer: Option<String>,
     /// Requests per second allowed per client IP (burst: twice that); 0 turns the limit off.
     #[arg(long, env = "FLASH_RATE_PER_IP", default_value_t = 100)]
     pub rate_per_ip: u32,

@@ -90,6 +90,7 @@ impl Stack {
             session_ttl_secs: 3600,
             no_worker: false,
             worker: WorkerSettings::default(),
+            consumer: None,
             rate_per_ip: 0,
             rate_per_user: 0,
             allowed_origins: vec!["http://127.0.0.1:8000".to_owned()],

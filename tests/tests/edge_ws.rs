@@ -323,10 +323,8 @@ async fn connections_past_the_per_address_cap_get_429_until_one_closes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn changes_missed_while_the_subscription_was_down_reach_clients_after_it_returns() {
     // A long first backoff, so the reserve below surely lands while the hub is away.
-    let hub_settings = HubSettings {
-        reconnect_min: Duration::from_millis(500),
-        ..HubSettings::default()
-    };
+    let mut hub_settings = HubSettings::default();
+    hub_settings.subscription.reconnect_min = Duration::from_millis(500);
     let edge = Edge::start(WsSettings::default(), hub_settings).await;
     let mut client = edge.connect().await;
     client

@@ -50,8 +50,13 @@ pub mod keyword {
 }
 
 /// What everyone who sends, registers or routes a command needs to know about it, written
-/// once (like Redis's own `src/commands/*.json`): the module registers from it, the client
-/// routes and retries by it, the Lua twin's KEYS are built by it.
+/// once (like Redis's own `src/commands/*.json`): the module registers each name with its
+/// read/write flags from it, the client retries reads and builds the Lua twin's KEYS by it.
+///
+/// The arity is stated for readers and held to the parsers by a test, but not given to
+/// Redis: Redis would then refuse a short line with its own arity error before the engine's
+/// checks run, and a line such as `FLASH.RESERVE a{b}` must keep answering the engine's
+/// error for the malformed sale name, from the module and the Lua twin alike.
 ///
 /// Every command's first argument is its sale, declared as the key (first 1, last 1, step
 /// 1), so cluster-aware clients route it.

@@ -71,38 +71,18 @@ pub struct HubSettings {
     pub tick: Duration,
     /// Ticks a session may fall behind before it is resynchronised from the latest values.
     pub update_backlog: usize,
-    /// First wait before reconnecting the subscription; doubles up to `reconnect_max`.
-    pub reconnect_min: Duration,
-    pub reconnect_max: Duration,
-    /// A PING on the subscription this often: a connection that does not answer within
-    /// `connect_timeout` is replaced. A failed read-back is retried as often.
-    pub liveness_interval: Duration,
-    /// Bound on connecting + SUBSCRIBE, on a liveness PING, and on a FLASH.AVAILABLE read.
-    pub connect_timeout: Duration,
+    /// The stock event subscription's pacing. Its `liveness_interval` also spaces retries of
+    /// a failed read-back, and its `connect_timeout` bounds a FLASH.AVAILABLE read.
+    pub subscription: SubscriptionSettings,
 }
 
 impl Default for HubSettings {
     fn default() -> HubSettings {
-        let subscription = SubscriptionSettings::default();
         HubSettings {
             tick: Duration::from_millis(50),
             // 256 ticks of 50 ms: a client may stall about 13 s before it is resynchronised.
             update_backlog: 256,
-            reconnect_min: subscription.reconnect_min,
-            reconnect_max: subscription.reconnect_max,
-            liveness_interval: subscription.liveness_interval,
-            connect_timeout: subscription.connect_timeout,
-        }
-    }
-}
-
-impl HubSettings {
-    fn subscription(&self) -> SubscriptionSettings {
-        SubscriptionSettings {
-            reconnect_min: self.reconnect_min,
-            reconnect_max: self.reconnect_max,
-            liveness_interval: self.liveness_interval,
-            connect_timeout: self.connect_timeout,
+            subscription: SubscriptionSettings::default(),
         }
     }
 }
@@ -164,12 +144,12 @@ impl Hub {
         engine: FlashClient,
         settings: HubSettings,
     ) -> Result<Hub, flash_client::ClientError> {
-        let events = StockEvents::subscribe(redis_url, sale, settings.subscription()).await?;
+        let events = StockEvents::subscribe(redis_url, sale, settings.subscription.clone()).await?;
         let source = Arc::new(EngineSource::new(
             sale,
             redis_url,
             engine,
-            settings.connect_timeout,
+            settings.subscription.connect_timeout,
         ));
         let hub = Hub::build(Some(source.clone()), &settings);
         hub.spawn_ticker(settings.tick);
@@ -177,7 +157,7 @@ impl Hub {
             Arc::downgrade(&hub.inner),
             source,
             events,
-            settings.liveness_interval,
+            settings.subscription.liveness_interval,
         ));
         lock(&hub.inner.tasks).push(subscription.abort_handle());
         Ok(hub)

@@ -32,6 +32,13 @@ pub(super) async fn run(
         tokio::select! {
             item = events.next() => {
                 let Some(item) = item else {
+                    // The subscription's task is gone (it cannot end otherwise while the
+                    // stream lives): say so, so health and metrics stop reporting it live
+                    // and local hints are taken again.
+                    tracing::error!("hub: the stock event subscription ended");
+                    if let Some(inner) = weak.upgrade() {
+                        inner.set_live(false);
+                    }
                     return;
                 };
                 let Some(inner) = weak.upgrade() else {

@@ -78,8 +78,13 @@ fn route_of(path: &str) -> Route {
         _ => "other",
     };
     // Health checks and scrapes come from the operator's own systems; the WebSocket has a
-    // cap of its own (connections per IP).
-    let limited = !matches!(name, "/healthz" | "/metrics" | "/ws/catalog");
+    // cap of its own (connections per IP). The page and its files are compiled in and cost a
+    // copy: one page load fetches some twenty of them (the UI's modules), which must not eat
+    // the API budget of the shoppers behind one address.
+    let limited = !matches!(
+        name,
+        "/healthz" | "/metrics" | "/ws/catalog" | "/" | "/static"
+    );
     Route { name, limited }
 }
 
@@ -119,5 +124,21 @@ async fn dispatch(
             "METHOD_NOT_ALLOWED",
             format!("{method} is not allowed on {route}"),
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::route_of;
+
+    #[test]
+    fn the_page_and_its_files_do_not_spend_the_per_ip_budget() {
+        for path in ["/", "/display", "/static/app.js", "/static/views/cart.js"] {
+            assert!(!route_of(path).limited, "{path}");
+        }
+        for path in ["/session", "/products/", "/cart/add", "/orders/o1", "/nope"] {
+            assert!(route_of(path).limited, "{path}");
+        }
+        assert_eq!(route_of("/cart/c-1").name, "/cart/{id}");
     }
 }

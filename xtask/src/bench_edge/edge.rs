@@ -1,21 +1,22 @@
 //! The edge under test: `target/release/flash edge` as a child process, and its metrics.
 
-use std::fs::File;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use flash_api_client::{EdgeClient, StatusCode};
+use flash_servers::process::{Server, Supervision};
 use flash_tests::{RedisServer, free_port};
 
 use super::{BenchEdgeArgs, SALE, SECRET};
-use crate::workspace::{log_tail, show, target_dir};
+use crate::workspace::{show, target_dir};
 
-/// `target/release/flash edge` as a child process, killed when the guard drops.
+/// `target/release/flash edge` as a child process (flash-servers' guard: killed when it
+/// drops).
 pub(super) struct EdgeProcess {
-    child: Child,
+    server: Server,
     pub address: SocketAddr,
     /// `http://address`, for the API client.
     pub url: String,
@@ -35,7 +36,8 @@ impl EdgeProcess {
         let dir = target_dir()?.join("bench-edge");
         std::fs::create_dir_all(&dir)?;
         let log = dir.join("edge.log");
-        let log_file = File::create(&log)?;
+        // One run's output: the guard appends, so start from an empty file.
+        std::fs::write(&log, "")?;
         let address = SocketAddr::from(([127, 0, 0, 1], free_port()?));
         let ws_per_ip = args.ws_clients.max(10_000) * 2;
         let max_connections = (args.ws_clients + args.connections).max(15_000) * 2;
@@ -56,16 +58,17 @@ impl EdgeProcess {
             .arg(ws_per_ip.to_string())
             .arg("--max-connections")
             .arg(max_connections.to_string())
-            .arg("--no-worker")
-            .stdin(Stdio::null())
-            .stdout(log_file.try_clone()?)
-            .stderr(log_file);
+            .arg("--no-worker");
         let command_line = show(&command);
-        let child = command
-            .spawn()
-            .with_context(|| format!("cannot start {command_line}"))?;
+        let server = Server::spawn(
+            "flash edge",
+            command,
+            &log,
+            libc::SIGTERM,
+            Supervision::Attached,
+        )?;
         let mut edge = EdgeProcess {
-            child,
+            server,
             address,
             url: format!("http://{address}"),
             log,
@@ -76,17 +79,17 @@ impl EdgeProcess {
     }
 
     pub fn pid(&self) -> u32 {
-        self.child.id()
+        self.server.pid
     }
 
     async fn wait_until_healthy(&mut self) -> Result<()> {
         let deadline = Instant::now() + Duration::from_secs(30);
         let client = EdgeClient::new(&self.url)?;
         loop {
-            if let Some(status) = self.child.try_wait()? {
+            if let Some(status) = self.server.try_exited()? {
                 bail!(
                     "flash edge exited with {status}:\n{}",
-                    log_tail(&self.log, 30)
+                    self.server.log_tail(30)
                 );
             }
             if let Ok((StatusCode::OK, _)) = client.health().await {
@@ -96,7 +99,7 @@ impl EdgeProcess {
                 bail!(
                     "flash edge on {} did not answer GET /healthz with 200 in 30 s:\n{}",
                     self.address,
-                    log_tail(&self.log, 30)
+                    self.server.log_tail(30)
                 );
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -105,20 +108,13 @@ impl EdgeProcess {
 
     /// Fails (with the log) if the edge died during a run.
     pub fn check_alive(&mut self) -> Result<()> {
-        if let Some(status) = self.child.try_wait()? {
+        if let Some(status) = self.server.try_exited()? {
             bail!(
                 "flash edge exited with {status} during the run:\n{}",
-                log_tail(&self.log, 30)
+                self.server.log_tail(30)
             );
         }
         Ok(())
-    }
-}
-
-impl Drop for EdgeProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
