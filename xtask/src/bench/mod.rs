@@ -1,6 +1,8 @@
 //! `cargo xtask bench`: redis-benchmark of FLASH.RESERVE against INCR (the floor of any write
 //! command), against its Lua twin (EVALSHA) and against the naive three round trips
-//! (DECR, RPUSH, LLEN), all on one redis-server with the release module.
+//! (DECR, RPUSH, LLEN), all on one redis-server with the release module; and the server's
+//! cost per call of FLASH.RESERVE and FLASH.AVAILABLE against Redis's own HINCRBY and HGET on
+//! one hash field (the floor of a counter write and of a counter read).
 //!
 //! Facts about redis-benchmark (7.0) this relies on, checked on a real server:
 //! - every `__rand_int__` in a command gets its own random number, so a command cannot name

@@ -145,6 +145,52 @@ pub(super) fn print_summary(samples: &BTreeMap<(Workload, u32), Vec<Measure>>) {
          vs Lua: one cart per run on both sides, because redis-benchmark cannot repeat one \
          random cart id in KEYS and ARGV)"
     );
+
+    // The server's own cost per call against Redis's own hash commands (issue 10's
+    // targets): what the module spends beyond the work, whatever the network costs.
+    let cost_ratio = |a: Workload, b: Workload| {
+        let (Some(a), Some(b)) = (samples.get(&(a, 16)), samples.get(&(b, 16))) else {
+            return None;
+        };
+        median(
+            a.iter()
+                .zip(b)
+                .filter_map(|(a, b)| Some(a.usec_per_call? / b.usec_per_call?))
+                .collect(),
+        )
+    };
+    let at_most = |value: Option<f64>, target: f64| match value {
+        Some(v) if v <= target => format!("{v:.1}× (target ≤ {target:.0}×: met)"),
+        Some(v) => format!("{v:.1}× (target ≤ {target:.0}×: missed)"),
+        None => format!("- (target ≤ {target:.0}×: not measured)"),
+    };
+    println!();
+    println!("server µs per call at -P 16, against Redis's own hash commands:");
+    for (label, workload, baseline, target) in [
+        (
+            "FLASH.RESERVE, new carts / HINCRBY",
+            Workload::ModuleNewCarts,
+            Workload::Hincrby,
+            8.0,
+        ),
+        (
+            "FLASH.RESERVE, one cart / HINCRBY",
+            Workload::ModuleOneCart,
+            Workload::Hincrby,
+            5.0,
+        ),
+        (
+            "FLASH.AVAILABLE / HGET",
+            Workload::ModuleAvailable,
+            Workload::Hget,
+            2.0,
+        ),
+    ] {
+        println!(
+            "  {label:<36} = {}",
+            at_most(cost_ratio(workload, baseline), target)
+        );
+    }
 }
 
 #[cfg(test)]

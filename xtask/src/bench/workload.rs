@@ -6,6 +6,9 @@ use super::{LUA_SALE, MODULE_SALE, SKU, USER};
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
 pub(super) enum Workload {
     Incr,
+    Hincrby,
+    Hget,
+    ModuleAvailable,
     ModuleNewCarts,
     ModuleOneCart,
     LuaOneCart,
@@ -15,8 +18,11 @@ pub(super) enum Workload {
 }
 
 impl Workload {
-    pub(super) const ALL: [Workload; 7] = [
+    pub(super) const ALL: [Workload; 10] = [
         Workload::Incr,
+        Workload::Hincrby,
+        Workload::Hget,
+        Workload::ModuleAvailable,
         Workload::ModuleNewCarts,
         Workload::ModuleOneCart,
         Workload::LuaOneCart,
@@ -28,6 +34,9 @@ impl Workload {
     pub(super) fn label(self) -> &'static str {
         match self {
             Workload::Incr => "INCR (baseline)",
+            Workload::Hincrby => "HINCRBY (baseline)",
+            Workload::Hget => "HGET (baseline)",
+            Workload::ModuleAvailable => "FLASH.AVAILABLE, one SKU",
             Workload::ModuleNewCarts => "FLASH.RESERVE, random carts",
             Workload::ModuleOneCart => "FLASH.RESERVE, one cart",
             Workload::LuaOneCart => "Lua twin (EVALSHA), one cart",
@@ -41,6 +50,9 @@ impl Workload {
     pub(super) fn stat_name(self) -> &'static str {
         match self {
             Workload::Incr => "incr",
+            Workload::Hincrby => "hincrby",
+            Workload::Hget => "hget",
+            Workload::ModuleAvailable => "flash.available",
             Workload::ModuleNewCarts | Workload::ModuleOneCart => "flash.reserve",
             Workload::LuaOneCart => "evalsha",
             Workload::NaiveDecr => "decr",
@@ -56,6 +68,11 @@ impl Workload {
         let one_cart = format!("hot-p{pipeline}-r{round}");
         match self {
             Workload::Incr => strings(&["INCR", "bench:counter:__rand_int__"]),
+            // One field of one hash, as the engine's counters are: the floor of a hash write
+            // and of a hash read.
+            Workload::Hincrby => strings(&["HINCRBY", "bench:hash", "field", "1"]),
+            Workload::Hget => strings(&["HGET", "bench:hash", "field"]),
+            Workload::ModuleAvailable => strings(&["FLASH.AVAILABLE", MODULE_SALE, SKU]),
             Workload::ModuleNewCarts => strings(&[
                 "FLASH.RESERVE",
                 MODULE_SALE,
