@@ -56,6 +56,13 @@ async fn next_settled(events: &mut StockEvents) -> SubscriptionEvent {
     }
 }
 
+/// A quick subscription to the sale's events, past its first item (`Subscribed`, checked).
+async fn subscribed(url: &str) -> StockEvents {
+    let mut events = StockEvents::subscribe(url, SALE, quick()).await.unwrap();
+    assert_eq!(next(&mut events).await, SubscriptionEvent::Subscribed);
+    events
+}
+
 fn stock(sku: i64, available: i64) -> SubscriptionEvent {
     SubscriptionEvent::Stock(StockEvent { sku, available })
 }
@@ -64,10 +71,7 @@ fn stock(sku: i64, available: i64) -> SubscriptionEvent {
 async fn the_engines_changes_arrive_as_typed_stock_events_and_foreign_messages_as_malformed() {
     let redis = server();
     let engine = engine(&redis).await;
-    let mut events = StockEvents::subscribe(&redis.url(), SALE, quick())
-        .await
-        .unwrap();
-    assert_eq!(next(&mut events).await, SubscriptionEvent::Subscribed);
+    let mut events = subscribed(&redis.url()).await;
 
     engine.load(SALE, &[(14, 10)]).await.unwrap();
     assert_eq!(next(&mut events).await, stock(14, 10));
@@ -101,10 +105,7 @@ async fn the_engines_changes_arrive_as_typed_stock_events_and_foreign_messages_a
 async fn a_killed_connection_is_reported_lost_then_restored_and_messages_flow_again() {
     let redis = server();
     let engine = engine(&redis).await;
-    let mut events = StockEvents::subscribe(&redis.url(), SALE, quick())
-        .await
-        .unwrap();
-    assert_eq!(next(&mut events).await, SubscriptionEvent::Subscribed);
+    let mut events = subscribed(&redis.url()).await;
 
     let mut conn = engine.connection();
     let killed: i64 = redis::cmd("CLIENT")
@@ -129,10 +130,7 @@ async fn a_killed_connection_is_reported_lost_then_restored_and_messages_flow_ag
 async fn a_server_that_stops_answering_is_noticed_by_the_liveness_ping() {
     let redis = server();
     let engine = engine(&redis).await;
-    let mut events = StockEvents::subscribe(&redis.url(), SALE, quick())
-        .await
-        .unwrap();
-    assert_eq!(next(&mut events).await, SubscriptionEvent::Subscribed);
+    let mut events = subscribed(&redis.url()).await;
 
     // Every client's commands wait for 1.5 s: the connection stays open, PING goes
     // unanswered (300 ms allowed), and so do the first attempts to subscribe again.
@@ -157,8 +155,7 @@ async fn a_server_that_stops_answering_is_noticed_by_the_liveness_ping() {
 async fn a_server_that_is_gone_is_retried_with_backoff_and_a_first_subscribe_fails() {
     let mut redis = server();
     let url = redis.url();
-    let mut events = StockEvents::subscribe(&url, SALE, quick()).await.unwrap();
-    assert_eq!(next(&mut events).await, SubscriptionEvent::Subscribed);
+    let mut events = subscribed(&url).await;
 
     redis.kill();
     assert!(matches!(
