@@ -375,11 +375,13 @@ local function read_sale()
         limit = stored_int(map[SALE_LIMIT]) or 0,
         start_ms = stored_int(map[SALE_START_MS]) or 0,
         end_ms = stored_int(map[SALE_END_MS]) or 0,
+        retain_ms = stored_int(map[SALE_RETAIN_MS]) or DEFAULT_RETAIN_MS,
     }
 end
 
 local function default_sale()
-    return { hold_ms = DEFAULT_HOLD_MS, limit = 0, start_ms = 0, end_ms = 0 }
+    return { hold_ms = DEFAULT_HOLD_MS, limit = 0, start_ms = 0, end_ms = 0,
+        retain_ms = DEFAULT_RETAIN_MS }
 end
 
 local function write_sale(sale)
@@ -387,7 +389,17 @@ local function write_sale(sale)
         SALE_HOLD_MS, int_text(sale.hold_ms),
         SALE_LIMIT, int_text(sale.limit),
         SALE_START_MS, int_text(sale.start_ms),
-        SALE_END_MS, int_text(sale.end_ms))
+        SALE_END_MS, int_text(sale.end_ms),
+        SALE_RETAIN_MS, int_text(sale.retain_ms))
+end
+
+-- A cart just finished (settled, rejected, expired): Redis removes it once the sale's
+-- retention has passed (cmd::retire_cart). PEXPIREAT, an absolute time, so a replica or an
+-- AOF replay removes it at the master's moment.
+local function retire_cart(sale, cart_key, at_ms)
+    if sale.retain_ms > 0 then
+        call('PEXPIREAT', cart_key, int_text(at_ms + sale.retain_ms))
+    end
 end
 
 local function require_sale(sale_name)

@@ -227,6 +227,19 @@ impl Key {
         });
     }
 
+    /// Removes the key at `at_ms`, unix ms (Redis's own key expiry).
+    pub fn expire_at(&self, at_ms: i64) {
+        unsafe { api!(RedisModule_SetAbsExpire)(self.ptr, at_ms) };
+    }
+
+    /// Removes the stream's entries below `min_id` (exact, as `XTRIM MINID` without `~`, so
+    /// the replicas trim the same entries); returns how many went.
+    pub fn stream_trim_below(&self, min_id: raw::RedisModuleStreamID) -> i64 {
+        let mut id = min_id;
+        let trimmed = unsafe { api!(RedisModule_StreamTrimByID)(self.ptr, 0, &mut id) };
+        trimmed.max(0)
+    }
+
     pub fn zset_add(&self, member: &[u8], score: f64) {
         let member = RString::new(self.ctx, member);
         let mut flags: c_int = 0;

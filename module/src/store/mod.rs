@@ -25,7 +25,7 @@ use flash_core::keys::{
 use flash_core::model::{Cart, CartState, OrderEntry, Sale};
 use flash_core::names::{self, Name};
 use flash_core::store::Store;
-use flash_core::wire::StockEvent;
+use flash_core::wire::{StockEvent, StreamId};
 use flash_core::{Error, Sku};
 use redis_module::{Context, RedisValue, raw};
 
@@ -50,6 +50,8 @@ pub struct RedisStore {
     writes: HashWrites,
     /// Buffered deadline changes in order: `Some(ms)` adds the cart, `None` removes it.
     deadline_writes: Vec<(String, Option<i64>)>,
+    /// Carts to remove at a time (unix ms), applied after their hash writes.
+    removals: Vec<(KeyRef, i64)>,
     /// Stock messages to publish once the command succeeded.
     messages: Vec<String>,
 }
@@ -67,6 +69,7 @@ impl RedisStore {
             cart_index: HashMap::new(),
             writes: HashWrites::default(),
             deadline_writes: Vec::new(),
+            removals: Vec::new(),
             messages: Vec::new(),
         }
     }
@@ -154,6 +157,7 @@ impl RedisStore {
     /// no check follows it.)
     pub fn flush(&mut self) {
         self.flush_hashes();
+        self.flush_removals();
         self.flush_deadlines();
         for message in std::mem::take(&mut self.messages) {
             publish(self.ctx, &self.names.channel, &message);
@@ -184,6 +188,25 @@ impl RedisStore {
                     replicate(ctx, b"ZREM\0", &[name, cart.as_bytes()]);
                 }
             }
+        }
+    }
+
+    /// Key expiry of finished carts, as absolute times (PEXPIREAT), so a replica or an AOF
+    /// replay removes each at the master's moment.
+    fn flush_removals(&mut self) {
+        let ctx = self.ctx;
+        let mut digits = itoa::Buffer::new();
+        for (key_ref, at_ms) in std::mem::take(&mut self.removals) {
+            let Ok(key) = self.handle(key_ref) else {
+                continue;
+            };
+            key.expire_at(at_ms);
+            let name = self.key_name(key_ref).as_bytes();
+            replicate(
+                ctx,
+                b"PEXPIREAT\0",
+                &[name, digits.format(at_ms).as_bytes()],
+            );
         }
     }
 
@@ -245,6 +268,17 @@ impl RedisStore {
     }
 }
 
+/// The bytes of a string reply.
+fn text_of(value: &RedisValue) -> Option<Vec<u8>> {
+    match value {
+        RedisValue::SimpleString(s) | RedisValue::BulkString(s) => Some(s.as_bytes().to_vec()),
+        RedisValue::SimpleStringStatic(s) => Some(s.as_bytes().to_vec()),
+        RedisValue::StringBuffer(b) => Some(b.clone()),
+        RedisValue::BulkRedisString(s) => Some(s.as_slice().to_vec()),
+        _ => None,
+    }
+}
+
 fn parse<T: std::str::FromStr>(bytes: &[u8]) -> Option<T> {
     std::str::from_utf8(bytes).ok()?.parse().ok()
 }
@@ -275,7 +309,7 @@ impl Store for RedisStore {
             if key.is_empty() {
                 return Ok(None);
             }
-            let [hold_ms, limit, start_ms, end_ms] =
+            let [hold_ms, limit, start_ms, end_ms, retain_ms] =
                 key.hash_get_many(names::sale::ALL.map(Name::as_c_str));
             let int = |v: Option<RString>, default| {
                 v.and_then(|v| parse(bytes(v.ptr))).unwrap_or(default)
@@ -286,6 +320,7 @@ impl Store for RedisStore {
                 limit: int(limit, defaults.limit),
                 start_ms: int(start_ms, defaults.start_ms),
                 end_ms: int(end_ms, defaults.end_ms),
+                retain_ms: int(retain_ms, defaults.retain_ms),
             }));
         }
         let hold_ms = self.get_int(SALE, names::sale::HOLD_MS.as_bytes())?;
@@ -304,6 +339,9 @@ impl Store for RedisStore {
             end_ms: self
                 .get_int(SALE, names::sale::END_MS.as_bytes())?
                 .unwrap_or(defaults.end_ms),
+            retain_ms: self
+                .get_int(SALE, names::sale::RETAIN_MS.as_bytes())?
+                .unwrap_or(defaults.retain_ms),
         }))
     }
 
@@ -323,6 +361,11 @@ impl Store for RedisStore {
             SALE,
             names::sale::END_MS.as_bytes(),
             Value::Int(sale.end_ms),
+        )?;
+        self.set(
+            SALE,
+            names::sale::RETAIN_MS.as_bytes(),
+            Value::Int(sale.retain_ms),
         )
     }
 
@@ -461,6 +504,12 @@ impl Store for RedisStore {
         Ok(lines.into_iter().collect())
     }
 
+    fn remove_cart_at(&mut self, cart: &str, at_ms: i64) -> Result<(), Error> {
+        let key = self.cart_ref(cart)?;
+        self.removals.push((key, at_ms));
+        Ok(())
+    }
+
     fn add_deadline(&mut self, cart: &str, deadline_ms: i64) -> Result<(), Error> {
         self.fixed(SaleKey::Deadlines)?;
         self.deadline_writes
@@ -502,6 +551,70 @@ impl Store for RedisStore {
         args.extend(fields.iter().flat_map(|(field, value)| [*field, *value]));
         replicate(ctx, b"XADD\0", &args);
         Ok(id)
+    }
+
+    fn orders_needed_from(&mut self) -> Result<Option<StreamId>, Error> {
+        if self.fixed(SaleKey::Orders)?.is_empty() {
+            return Ok(None);
+        }
+        let name = self.names.fixed[SaleKey::Orders.index()].clone();
+        let ctx = Context::new(self.ctx);
+        let groups = match ctx.call("XINFO", &["GROUPS", &name]) {
+            Ok(RedisValue::Array(groups)) => groups,
+            _ => return Ok(None),
+        };
+        let mut needed: Option<StreamId> = None;
+        for group in groups {
+            let RedisValue::Array(pairs) = group else {
+                continue;
+            };
+            let field = |wanted: &str| {
+                pairs
+                    .chunks(2)
+                    .find(|pair| text_of(&pair[0]).as_deref() == Some(wanted.as_bytes()))
+                    .and_then(|pair| pair.get(1))
+            };
+            let pending = matches!(field("pending"), Some(RedisValue::Integer(n)) if *n > 0);
+            let group_name = field("name").and_then(text_of);
+            let last_delivered = field("last-delivered-id")
+                .and_then(text_of)
+                .and_then(|id| StreamId::parse(&id));
+            let from = match (pending, group_name) {
+                (true, Some(group_name)) => {
+                    let group_name = String::from_utf8_lossy(&group_name).into_owned();
+                    match ctx.call("XPENDING", &[name.as_str(), group_name.as_str()]) {
+                        Ok(RedisValue::Array(summary)) => summary
+                            .get(1)
+                            .and_then(text_of)
+                            .and_then(|id| StreamId::parse(&id)),
+                        _ => None,
+                    }
+                }
+                _ => last_delivered,
+            };
+            // A group we cannot read is one that may need everything: trim nothing.
+            let Some(from) = from else {
+                return Ok(Some(StreamId::default()));
+            };
+            needed = Some(needed.map_or(from, |n| n.min(from)));
+        }
+        Ok(needed)
+    }
+
+    fn trim_orders(&mut self, min_id: StreamId) -> Result<i64, Error> {
+        let ctx = self.ctx;
+        let trimmed = self
+            .fixed(SaleKey::Orders)?
+            .stream_trim_below(raw::RedisModuleStreamID {
+                ms: min_id.ms,
+                seq: min_id.seq,
+            });
+        if trimmed > 0 {
+            let name = self.names.fixed[SaleKey::Orders.index()].as_bytes();
+            let min_id = min_id.to_string();
+            replicate(ctx, b"XTRIM\0", &[name, b"MINID", min_id.as_bytes()]);
+        }
+        Ok(trimmed)
     }
 
     fn publish_available(&mut self, sku: Sku, available: i64) {
