@@ -25,7 +25,7 @@ use flash_core::keys::SaleKeys;
 use flash_core::{Error, ErrorCode};
 use redis_module::raw;
 
-use crate::api::{Ctx, Key, Kind, api, bytes, context_flags, now_ms};
+use crate::api::{Ctx, Key, Kind, RString, api, bytes, context_flags, now_ms};
 use crate::store::RedisStore;
 
 /// How often the timer looks when idle: half the 100 ms promise, so a late tick keeps it.
@@ -223,13 +223,14 @@ enum Look {
 /// cost each tick next to nothing.
 fn look(ctx: Ctx, sale: &str) -> Look {
     let keys = SaleKeys::new(sale);
-    match Key::open(ctx, &keys.sale(), Kind::Hash, false) {
+    let name = |name: String| RString::new(ctx, name.as_bytes());
+    match Key::open(ctx, &name(keys.sale()), Kind::Hash, false) {
         Ok(key) if key.is_empty() => return Look::Gone,
         Ok(_) => {}
         // Not a hash (written by hand): not a sale to expire, and no reason to rescan.
         Err(_) => return Look::Idle,
     }
-    let due = Key::open(ctx, &keys.deadlines(), Kind::Zset, false)
+    let due = Key::open(ctx, &name(keys.deadlines()), Kind::Zset, false)
         .is_ok_and(|key| !key.zset_up_to(now_ms() as f64, 1).is_empty());
     if due { Look::Due } else { Look::Idle }
 }

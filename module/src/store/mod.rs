@@ -16,7 +16,7 @@
 //! `buffer.rs` holds the buffered writes; `names_cache.rs` the sale's key names, formatted
 //! once per sale rather than once per command.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::rc::Rc;
 
 use flash_core::keys::{
@@ -29,8 +29,8 @@ use flash_core::wire::{StockEvent, StreamId};
 use flash_core::{Error, Sku};
 use redis_module::{Context, RedisValue, raw};
 
-use crate::api::{Ctx, Key, Kind, RString, bytes, now_ms, publish, replicate, replicate_strings};
-use buffer::{HashWrites, KeyRef, Value};
+use crate::api::{Ctx, Key, Kind, RString, bytes, now_ms, publish, replicate, replicate_argv};
+use buffer::{Bytes, HashWrites, KeyRef, Value};
 use names_cache::{SaleNames, sale_names};
 
 mod buffer;
@@ -40,12 +40,14 @@ pub struct RedisStore {
     ctx: Ctx,
     names: Rc<SaleNames>,
     write: bool,
-    now_ms: i64,
+    /// The clock, read on first use (most commands never ask), then fixed: FLASH.BUY's
+    /// reserve and checkout see one "now".
+    now_ms: Option<i64>,
     /// The fixed keys' handles once opened (and type-checked).
     fixed: [Option<Key>; 5],
-    /// Carts opened so far: id, key name, handle.
-    carts: Vec<(String, String, Key)>,
-    cart_index: HashMap<String, usize>,
+    /// Carts opened so far: id, key name, handle. A command names one cart, an expiry
+    /// batch a few hundred: searched from the most recent, which is the one asked for.
+    carts: Vec<(String, RString, Key)>,
     /// Buffered hash writes, by key in first-write order.
     writes: HashWrites,
     /// Buffered deadline changes in order: `Some(ms)` adds the cart, `None` removes it.
@@ -62,11 +64,9 @@ impl RedisStore {
             ctx,
             names: sale_names(sale),
             write,
-            // One clock reading per command: FLASH.BUY's reserve and checkout see one "now".
-            now_ms: now_ms(),
+            now_ms: None,
             fixed: Default::default(),
             carts: Vec::new(),
-            cart_index: HashMap::new(),
             writes: HashWrites::default(),
             deadline_writes: Vec::new(),
             removals: Vec::new(),
@@ -84,14 +84,13 @@ impl RedisStore {
     }
 
     fn cart_ref(&mut self, cart: &str) -> Result<KeyRef, Error> {
-        if let Some(&i) = self.cart_index.get(cart) {
+        if let Some(i) = self.carts.iter().rposition(|(id, _, _)| id == cart) {
             return Ok(KeyRef::Cart(i));
         }
-        let name = self.names.keys.cart(cart);
+        let name = RString::new(self.ctx, self.names.keys.cart(cart).as_bytes());
         let key = Key::open(self.ctx, &name, Kind::Hash, self.write)?;
         let i = self.carts.len();
         self.carts.push((cart.to_owned(), name, key));
-        self.cart_index.insert(cart.to_owned(), i);
         Ok(KeyRef::Cart(i))
     }
 
@@ -106,10 +105,18 @@ impl RedisStore {
         }
     }
 
-    fn key_name(&self, key: KeyRef) -> &str {
+    /// A key's handle if it is open.
+    fn opened(&self, key: KeyRef) -> Option<&Key> {
         match key {
-            KeyRef::Fixed(fixed) => &self.names.fixed[fixed.index()],
-            KeyRef::Cart(i) => self.carts.get(i).map_or("", |(_, name, _)| name),
+            KeyRef::Fixed(fixed) => self.fixed[fixed.index()].as_ref(),
+            KeyRef::Cart(i) => self.carts.get(i).map(|(_, _, key)| key),
+        }
+    }
+
+    fn key_name(&self, key: KeyRef) -> Option<&RString> {
+        match key {
+            KeyRef::Fixed(fixed) => Some(&self.names.fixed[fixed.index()]),
+            KeyRef::Cart(i) => self.carts.get(i).map(|(_, name, _)| name),
         }
     }
 
@@ -121,7 +128,7 @@ impl RedisStore {
     fn get_text(&mut self, key: KeyRef, field: &[u8]) -> Result<Option<Vec<u8>>, Error> {
         match self.buffered(key, field) {
             Some(Value::Int(n)) => return Ok(Some(n.to_string().into_bytes())),
-            Some(Value::Text(t)) => return Ok(Some(t.clone())),
+            Some(Value::Text(t)) => return Ok(Some(t.as_slice().to_vec())),
             Some(Value::Delete) => return Ok(None),
             None => {}
         }
@@ -134,7 +141,7 @@ impl RedisStore {
     fn get_int(&mut self, key: KeyRef, field: &[u8]) -> Result<Option<i64>, Error> {
         match self.buffered(key, field) {
             Some(Value::Int(n)) => return Ok(Some(*n)),
-            Some(Value::Text(t)) => return Ok(parse(t)),
+            Some(Value::Text(t)) => return Ok(parse(t.as_slice())),
             Some(Value::Delete) => return Ok(None),
             None => {}
         }
@@ -160,7 +167,7 @@ impl RedisStore {
         self.flush_removals();
         self.flush_deadlines();
         for message in std::mem::take(&mut self.messages) {
-            publish(self.ctx, &self.names.channel, &message);
+            publish(self.ctx, &self.names.channel, message.as_bytes());
         }
     }
 
@@ -171,21 +178,22 @@ impl RedisStore {
             return;
         }
         let names = Rc::clone(&self.names);
-        let name = names.fixed[SaleKey::Deadlines.index()].as_bytes();
+        let name = &names.fixed[SaleKey::Deadlines.index()];
         let Ok(key) = self.fixed(SaleKey::Deadlines) else {
             return;
         };
         let mut digits = itoa::Buffer::new();
         for (cart, deadline_ms) in writes {
+            let member = RString::new(ctx, cart.as_bytes());
             match deadline_ms {
                 Some(ms) => {
-                    key.zset_add(cart.as_bytes(), ms as f64);
-                    let score = digits.format(ms).as_bytes();
-                    replicate(ctx, b"ZADD\0", &[name, score, cart.as_bytes()]);
+                    key.zset_add(&member, ms as f64);
+                    let score = RString::new(ctx, digits.format(ms).as_bytes());
+                    replicate_argv(ctx, b"ZADD\0", &mut [name.ptr, score.ptr, member.ptr]);
                 }
                 None => {
-                    key.zset_rem(cart.as_bytes());
-                    replicate(ctx, b"ZREM\0", &[name, cart.as_bytes()]);
+                    key.zset_rem(&member);
+                    replicate_argv(ctx, b"ZREM\0", &mut [name.ptr, member.ptr]);
                 }
             }
         }
@@ -201,55 +209,60 @@ impl RedisStore {
                 continue;
             };
             key.expire_at(at_ms);
-            let name = self.key_name(key_ref).as_bytes();
-            replicate(
-                ctx,
-                b"PEXPIREAT\0",
-                &[name, digits.format(at_ms).as_bytes()],
-            );
+            let Some(name) = self.key_name(key_ref) else {
+                continue;
+            };
+            let at_ms = RString::new(ctx, digits.format(at_ms).as_bytes());
+            replicate_argv(ctx, b"PEXPIREAT\0", &mut [name.ptr, at_ms.ptr]);
         }
     }
 
     fn flush_hashes(&mut self) {
         let ctx = self.ctx;
         for (key_ref, fields) in self.writes.take() {
-            let name = RString::new(ctx, self.key_name(key_ref).as_bytes());
-            let Ok(key) = self.handle(key_ref) else {
+            // Every buffered key was opened by the write that buffered it.
+            let (Some(key), Some(name)) = (self.opened(key_ref), self.key_name(key_ref)) else {
                 continue;
             };
-            let mut set = vec![name];
-            let mut deleted = Vec::new();
+            // The strings live until the propagation below has taken its references.
+            let mut strings = Vec::new();
+            let mut set = vec![name.ptr];
+            let mut deleted = vec![name.ptr];
             for (field, value) in fields {
+                let field = RString::new(ctx, field.as_slice());
                 let value = match value {
                     Value::Int(n) => RString::from_i64(ctx, n),
-                    Value::Text(text) => RString::new(ctx, &text),
+                    Value::Text(text) => RString::new(ctx, text.as_slice()),
                     Value::Delete => {
-                        key.hash_del(&field);
-                        deleted.push(field);
+                        key.hash_del(field.as_bytes());
+                        deleted.push(field.ptr);
+                        strings.push(field);
                         continue;
                     }
                 };
-                let field = RString::new(ctx, &field);
                 key.hash_set(&field, &value);
-                set.extend([field, value]);
+                set.extend([field.ptr, value.ptr]);
+                strings.extend([field, value]);
             }
-            if !deleted.is_empty() {
-                let mut args: Vec<&[u8]> = vec![bytes(set[0].ptr)];
-                args.extend(deleted.iter().map(Vec::as_slice));
-                replicate(ctx, b"HDEL\0", &args);
+            if deleted.len() > 1 {
+                replicate_argv(ctx, b"HDEL\0", &mut deleted);
             }
             if set.len() > 1 {
-                replicate_strings(ctx, b"HSET\0", &set);
+                replicate_argv(ctx, b"HSET\0", &mut set);
             }
         }
     }
 
     /// HGETALL through RM_Call: for the few reads that need a whole hash (never on the
     /// reserve path). Buffered writes are not visible here; callers read before writing.
-    fn hgetall(&self, name: &str) -> Result<Vec<(String, Vec<u8>)>, Error> {
+    fn hgetall(&self, key: KeyRef) -> Result<Vec<(String, Vec<u8>)>, Error> {
+        let Some(name) = self.key_name(key) else {
+            return Ok(Vec::new());
+        };
+        let name = String::from_utf8_lossy(name.as_bytes()).into_owned();
         let ctx = Context::new(self.ctx);
         let reply = ctx
-            .call("HGETALL", &[name])
+            .call("HGETALL", &[name.as_str()])
             .map_err(|_| Error::wrong_type())?;
         let RedisValue::Array(items) = reply else {
             return Ok(Vec::new());
@@ -289,7 +302,7 @@ const USERS: KeyRef = KeyRef::Fixed(SaleKey::Users);
 
 impl Store for RedisStore {
     fn now_ms(&mut self) -> i64 {
-        self.now_ms
+        *self.now_ms.get_or_insert_with(now_ms)
     }
 
     fn guard(&mut self, keys: &[SaleKey], cart: Option<&str>) -> Result<(), Error> {
@@ -379,7 +392,7 @@ impl Store for RedisStore {
 
     fn all_units(&mut self) -> Result<Vec<(Sku, Counter, i64)>, Error> {
         Ok(self
-            .hgetall(&self.names.fixed[SaleKey::Stock.index()])?
+            .hgetall(KeyRef::Fixed(SaleKey::Stock))?
             .into_iter()
             .filter_map(|(field, units)| {
                 let (sku, counter) = parse_stock_field(field.as_bytes())?;
@@ -444,12 +457,12 @@ impl Store for RedisStore {
 
     fn set_cart(&mut self, cart: &str, fields: &Cart) -> Result<(), Error> {
         let key = self.cart_ref(cart)?;
-        let state = fields.state.as_str().as_bytes().to_vec();
+        let state = Bytes::new(fields.state.as_str().as_bytes());
         self.set(key, names::cart::STATE.as_bytes(), Value::Text(state))?;
         self.set(
             key,
             names::cart::USER.as_bytes(),
-            Value::Text(fields.user.as_bytes().to_vec()),
+            Value::Text(Bytes::new(fields.user.as_bytes())),
         )?;
         self.set(
             key,
@@ -461,7 +474,7 @@ impl Store for RedisStore {
             self.set(
                 key,
                 names::cart::ENTRY.as_bytes(),
-                Value::Text(entry.as_bytes().to_vec()),
+                Value::Text(Bytes::new(entry.as_bytes())),
             )?;
         }
         Ok(())
@@ -485,14 +498,14 @@ impl Store for RedisStore {
     fn cart_lines(&mut self, cart: &str) -> Result<Vec<(Sku, i64)>, Error> {
         let key = self.cart_ref(cart)?;
         let mut lines: BTreeMap<Sku, i64> = self
-            .hgetall(self.key_name(key))?
+            .hgetall(key)?
             .into_iter()
             .filter_map(|(field, qty)| Some((parse_line_field(field.as_bytes())?, parse(&qty)?)))
             .collect();
         // FLASH.BUY checks out the lines its reserve just wrote: they are still buffered.
         if let Some(fields) = self.writes.of(key) {
             for (field, value) in fields {
-                let Some(sku) = parse_line_field(field) else {
+                let Some(sku) = parse_line_field(field.as_slice()) else {
                     continue;
                 };
                 match value {
@@ -557,7 +570,8 @@ impl Store for RedisStore {
         if self.fixed(SaleKey::Orders)?.is_empty() {
             return Ok(None);
         }
-        let name = self.names.fixed[SaleKey::Orders.index()].clone();
+        let name = String::from_utf8_lossy(self.names.fixed[SaleKey::Orders.index()].as_bytes())
+            .into_owned();
         let ctx = Context::new(self.ctx);
         let groups = match ctx.call("XINFO", &["GROUPS", &name]) {
             Ok(RedisValue::Array(groups)) => groups,
