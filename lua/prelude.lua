@@ -618,19 +618,24 @@ local function reserve(r, then_writes)
         fail(E.SOLDOUT, 'sku ' .. int_text(r.sku) .. ' has ' .. int_text(available) .. ' units left')
     end
 
-    local written = { KEYS_STOCK, KEYS_USERS }
+    -- The stock, the user's units and the cart were read above (HGET, HGETALL): a key of
+    -- another type failed there with the same WRONGTYPE line, so only the keys not read yet
+    -- are guarded, and the user's units are not read twice.
+    local written = {}
     if existing == nil then
         written[#written + 1] = KEYS_DEADLINES
     end
     for _, position in ipairs(then_writes or {}) do
-        written[#written + 1] = position
+        if position ~= KEYS_STOCK then
+            written[#written + 1] = position
+        end
     end
-    guard(written, r.cart_key)
+    guard(written)
 
     local left = available - r.qty
     set_units(C_AVAILABLE, r.sku, left)
     add_units(C_HELD, r.sku, r.qty)
-    add_user_units(r.user, r.qty)
+    call('HSET', USERS_KEY, r.user, int_text(units_of_user + r.qty))
     set_cart_line(r.cart_key, r.sku, cart_line(r.cart_key, r.sku) + r.qty)
     local cart
     if existing then
