@@ -163,7 +163,7 @@ impl SaleKeys {
 
     /// Hash for one cart (fields in [`names::cart`], lines as [`line_field`] → qty).
     pub fn cart(&self, cart: &str) -> String {
-        format!("{}{CART_SUFFIX}{cart}", self.prefix)
+        [self.prefix.as_str(), CART_SUFFIX, cart].concat()
     }
 
     /// Stream of order entries the worker could not process (malformed, unknown product or

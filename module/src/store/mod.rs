@@ -14,7 +14,8 @@
 //!
 //! Files: `mod.rs` is the store (key handles, reads, the flush that applies and propagates);
 //! `buffer.rs` holds the buffered writes; `names_cache.rs` the sale's key names, formatted
-//! once per sale rather than once per command.
+//! (and made Redis strings) once per sale rather than once per command; `events.rs` the
+//! stock changes, announced coalesced by a timer.
 
 use std::collections::BTreeMap;
 use std::rc::Rc;
@@ -25,15 +26,16 @@ use flash_core::keys::{
 use flash_core::model::{Cart, CartState, OrderEntry, Sale};
 use flash_core::names::{self, Name};
 use flash_core::store::Store;
-use flash_core::wire::{StockEvent, StreamId};
+use flash_core::wire::StreamId;
 use flash_core::{Error, Sku};
 use redis_module::{Context, RedisValue, raw};
 
-use crate::api::{Ctx, Key, Kind, RString, bytes, now_ms, publish, replicate, replicate_argv};
+use crate::api::{Ctx, Key, Kind, RString, bytes, now_ms, replicate, replicate_argv};
 use buffer::{Bytes, HashWrites, KeyRef, Value};
 use names_cache::{SaleNames, sale_names};
 
 mod buffer;
+mod events;
 mod names_cache;
 
 pub struct RedisStore {
@@ -54,8 +56,8 @@ pub struct RedisStore {
     deadline_writes: Vec<(String, Option<i64>)>,
     /// Carts to remove at a time (unix ms), applied after their hash writes.
     removals: Vec<(KeyRef, i64)>,
-    /// Stock messages to publish once the command succeeded.
-    messages: Vec<String>,
+    /// Stock changes to announce once the command succeeded: SKU, available units.
+    stock_changes: Vec<(Sku, i64)>,
 }
 
 impl RedisStore {
@@ -70,7 +72,7 @@ impl RedisStore {
             writes: HashWrites::default(),
             deadline_writes: Vec::new(),
             removals: Vec::new(),
-            messages: Vec::new(),
+            stock_changes: Vec::new(),
         }
     }
 
@@ -158,7 +160,7 @@ impl RedisStore {
     }
 
     /// Applies the buffered writes and propagates them: one HSET and at most one HDEL per
-    /// hash, the deadline changes in order; then publishes the stock messages. Called only
+    /// hash, the deadline changes in order; then notes the stock changes for the next announcement (`events`). Called only
     /// after the command succeeded, so a refused command writes, propagates and announces
     /// nothing. (The one immediate write is checkout's XADD, which must run to learn its id;
     /// no check follows it.)
@@ -166,8 +168,8 @@ impl RedisStore {
         self.flush_hashes();
         self.flush_removals();
         self.flush_deadlines();
-        for message in std::mem::take(&mut self.messages) {
-            publish(self.ctx, &self.names.channel, message.as_bytes());
+        for (sku, available) in std::mem::take(&mut self.stock_changes) {
+            events::note(self.ctx, &self.names, sku, available);
         }
     }
 
@@ -632,6 +634,6 @@ impl Store for RedisStore {
     }
 
     fn publish_available(&mut self, sku: Sku, available: i64) {
-        self.messages.push(StockEvent { sku, available }.to_json());
+        self.stock_changes.push((sku, available));
     }
 }

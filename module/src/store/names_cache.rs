@@ -18,6 +18,13 @@ pub(super) struct SaleNames {
     pub(super) channel: RString,
 }
 
+impl SaleNames {
+    /// Names the same sale (the cache may hold another copy of the same names).
+    pub(super) fn same_sale(&self, other: &SaleNames) -> bool {
+        self.sale == other.sale
+    }
+}
+
 thread_local! {
     // Commands run on Redis's main thread only.
     static LAST_SALE: RefCell<Option<Rc<SaleNames>>> = const { RefCell::new(None) };
