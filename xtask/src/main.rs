@@ -59,8 +59,9 @@ enum Task {
     /// (redis-server with the module, PostgreSQL, the demo sale, the edge on
     /// http://127.0.0.1:8000); arguments after `--` go to `flash up`.
     Up(up::UpArgs),
-    /// Measure FLASH.RESERVE with redis-benchmark against INCR, the Lua twin and the naive
-    /// three round trips, on one redis-server with the release module.
+    /// Measure FLASH.RESERVE with redis-benchmark against INCR, HINCRBY, the Lua twin and
+    /// the naive three round trips, with the release module, in three server configurations
+    /// (no persistence, AOF everysec, one replica attached).
     Bench(bench::BenchArgs),
     /// Measure the worker: orders applied per second at batch size 1 and at a full batch,
     /// for one hot product and for 100 products (real PostgreSQL, fsync on).
