@@ -34,6 +34,7 @@
 
 mod config;
 mod measure;
+pub mod memory;
 mod table;
 mod workload;
 
