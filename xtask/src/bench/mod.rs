@@ -81,8 +81,8 @@ pub struct BenchArgs {
     pub(super) rounds: u32,
     /// Server configurations, comma-separated: plain (no persistence: every workload at -P 1
     /// and -P 16), aof (appendonly yes, appendfsync everysec) and replica (one replica
-    /// attached); the last two run issue 10's comparisons only. Each has its own servers;
-    /// each round visits every configuration in turn.
+    /// attached); the last two run issue 10's cost comparisons at -P 16 only. Each has its
+    /// own servers; each round visits every configuration in turn.
     #[arg(long, value_enum, value_delimiter = ',', default_values_t = Config::ALL)]
     config: Vec<Config>,
 }
