@@ -54,6 +54,7 @@ return run(function()
         R.LIMIT, sale.limit,
         R.START_MS, sale.start_ms,
         R.END_MS, sale.end_ms,
+        R.RETAIN_MS, sale.retain_ms,
         R.OPEN, is_open(sale, at_ms) and 1 or 0,
         R.HELD_CARTS, call('ZCARD', DEADLINES_KEY),
         R.TOTAL, total,

@@ -1,16 +1,18 @@
--- The Lua twin of the Flash module: shared helpers. The client sends a header, this prelude
+-- The Lua twin of the Flash module: shared helpers. The client sends these (those a body needs)
 -- and one command body as a single script, so everything here is a local the body can see.
 --
--- The header (client/src/lua/header.rs) is generated from core's contract
--- (core/src/contract.rs): the limits (MAX_*, DEFAULT_*), the key layout (KEY_*, SALE_KEYS,
+-- The constants come from core's contract (core/src/contract.rs), put in by the client
+-- (client/src/lua/header.rs): the limits (MAX_*, DEFAULT_*), the key layout (KEY_*, SALE_KEYS,
 -- SALE_KEY_TYPES, and KEYS_* each sale key's place in KEYS), the stock counters (C_*,
 -- COUNTERS), the fields of the sale (SALE_*), cart (CART_*) and order entry (ORDER_*), the
--- cart states (S_*, CART_STATES) and the stock event's members (EVENT_*) as locals; the
--- reply labels, option keywords and error words as three tables (R.HELD_CARTS, KW.HOLD,
--- E.SOLDOUT), which keeps the script's main function well under Lua's 200 locals. The Lua
--- files spell none of these values themselves (the client's tests refuse one that does, but
--- for argument labels and a few of Redis's own words), so a name changed in core reaches
--- the twin with no Lua edit.
+-- cart states (S_*, CART_STATES), the stock event's members (EVENT_*), and the reply labels,
+-- option keywords and error words (R.HELD_CARTS, KW.HOLD, E.SOLDOUT). A name for one value is
+-- written as that value where the code names it; the lists are locals of a short header. The
+-- client also sends only the declarations of this file that the command's body reaches
+-- (client/src/lua/shake.rs: a declaration starts at column 0 with `local` or `function`, and
+-- takes the comment lines right above it). The Lua files spell none of the contract's values
+-- themselves (the client's tests refuse one that does, but for argument labels and a few of
+-- Redis's own words), so a name changed in core reaches the twin with no Lua edit.
 --
 -- The behaviour is the Rust engine's in core/src: every check, its order, every error
 -- message and every write here copies it, and where core leaves a detail to the storage (a
@@ -375,11 +377,13 @@ local function read_sale()
         limit = stored_int(map[SALE_LIMIT]) or 0,
         start_ms = stored_int(map[SALE_START_MS]) or 0,
         end_ms = stored_int(map[SALE_END_MS]) or 0,
+        retain_ms = stored_int(map[SALE_RETAIN_MS]) or DEFAULT_RETAIN_MS,
     }
 end
 
 local function default_sale()
-    return { hold_ms = DEFAULT_HOLD_MS, limit = 0, start_ms = 0, end_ms = 0 }
+    return { hold_ms = DEFAULT_HOLD_MS, limit = 0, start_ms = 0, end_ms = 0,
+        retain_ms = DEFAULT_RETAIN_MS }
 end
 
 local function write_sale(sale)
@@ -387,7 +391,17 @@ local function write_sale(sale)
         SALE_HOLD_MS, int_text(sale.hold_ms),
         SALE_LIMIT, int_text(sale.limit),
         SALE_START_MS, int_text(sale.start_ms),
-        SALE_END_MS, int_text(sale.end_ms))
+        SALE_END_MS, int_text(sale.end_ms),
+        SALE_RETAIN_MS, int_text(sale.retain_ms))
+end
+
+-- A cart just finished (settled, rejected, expired): Redis removes it once the sale's
+-- retention has passed (cmd::retire_cart). PEXPIREAT, an absolute time, so a replica or an
+-- AOF replay removes it at the master's moment.
+local function retire_cart(sale, cart_key, at_ms)
+    if sale.retain_ms > 0 then
+        call('PEXPIREAT', cart_key, int_text(at_ms + sale.retain_ms))
+    end
 end
 
 local function require_sale(sale_name)
@@ -616,19 +630,24 @@ local function reserve(r, then_writes)
         fail(E.SOLDOUT, 'sku ' .. int_text(r.sku) .. ' has ' .. int_text(available) .. ' units left')
     end
 
-    local written = { KEYS_STOCK, KEYS_USERS }
+    -- The stock, the user's units and the cart were read above (HGET, HGETALL): a key of
+    -- another type failed there with the same WRONGTYPE line, so only the keys not read yet
+    -- are guarded, and the user's units are not read twice.
+    local written = {}
     if existing == nil then
         written[#written + 1] = KEYS_DEADLINES
     end
     for _, position in ipairs(then_writes or {}) do
-        written[#written + 1] = position
+        if position ~= KEYS_STOCK then
+            written[#written + 1] = position
+        end
     end
-    guard(written, r.cart_key)
+    guard(written)
 
     local left = available - r.qty
     set_units(C_AVAILABLE, r.sku, left)
     add_units(C_HELD, r.sku, r.qty)
-    add_user_units(r.user, r.qty)
+    call('HSET', USERS_KEY, r.user, int_text(units_of_user + r.qty))
     set_cart_line(r.cart_key, r.sku, cart_line(r.cart_key, r.sku) + r.qty)
     local cart
     if existing then

@@ -1,8 +1,8 @@
--- FLASH.SALE sale [HOLD ms] [LIMIT units] [START unix_ms] [END unix_ms]
+-- FLASH.SALE sale [HOLD ms] [LIMIT units] [START unix_ms] [END unix_ms] [RETAIN ms]
 -- core/src/cmd/sale.rs: creates the sale or changes the settings given; replies OK.
 return run(function()
     local args = begin('FLASH.SALE')
-    local hold_ms, limit, start_ms, end_ms
+    local hold_ms, limit, start_ms, end_ms, retain_ms
     while args:remaining() > 0 do
         local option = args:keyword()
         if option == KW.HOLD then
@@ -13,8 +13,10 @@ return run(function()
             start_ms = args:int(KW.START, 0, MAX_TIME_MS)
         elseif option == KW.END then
             end_ms = args:int(KW.END, 0, MAX_TIME_MS)
+        elseif option == KW.RETAIN then
+            retain_ms = args:int(KW.RETAIN, 0, MAX_RETAIN_MS)
         else
-            fail(E.ERR, 'unknown option ' .. quoted(option) .. '; expected HOLD, LIMIT, START or END')
+            fail(E.ERR, 'unknown option ' .. quoted(option) .. '; expected HOLD, LIMIT, START, END or RETAIN')
         end
     end
     args:finish()
@@ -24,6 +26,7 @@ return run(function()
     sale.limit = limit or sale.limit
     sale.start_ms = start_ms or sale.start_ms
     sale.end_ms = end_ms or sale.end_ms
+    sale.retain_ms = retain_ms or sale.retain_ms
     if sale.start_ms > 0 and sale.end_ms > 0 and sale.end_ms <= sale.start_ms then
         fail(E.ERR, 'END must be after START')
     end

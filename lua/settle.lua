@@ -11,7 +11,8 @@ return run(function()
     args:finish()
     local cart_key = declared_cart_key(sale_name, order_id)
 
-    require_sale(sale_name)
+    local at_ms = now_ms()
+    local sale = require_sale(sale_name)
     local order = require_cart(cart_key, order_id)
     local target = verdict == KW.OK and S_SETTLED or S_REJECTED
     if order.state == target then
@@ -36,5 +37,6 @@ return run(function()
     end
     order.state = target
     write_cart(cart_key, order)
+    retire_cart(sale, cart_key, at_ms)
     return { ok = target }
 end)

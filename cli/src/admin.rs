@@ -68,6 +68,10 @@ pub enum SaleAction {
         /// Closing time, unix milliseconds (0: never).
         #[arg(long)]
         end_ms: Option<i64>,
+        /// How long a finished cart (settled, rejected, expired) is kept, ms (0: forever;
+        /// default one day).
+        #[arg(long)]
+        retain_ms: Option<i64>,
     },
     /// The sale's settings and its ledger per product.
     Show,
@@ -82,12 +86,14 @@ pub async fn sale(args: SaleArgs) -> Result<ExitCode> {
             limit,
             start_ms,
             end_ms,
+            retain_ms,
         } => {
             let settings = SaleSettings {
                 hold_ms,
                 limit,
                 start_ms,
                 end_ms,
+                retain_ms,
             };
             engine.sale(name, &settings).await?;
             println!("sale '{name}' saved");
@@ -111,7 +117,7 @@ async fn show(engine: &flash_client::FlashClient, name: &str) -> Result<()> {
         }
     };
     println!(
-        "sale {name}: {}, hold {} ms, limit {}, start {}, end {}, {} held carts",
+        "sale {name}: {}, hold {} ms, limit {}, start {}, end {}, finished carts kept {}, {} held carts",
         if info.open { "open" } else { "closed" },
         info.hold_ms,
         if info.limit == 0 {
@@ -121,6 +127,11 @@ async fn show(engine: &flash_client::FlashClient, name: &str) -> Result<()> {
         },
         when(info.start_ms),
         when(info.end_ms),
+        if info.retain_ms == 0 {
+            "forever".to_owned()
+        } else {
+            format!("{} ms", info.retain_ms)
+        },
         info.held_carts,
     );
     println!(

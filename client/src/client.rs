@@ -30,6 +30,8 @@ pub struct SaleSettings {
     pub limit: Option<i64>,
     pub start_ms: Option<i64>,
     pub end_ms: Option<i64>,
+    /// How long finished carts are kept (ms); 0 = forever.
+    pub retain_ms: Option<i64>,
 }
 
 /// A cheap-to-clone handle: clones share one multiplexed connection.
@@ -271,6 +273,7 @@ impl FlashClient {
             limit: settings.limit,
             start_ms: settings.start_ms,
             end_ms: settings.end_ms,
+            retain_ms: settings.retain_ms,
         });
         let (value, reader) = self.run_read(command).await?;
         reader.text(&value).map(drop)

@@ -62,6 +62,8 @@ pub struct SaleInfo {
     pub limit: i64,
     pub start_ms: i64,
     pub end_ms: i64,
+    /// How long finished carts are kept (ms); 0 = forever.
+    pub retain_ms: i64,
     pub open: bool,
     pub held_carts: i64,
     pub total: SkuUnits,
@@ -191,7 +193,7 @@ impl Reader {
     pub fn info(&self, value: &Value) -> Result<SaleInfo, ClientError> {
         let f = self.fields(value, &reply::INFO)?;
         let skus = self
-            .array(f[7], None)?
+            .array(f[8], None)?
             .iter()
             .map(|row| {
                 let row = self.ints(row, Some(6))?;
@@ -203,9 +205,10 @@ impl Reader {
             limit: self.int(f[1])?,
             start_ms: self.int(f[2])?,
             end_ms: self.int(f[3])?,
-            open: self.int(f[4])? == 1,
-            held_carts: self.int(f[5])?,
-            total: self.units(&self.ints(f[6], Some(5))?),
+            retain_ms: self.int(f[4])?,
+            open: self.int(f[5])? == 1,
+            held_carts: self.int(f[6])?,
+            total: self.units(&self.ints(f[7], Some(5))?),
             skus,
         })
     }

@@ -16,6 +16,11 @@ pub const MAX_SKU: i64 = 9_007_199_254_740_991;
 pub const MAX_HOLD_MS: i64 = 86_400_000;
 /// The global cart timer when FLASH.SALE does not say.
 pub const DEFAULT_HOLD_MS: i64 = 40_000;
+/// How long a finished cart (settled, rejected, expired) is kept when FLASH.SALE does not
+/// say: a day, long enough for any retried checkout or settle to get its idempotent reply.
+pub const DEFAULT_RETAIN_MS: i64 = 86_400_000;
+/// Longest retention a sale may ask for: thirty days (0, keep forever, is also allowed).
+pub const MAX_RETAIN_MS: i64 = 2_592_000_000;
 /// A sale window edge, in unix milliseconds (0 means unbounded).
 pub const MAX_TIME_MS: i64 = MAX_SKU;
 /// Most carts one FLASH.EXPIRE call releases, and its default.

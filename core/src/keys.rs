@@ -193,17 +193,56 @@ impl SaleKeys {
 /// Between a stock field's SKU and its counter name.
 pub const STOCK_FIELD_SEPARATOR: &str = ":";
 
+/// A hash field name built on the stack: a stock field or a line field is at most 30 bytes
+/// (a 20-character SKU, a separator, a counter name), and they are built several times per
+/// reserve, so without an allocation or the formatting machinery.
+#[derive(Clone, Copy)]
+pub struct ShortField {
+    len: u8,
+    bytes: [u8; 32],
+}
+
+impl ShortField {
+    fn of(parts: [&[u8]; 3]) -> ShortField {
+        let mut field = ShortField {
+            len: 0,
+            bytes: [0; 32],
+        };
+        for part in parts {
+            let at = usize::from(field.len);
+            field.bytes[at..at + part.len()].copy_from_slice(part);
+            field.len += part.len() as u8;
+        }
+        field
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..usize::from(self.len)]
+    }
+}
+
+impl std::ops::Deref for ShortField {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        self.as_bytes()
+    }
+}
+
+impl std::fmt::Debug for ShortField {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}", String::from_utf8_lossy(self.as_bytes()))
+    }
+}
+
 /// The `stock` hash field of one SKU's counter: `<sku>:<counter>`, e.g. `14:available`.
-/// Built several times per reserve, so without the formatting machinery.
-pub fn stock_field(sku: Sku, counter: Counter) -> Vec<u8> {
+pub fn stock_field(sku: Sku, counter: Counter) -> ShortField {
     let mut digits = itoa::Buffer::new();
-    let sku = digits.format(sku).as_bytes();
-    let name = counter.name().as_bytes();
-    let mut field = Vec::with_capacity(sku.len() + 1 + name.len());
-    field.extend_from_slice(sku);
-    field.extend_from_slice(STOCK_FIELD_SEPARATOR.as_bytes());
-    field.extend_from_slice(name);
-    field
+    ShortField::of([
+        digits.format(sku).as_bytes(),
+        STOCK_FIELD_SEPARATOR.as_bytes(),
+        counter.name().as_bytes(),
+    ])
 }
 
 /// Reads a `stock` hash field back.
@@ -214,13 +253,13 @@ pub fn parse_stock_field(field: &[u8]) -> Option<(Sku, Counter)> {
 }
 
 /// The cart hash field of one line: `line:<sku>`.
-pub fn line_field(sku: Sku) -> Vec<u8> {
+pub fn line_field(sku: Sku) -> ShortField {
     let mut digits = itoa::Buffer::new();
-    [
+    ShortField::of([
         names::cart::LINE_PREFIX.as_bytes(),
         digits.format(sku).as_bytes(),
-    ]
-    .concat()
+        b"",
+    ])
 }
 
 /// The SKU of a cart hash field, if it is a line's.
@@ -262,10 +301,14 @@ mod tests {
 
     #[test]
     fn stock_and_line_fields_read_back() {
-        assert_eq!(stock_field(14, Counter::Held), b"14:held");
+        assert_eq!(stock_field(14, Counter::Held).as_bytes(), b"14:held");
+        assert_eq!(
+            stock_field(i64::MIN, Counter::Available).as_bytes(),
+            b"-9223372036854775808:available"
+        );
         assert_eq!(parse_stock_field(b"14:held"), Some((14, Counter::Held)));
         assert_eq!(parse_stock_field(b"14:lost"), None);
-        assert_eq!(line_field(7), b"line:7");
+        assert_eq!(line_field(7).as_bytes(), b"line:7");
         assert_eq!(parse_line_field(b"line:7"), Some(7));
         assert_eq!(parse_line_field(b"state"), None);
         for counter in Counter::ALL {

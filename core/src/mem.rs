@@ -9,6 +9,7 @@ use crate::keys::Counter;
 use crate::keys::SaleKey;
 use crate::model::{Cart, OrderEntry, Sale};
 use crate::store::Store;
+use crate::wire::StreamId;
 
 #[derive(Default, Debug, Clone, PartialEq, Eq)]
 pub struct MemStore {
@@ -21,6 +22,12 @@ pub struct MemStore {
     pub deadlines: BTreeMap<String, i64>,
     pub orders: Vec<OrderEntry>,
     pub published: Vec<(Sku, i64)>,
+    /// Cart → when it is to be removed (unix ms).
+    pub removals: BTreeMap<String, i64>,
+    /// What the consumer groups still need (set by a test; `None`: no group).
+    pub orders_needed_from: Option<StreamId>,
+    /// Every `XTRIM MINID` asked for, in order.
+    pub trims: Vec<StreamId>,
     /// Keys that hold "another type": guard fails on them.
     pub wrong_type: HashSet<String>,
 }
@@ -113,6 +120,11 @@ impl Store for MemStore {
             .unwrap_or_default())
     }
 
+    fn remove_cart_at(&mut self, cart: &str, at_ms: i64) -> Result<()> {
+        self.removals.insert(cart.to_owned(), at_ms);
+        Ok(())
+    }
+
     fn add_deadline(&mut self, cart: &str, deadline_ms: i64) -> Result<()> {
         self.deadlines.insert(cart.to_owned(), deadline_ms);
         Ok(())
@@ -142,6 +154,15 @@ impl Store for MemStore {
     fn append_order(&mut self, order: &OrderEntry) -> Result<String> {
         self.orders.push(order.clone());
         Ok(format!("{}-{}", self.now_ms, self.orders.len()))
+    }
+
+    fn orders_needed_from(&mut self) -> Result<Option<StreamId>> {
+        Ok(self.orders_needed_from)
+    }
+
+    fn trim_orders(&mut self, min_id: StreamId) -> Result<i64> {
+        self.trims.push(min_id);
+        Ok(0)
     }
 
     fn publish_available(&mut self, sku: Sku, available: i64) {

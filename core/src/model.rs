@@ -1,7 +1,7 @@
 //! What a sale, a cart and an order are.
 
 use crate::Sku;
-use crate::args::DEFAULT_HOLD_MS;
+use crate::args::{DEFAULT_HOLD_MS, DEFAULT_RETAIN_MS};
 
 /// A sale's settings (`flash:{S}:sale`).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -14,6 +14,8 @@ pub struct Sale {
     pub start_ms: i64,
     /// Unix ms the sale closes; 0 = never closes.
     pub end_ms: i64,
+    /// How long a cart is kept once finished (settled, rejected, expired); 0 = forever.
+    pub retain_ms: i64,
 }
 
 impl Default for Sale {
@@ -23,6 +25,7 @@ impl Default for Sale {
             limit: 0,
             start_ms: 0,
             end_ms: 0,
+            retain_ms: DEFAULT_RETAIN_MS,
         }
     }
 }

@@ -60,10 +60,12 @@ pub mod sale {
         START_MS = "start_ms";
         /// Unix ms the sale closes; 0 = unbounded.
         END_MS = "end_ms";
+        /// How long a finished cart is kept (ms); 0 = forever.
+        RETAIN_MS = "retain_ms";
     }
 
     /// Every settings field, in the order the stores read them.
-    pub const ALL: [super::Name; 4] = [HOLD_MS, LIMIT, START_MS, END_MS];
+    pub const ALL: [super::Name; 5] = [HOLD_MS, LIMIT, START_MS, END_MS, RETAIN_MS];
 }
 
 /// Fields of a cart hash `flash:{S}:cart:<id>` (an order is the cart it became).
@@ -141,6 +143,7 @@ pub mod reply {
         LIMIT = "limit";
         START_MS = "start_ms";
         END_MS = "end_ms";
+        RETAIN_MS = "retain_ms";
         OPEN = "open";
         HELD_CARTS = "held_carts";
         TOTAL = "total";
@@ -150,8 +153,8 @@ pub mod reply {
     /// FLASH.CART's labels, in reply order.
     pub const CART: [super::Name; 6] = [STATE, USER, DEADLINE_MS, UNITS, LINES, ENTRY];
     /// FLASH.INFO's labels, in reply order.
-    pub const INFO: [super::Name; 8] = [
-        HOLD_MS, LIMIT, START_MS, END_MS, OPEN, HELD_CARTS, TOTAL, SKUS,
+    pub const INFO: [super::Name; 9] = [
+        HOLD_MS, LIMIT, START_MS, END_MS, RETAIN_MS, OPEN, HELD_CARTS, TOTAL, SKUS,
     ];
 }
 

@@ -9,6 +9,7 @@ use crate::Sku;
 use crate::error::Result;
 use crate::keys::{Counter, SaleKey};
 use crate::model::{Cart, OrderEntry, Sale};
+use crate::wire::StreamId;
 
 pub trait Store {
     /// The clock (unix ms). Read once per command.
@@ -39,6 +40,11 @@ pub trait Store {
     /// Every line, ascending by SKU.
     fn cart_lines(&mut self, cart: &str) -> Result<Vec<(Sku, i64)>>;
 
+    /// Removes the cart (key and all) at `at_ms`, unix ms: a finished cart past its sale's
+    /// retention. The time is absolute, so a replica or an AOF replay removes it at the same
+    /// moment as the master.
+    fn remove_cart_at(&mut self, cart: &str, at_ms: i64) -> Result<()>;
+
     fn add_deadline(&mut self, cart: &str, deadline_ms: i64) -> Result<()>;
     fn remove_deadline(&mut self, cart: &str) -> Result<()>;
     /// Up to `count` carts whose deadline is at or before `now_ms`, earliest first.
@@ -47,6 +53,14 @@ pub trait Store {
 
     /// Appends the order to the stream; returns the entry id.
     fn append_order(&mut self, order: &OrderEntry) -> Result<String>;
+
+    /// The lowest order-stream id some consumer group still needs: its oldest entry
+    /// delivered but not acknowledged, or else the last entry it was given (everything after
+    /// is new to it). `None` when the stream has no group: then nobody has read anything.
+    fn orders_needed_from(&mut self) -> Result<Option<StreamId>>;
+
+    /// Removes the order-stream entries below `min_id` (`XTRIM MINID`); returns how many.
+    fn trim_orders(&mut self, min_id: StreamId) -> Result<i64>;
 
     /// Announces a SKU's new available units on the sale's channel.
     fn publish_available(&mut self, sku: Sku, available: i64);

@@ -15,6 +15,40 @@ use crate::names;
 /// SKU), `units`, in append order.
 pub type OrderFields = [(names::Name, String); 4];
 
+/// An order-stream entry id, `<ms>-<seq>`: ordered as Redis orders them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct StreamId {
+    pub ms: u64,
+    pub seq: u64,
+}
+
+impl StreamId {
+    /// The first id of a millisecond: `XTRIM MINID` with it keeps that millisecond's entries.
+    pub fn at_ms(ms: u64) -> StreamId {
+        StreamId { ms, seq: 0 }
+    }
+
+    /// `<ms>-<seq>` as Redis writes it; `None` for anything else.
+    pub fn parse(text: &[u8]) -> Option<StreamId> {
+        let text = std::str::from_utf8(text).ok()?;
+        let (ms, seq) = text.split_once('-')?;
+        let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+        if !digits(ms) || !digits(seq) {
+            return None;
+        }
+        Some(StreamId {
+            ms: ms.parse().ok()?,
+            seq: seq.parse().ok()?,
+        })
+    }
+}
+
+impl fmt::Display for StreamId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}-{}", self.ms, self.seq)
+    }
+}
+
 /// Why an order entry cannot be read (it goes to the dead letters with this reason).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DecodeError(pub String);
@@ -258,6 +292,44 @@ mod tests {
                 StockEvent::parse(bad),
                 None,
                 "{}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+    }
+
+    #[test]
+    fn stream_ids_parse_print_and_order_as_redis_does() {
+        let id = StreamId::parse(b"1764620000000-12").expect("an id");
+        assert_eq!(
+            id,
+            StreamId {
+                ms: 1_764_620_000_000,
+                seq: 12
+            }
+        );
+        assert_eq!(id.to_string(), "1764620000000-12");
+        assert!(StreamId::parse(b"1-2").expect("an id") < StreamId::parse(b"1-10").expect("an id"));
+        assert!(
+            StreamId::at_ms(2)
+                > StreamId {
+                    ms: 1,
+                    seq: u64::MAX
+                }
+        );
+        for bad in [
+            &b""[..],
+            b"12",
+            b"-1",
+            b"1-",
+            b"1-x",
+            b"+1-2",
+            b"1-2-3",
+            b"18446744073709551616-0",
+        ] {
+            assert_eq!(
+                StreamId::parse(bad),
+                None,
+                "{:?}",
                 String::from_utf8_lossy(bad)
             );
         }

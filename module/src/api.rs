@@ -39,6 +39,16 @@ impl RString {
         RString { ctx, ptr }
     }
 
+    /// A string kept between commands (a sale's key names): made without a context, so no
+    /// command's lifetime is tied to it.
+    pub fn retained(bytes: &[u8]) -> RString {
+        RString::new(ptr::null_mut(), bytes)
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        bytes(self.ptr)
+    }
+
     /// Takes ownership of a string the API returned to us.
     fn adopt(ctx: Ctx, ptr: *mut raw::RedisModuleString) -> Option<RString> {
         (!ptr.is_null()).then(|| RString { ctx, ptr })
@@ -110,10 +120,9 @@ pub struct Key {
 
 impl Key {
     /// Opens `name`; WRONGTYPE if it exists with another kind.
-    pub fn open(ctx: Ctx, name: &str, kind: Kind, write: bool) -> Result<Key, Error> {
-        let name = RString::new(ctx, name.as_bytes());
+    pub fn open(ctx: Ctx, name: &RString, kind: Kind, write: bool) -> Result<Key, Error> {
         let mode = raw::REDISMODULE_READ | if write { raw::REDISMODULE_WRITE } else { 0 };
-        // OpenKey keeps its own reference to the name, so ours may drop right after.
+        // OpenKey keeps its own reference to the name, so the caller's may drop right after.
         let ptr = unsafe { api!(RedisModule_OpenKey)(ctx, name.ptr, mode as c_int) };
         let key = Key {
             ctx,
@@ -227,17 +236,28 @@ impl Key {
         });
     }
 
-    pub fn zset_add(&self, member: &[u8], score: f64) {
-        let member = RString::new(self.ctx, member);
+    /// Removes the key at `at_ms`, unix ms (Redis's own key expiry).
+    pub fn expire_at(&self, at_ms: i64) {
+        unsafe { api!(RedisModule_SetAbsExpire)(self.ptr, at_ms) };
+    }
+
+    /// Removes the stream's entries below `min_id` (exact, as `XTRIM MINID` without `~`, so
+    /// the replicas trim the same entries); returns how many went.
+    pub fn stream_trim_below(&self, min_id: raw::RedisModuleStreamID) -> i64 {
+        let mut id = min_id;
+        let trimmed = unsafe { api!(RedisModule_StreamTrimByID)(self.ptr, 0, &mut id) };
+        trimmed.max(0)
+    }
+
+    pub fn zset_add(&self, member: &RString, score: f64) {
         let mut flags: c_int = 0;
         unsafe { api!(RedisModule_ZsetAdd)(self.ptr, score, member.ptr, &mut flags) };
     }
 
-    pub fn zset_rem(&self, member: &[u8]) {
+    pub fn zset_rem(&self, member: &RString) {
         if self.is_empty() {
             return;
         }
-        let member = RString::new(self.ctx, member);
         let mut deleted: c_int = 0;
         unsafe { api!(RedisModule_ZsetRem)(self.ptr, member.ptr, &mut deleted) };
     }
@@ -308,12 +328,13 @@ impl Drop for Key {
 /// Propagates one command to replicas and the AOF, exactly as given.
 pub fn replicate(ctx: Ctx, command: &'static [u8], args: &[&[u8]]) {
     let strings: Vec<RString> = args.iter().map(|arg| RString::new(ctx, arg)).collect();
-    replicate_strings(ctx, command, &strings);
+    let mut argv: Vec<*mut raw::RedisModuleString> = strings.iter().map(|s| s.ptr).collect();
+    replicate_argv(ctx, command, &mut argv);
 }
 
-/// [`replicate`] with arguments the caller already holds as strings.
-pub fn replicate_strings(ctx: Ctx, command: &'static [u8], args: &[RString]) {
-    let mut argv: Vec<*mut raw::RedisModuleString> = args.iter().map(|s| s.ptr).collect();
+/// [`replicate`] with arguments the caller already holds as strings (the server takes its
+/// own references to them).
+pub fn replicate_argv(ctx: Ctx, command: &'static [u8], argv: &mut [*mut raw::RedisModuleString]) {
     unsafe {
         api!(RedisModule_Replicate)(
             ctx,
@@ -325,9 +346,8 @@ pub fn replicate_strings(ctx: Ctx, command: &'static [u8], args: &[RString]) {
     }
 }
 
-pub fn publish(ctx: Ctx, channel: &str, message: &str) {
-    let channel = RString::new(ctx, channel.as_bytes());
-    let message = RString::new(ctx, message.as_bytes());
+pub fn publish(ctx: Ctx, channel: &RString, message: &[u8]) {
+    let message = RString::new(ctx, message);
     unsafe { api!(RedisModule_PublishMessage)(ctx, channel.ptr, message.ptr) };
 }
 

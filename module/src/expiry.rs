@@ -25,7 +25,7 @@ use flash_core::keys::SaleKeys;
 use flash_core::{Error, ErrorCode};
 use redis_module::raw;
 
-use crate::api::{Ctx, Key, Kind, api, bytes, context_flags, now_ms};
+use crate::api::{Ctx, Key, Kind, RString, api, bytes, context_flags, now_ms};
 use crate::store::RedisStore;
 
 /// How often the timer looks when idle: half the 100 ms promise, so a late tick keeps it.
@@ -36,6 +36,10 @@ const CATCH_UP_MS: i64 = 1;
 const BUDGET: Duration = Duration::from_millis(3);
 /// Carts per expiry batch: the budget is checked between batches.
 const BATCH: i64 = 200;
+/// How often each known sale's order stream is trimmed (FLASH.EXPIRE's second half): a
+/// trim reads the consumer groups (XINFO GROUPS, XPENDING), a few µs per sale, so once a
+/// second is plenty for entries kept a day.
+const TRIM_EVERY_MS: i64 = 1000;
 
 type Sales = BTreeMap<c_int, BTreeSet<String>>;
 
@@ -56,6 +60,8 @@ struct Registry {
     /// Where the next tick starts among the sales, so a backlog in one sale cannot starve
     /// the others.
     rotation: usize,
+    /// When the order streams were last trimmed (unix ms).
+    trimmed_at_ms: i64,
 }
 
 thread_local! {
@@ -94,6 +100,7 @@ unsafe extern "C" fn tick(ctx: Ctx, _data: *mut c_void) {
         }
         busy |= continue_rescan(ctx, started);
         busy |= expire_due(ctx, started);
+        trim_streams(ctx);
     }
     REGISTRY.with_borrow_mut(|r| r.was_master = master);
     schedule(ctx, if busy { CATCH_UP_MS } else { TICK_MS });
@@ -101,18 +108,13 @@ unsafe extern "C" fn tick(ctx: Ctx, _data: *mut c_void) {
 
 /// Expires overdue holds of every known sale within the budget; true if work is left.
 fn expire_due(ctx: Ctx, started: Instant) -> bool {
-    let (sales, first) = REGISTRY.with_borrow_mut(|r| {
-        let sales: Vec<(c_int, String)> = r
-            .sales
-            .iter()
-            .flat_map(|(db, names)| names.iter().map(|name| (*db, name.clone())))
-            .collect();
-        let first = if sales.is_empty() {
+    let sales = known_sales();
+    let first = REGISTRY.with_borrow(|r| {
+        if sales.is_empty() {
             0
         } else {
             r.rotation % sales.len()
-        };
-        (sales, first)
+        }
     });
     for (turn, (db, sale)) in sales
         .iter()
@@ -138,7 +140,7 @@ fn expire_due(ctx: Ctx, started: Instant) -> bool {
         };
         loop {
             let mut store = RedisStore::new(ctx, sale, true);
-            match expire.apply(&mut store) {
+            match expire.release_due(&mut store) {
                 Ok(expired) => {
                     store.flush();
                     if expired < BATCH {
@@ -167,6 +169,47 @@ fn expire_due(ctx: Ctx, started: Instant) -> bool {
     false
 }
 
+/// Every sale the timer knows of, with its database.
+fn known_sales() -> Vec<(c_int, String)> {
+    REGISTRY.with_borrow(|r| {
+        r.sales
+            .iter()
+            .flat_map(|(db, names)| names.iter().map(|name| (*db, name.clone())))
+            .collect()
+    })
+}
+
+/// Trims every known sale's order stream, once per [`TRIM_EVERY_MS`].
+fn trim_streams(ctx: Ctx) {
+    let now = now_ms();
+    let due = REGISTRY.with_borrow_mut(|r| {
+        let due = now - r.trimmed_at_ms >= TRIM_EVERY_MS;
+        if due {
+            r.trimmed_at_ms = now;
+        }
+        due
+    });
+    if !due {
+        return;
+    }
+    for (db, sale) in known_sales() {
+        if unsafe { api!(RedisModule_SelectDb)(ctx, db) } != raw::REDISMODULE_OK as c_int {
+            continue;
+        }
+        let expire = Expire {
+            sale: sale.clone(),
+            count: BATCH,
+        };
+        let mut store = RedisStore::new(ctx, &sale, true);
+        match expire.trim_orders(&mut store) {
+            Ok(_) => store.flush(),
+            // A sale gone since the last look: the expiry pass notices and rescans.
+            Err(error) if error.code == ErrorCode::NoSale => {}
+            Err(error) => log_warning(ctx, &format!("flash: trimming sale '{sale}': {error}")),
+        }
+    }
+}
+
 enum Look {
     /// A hold is past its deadline.
     Due,
@@ -180,13 +223,14 @@ enum Look {
 /// cost each tick next to nothing.
 fn look(ctx: Ctx, sale: &str) -> Look {
     let keys = SaleKeys::new(sale);
-    match Key::open(ctx, &keys.sale(), Kind::Hash, false) {
+    let name = |name: String| RString::new(ctx, name.as_bytes());
+    match Key::open(ctx, &name(keys.sale()), Kind::Hash, false) {
         Ok(key) if key.is_empty() => return Look::Gone,
         Ok(_) => {}
         // Not a hash (written by hand): not a sale to expire, and no reason to rescan.
         Err(_) => return Look::Idle,
     }
-    let due = Key::open(ctx, &keys.deadlines(), Kind::Zset, false)
+    let due = Key::open(ctx, &name(keys.deadlines()), Kind::Zset, false)
         .is_ok_and(|key| !key.zset_up_to(now_ms() as f64, 1).is_empty());
     if due { Look::Due } else { Look::Idle }
 }

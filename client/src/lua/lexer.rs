@@ -1,9 +1,12 @@
-//! A Lua 5.1 source read just far enough for the tests: its string literals (decoded, with
-//! where they start) and its names, comments skipped. Not a parser: numbers and operators
-//! are stepped over.
+//! A Lua 5.1 source read just far enough for the scripts' assembly (its names, comments and
+//! strings skipped: which helpers and constants the code names) and for the tests (its string
+//! literals, decoded, with where they start). Not a parser: numbers and operators are stepped
+//! over.
 
 /// A string literal: quoted (`'…'`, `"…"`) or long (`[[…]]`, `[==[…]==]`).
 #[derive(Debug)]
+// Only the tests read a literal's parts.
+#[cfg_attr(not(test), allow(dead_code))]
 pub struct Literal {
     /// The string it stands for, escapes decoded.
     pub value: Vec<u8>,
@@ -31,6 +34,9 @@ pub fn lex(source: &str) -> Result<Lexed<'_>, String> {
     let bytes = source.as_bytes();
     let line_at = |offset: usize| 1 + bytes[..offset].iter().filter(|&&b| b == b'\n').count();
     let mut lexed = Lexed::default();
+    // The last two bytes of code before `at`, comments and spaces skipped (a string, name or
+    // number as `a`): whether a name follows `.` or `:`, not the end of a comment's sentence.
+    let mut last = [b' '; 2];
     let mut at = 0;
     while at < bytes.len() {
         let byte = bytes[at];
@@ -51,6 +57,7 @@ pub fn lex(source: &str) -> Result<Lexed<'_>, String> {
                 start: at,
                 line: line_at(at),
             });
+            last = [b'a'; 2];
             at = end;
         } else if let Some(level) = long_bracket(bytes, at) {
             let end = long_end(bytes, at, level)
@@ -66,21 +73,26 @@ pub fn lex(source: &str) -> Result<Lexed<'_>, String> {
                 start: at,
                 line: line_at(at),
             });
+            last = [b'a'; 2];
             at = end;
         } else if byte.is_ascii_alphabetic() || byte == b'_' {
             let end = word_end(bytes, at);
-            let before = source[..at].trim_end();
-            let field = (before.ends_with('.') && !before.ends_with(".."))
-                || (before.ends_with(':') && !before.ends_with("::"));
+            let field =
+                matches!(last, [b, b'.'] if b != b'.') || matches!(last, [b, b':'] if b != b':');
             lexed.names.push(Name {
                 text: &source[at..end],
                 field,
             });
+            last = [b'a'; 2];
             at = end;
         } else if byte.is_ascii_digit() {
             // A number, hex and exponent letters included: never a name.
             at = word_end(bytes, at);
+            last = [b'a'; 2];
         } else {
+            if !byte.is_ascii_whitespace() {
+                last = [last[1], byte];
+            }
             at += 1;
         }
     }
@@ -170,7 +182,9 @@ mod tests {
     fn reads_literals_and_names_and_skips_comments() {
         let source = "-- it's a 'comment'\n\
                       local a = 'one' .. \"t\\\"wo\" .. [[three]] .. [==[\nfo]]ur]==]\n\
-                      --[[ 'long comment' ]] x.field(y:method('\\065\\0661'))";
+                      --[[ 'long comment' ]] x.field(y:method('\\065\\0661'))\n\
+                      -- a sentence ends.\n\
+                      after_comment(a .. b, c ..d)";
         let lexed = lex(source).expect("lexes");
         let values: Vec<&[u8]> = lexed.literals.iter().map(|l| &l.value[..]).collect();
         assert_eq!(values, [&b"one"[..], b"t\"wo", b"three", b"fo]]ur", b"AB1"]);
@@ -185,7 +199,12 @@ mod tests {
                 ("x", false),
                 ("field", true),
                 ("y", false),
-                ("method", true)
+                ("method", true),
+                ("after_comment", false),
+                ("a", false),
+                ("b", false),
+                ("c", false),
+                ("d", false),
             ]
         );
         assert!(lex("x = 'open").is_err());

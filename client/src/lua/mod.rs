@@ -1,19 +1,21 @@
 //! The Lua twin: the FLASH commands as scripts, for a Redis without the module.
 //!
-//! Each script is a header generated from core's contract ([`header`]: `local MAX_QTY =
-//! 1000000` …, what the script names), `lua/prelude.lua` (the shared helpers), a newline and the command's body
-//! (`lua/<command>.lua`). It takes the module command's arguments as ARGV (the command name
-//! excluded) and the keys from [`keys`]: the sale keys in [`SaleKey::ALL`] order, then the
-//! cart keys (README, "The Lua twin"). [`redis::Script`] sends EVALSHA and loads the script
-//! on NOSCRIPT.
+//! Each script is the part of `lua/prelude.lua` (the shared helpers) that the command's body
+//! (`lua/<command>.lua`) reaches ([`shake`]), a newline and the body, with core's contract
+//! written in ([`header`]: `MAX_QTY` becomes `1000000`; lists such as `SALE_KEYS` are locals
+//! of a short header). Redis runs a script's main chunk on every EVALSHA, so what it does not
+//! send costs nothing per call. It takes the module command's arguments as ARGV (the command
+//! name excluded) and the keys from [`keys`]: the sale keys in [`SaleKey::ALL`] order, then
+//! the cart keys (README, "The Lua twin"). [`redis::Script`] sends EVALSHA and loads the
+//! script on NOSCRIPT.
 //!
-//! Files: `header.rs` renders the header; `lexer.rs` (tests only) reads the Lua sources'
-//! string literals and names, for `tests.rs`, which refuses a Lua file that spells a value
-//! the header gives.
+//! Files: `header.rs` writes the contract in; `shake.rs` picks the prelude's declarations;
+//! `lexer.rs` reads the Lua sources' names (for both) and string literals (for `tests.rs`,
+//! which refuses a Lua file that spells a value the contract gives).
 
 mod header;
-#[cfg(test)]
 mod lexer;
+mod shake;
 #[cfg(test)]
 mod tests;
 
@@ -41,14 +43,14 @@ const BODIES: [(&str, &str); 11] = [
     ("FLASH.INFO", include_str!("../../../lua/info.lua")),
 ];
 
-/// One command's whole script: its header (the constants the prelude and this body name, so
-/// that FLASH.RESERVE builds no reply-label table it never reads), the prelude, the body.
+/// One command's whole script: the prelude's declarations this body reaches, then the body,
+/// with the contract's constants written in.
 fn script_source(body: &str) -> String {
-    format!("{}{PRELUDE}\n{body}", header::render(&[PRELUDE, body]))
+    let prelude = shake::prelude_for(PRELUDE, body);
+    header::script(&format!("{prelude}\n{body}"))
 }
 
-/// The script for a FLASH command name (case-insensitive, e.g. "FLASH.RESERVE"): header +
-/// prelude + body, built once.
+/// The script for a FLASH command name (case-insensitive, e.g. "FLASH.RESERVE"), built once.
 pub fn script(command: &str) -> Option<&'static redis::Script> {
     static SCRIPTS: OnceLock<Vec<(&'static str, redis::Script)>> = OnceLock::new();
     SCRIPTS
@@ -63,7 +65,7 @@ pub fn script(command: &str) -> Option<&'static redis::Script> {
         .map(|(_, script)| script)
 }
 
-/// KEYS for any script: the sale's keys in [`SaleKey::ALL`] order (the header's `KEYS_*`
+/// KEYS for any script: the sale's keys in [`SaleKey::ALL`] order (the `KEYS_*`
 /// positions), then one key per cart id given.
 pub fn keys(sale: &str, carts: &[&str]) -> Vec<String> {
     let sale_keys = SaleKeys::new(sale);

@@ -1,18 +1,22 @@
-use super::{add_units, add_user_units, keyword, require_sale};
+use super::{add_units, add_user_units, keyword, require_sale, retire_cart};
 use crate::args::{Args, DEFAULT_EXPIRE_COUNT, MAX_EXPIRE_COUNT};
 use crate::error::{Error, ErrorCode, Result};
 use crate::keys::Counter;
 use crate::keys::SaleKey;
-use crate::model::{Cart, CartState};
+use crate::model::{Cart, CartState, Sale};
 use crate::store::Store;
+use crate::wire::StreamId;
 
 /// Releases holds past their deadline: each cart's units return to available and the cart
-/// becomes `expired`. Looks at the `COUNT` earliest deadlines (default 1000).
+/// becomes `expired` (kept for the sale's RETAIN, then removed). Looks at the `COUNT`
+/// earliest deadlines (default 1000). Then trims the order stream: entries every consumer
+/// group has acknowledged and older than RETAIN go (none while the stream has no group,
+/// none with RETAIN 0); the dead letters are never trimmed.
 ///
 /// # Format
 /// `FLASH.EXPIRE sale [COUNT n]`
 ///
-/// Replies the number of carts expired. The module also runs this by itself on a master;
+/// Replies the number of carts expired. The module also does both by itself on a master;
 /// with the Lua twin something must call it periodically (the worker does).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Expire {
@@ -46,10 +50,38 @@ impl Expire {
         ]);
     }
 
-    /// Returns how many carts expired.
+    /// Releases due holds, then trims the order stream; returns how many carts expired.
     pub fn apply(&self, store: &mut impl Store) -> Result<i64> {
+        let expired = self.release_due(store)?;
+        self.trim_orders(store)?;
+        Ok(expired)
+    }
+
+    /// Removes the order-stream entries no consumer group needs any more and older than the
+    /// sale's RETAIN (so a late reader of the stream, or an operator, still sees a day of
+    /// orders); returns how many went.
+    pub fn trim_orders(&self, store: &mut impl Store) -> Result<i64> {
         let now_ms = store.now_ms();
-        require_sale(store, &self.sale)?;
+        let sale = require_sale(store, &self.sale)?;
+        if sale.retain_ms == 0 {
+            return Ok(0);
+        }
+        let Some(needed) = store.orders_needed_from()? else {
+            return Ok(0);
+        };
+        let retained_from = StreamId::at_ms(u64::try_from(now_ms - sale.retain_ms).unwrap_or(0));
+        let min_id = needed.min(retained_from);
+        if min_id == StreamId::default() {
+            return Ok(0);
+        }
+        store.guard(&[SaleKey::Orders], None)?;
+        store.trim_orders(min_id)
+    }
+
+    /// Releases holds past their deadline (at most `count`); returns how many carts expired.
+    pub fn release_due(&self, store: &mut impl Store) -> Result<i64> {
+        let now_ms = store.now_ms();
+        let sale: Sale = require_sale(store, &self.sale)?;
         let due = store.due_carts(now_ms, self.count)?;
         if due.is_empty() {
             return Ok(0);
@@ -84,6 +116,7 @@ impl Expire {
                     ..cart
                 },
             )?;
+            retire_cart(store, &sale, cart_id, now_ms)?;
             expired += 1;
         }
         Ok(expired)

@@ -12,7 +12,7 @@ use crate::store::Store;
 /// # Format
 /// `FLASH.INFO sale`
 ///
-/// Replies field/value pairs: `hold_ms`, `limit`, `start_ms`, `end_ms`, `open` (1 or 0 now),
+/// Replies field/value pairs: `hold_ms`, `limit`, `start_ms`, `end_ms`, `retain_ms`, `open` (1 or 0 now),
 /// `held_carts`, `total` (`[loaded, available, held, pending, sold]`) and `skus` (one
 /// `[sku, loaded, available, held, pending, sold]` per SKU, ascending). For every row,
 /// loaded = available + held + pending + sold.
@@ -54,6 +54,8 @@ impl Info {
             Reply::Int(sale.start_ms),
             Reply::label(reply::END_MS),
             Reply::Int(sale.end_ms),
+            Reply::label(reply::RETAIN_MS),
+            Reply::Int(sale.retain_ms),
             Reply::label(reply::OPEN),
             Reply::Int(i64::from(sale.is_open(now_ms))),
             Reply::label(reply::HELD_CARTS),

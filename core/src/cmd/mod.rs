@@ -40,6 +40,7 @@ pub mod keyword {
     pub const LIMIT: &str = "LIMIT";
     pub const START: &str = "START";
     pub const END: &str = "END";
+    pub const RETAIN: &str = "RETAIN";
     /// FLASH.LOAD's whole-stock form.
     pub const TOTAL: &str = "TOTAL";
     /// FLASH.SETTLE's verdicts.
@@ -111,7 +112,13 @@ pub const COMMANDS: [CommandSpec; 11] = [
         -2,
         true,
         None,
-        &[keyword::HOLD, keyword::LIMIT, keyword::START, keyword::END],
+        &[
+            keyword::HOLD,
+            keyword::LIMIT,
+            keyword::START,
+            keyword::END,
+            keyword::RETAIN,
+        ],
     ),
     spec("FLASH.LOAD", -4, true, None, &[keyword::TOTAL]),
     spec("FLASH.AVAILABLE", -3, false, None, &[]),
@@ -276,6 +283,15 @@ fn add_units(store: &mut impl Store, counter: Counter, sku: Sku, delta: i64) -> 
     let units = store.units(counter, sku)?.unwrap_or(0) + delta;
     store.set_units(counter, sku, units)?;
     Ok(units)
+}
+
+/// A cart has just finished (settled, rejected or expired): it goes away once the sale's
+/// retention has passed, so memory returns after a sale (never, with RETAIN 0).
+fn retire_cart(store: &mut impl Store, sale: &Sale, cart: &str, now_ms: i64) -> Result<()> {
+    if sale.retain_ms > 0 {
+        store.remove_cart_at(cart, now_ms.saturating_add(sale.retain_ms))?;
+    }
+    Ok(())
 }
 
 /// Adds `delta` to the user's units in the sale.

@@ -1,5 +1,5 @@
 use super::keyword;
-use crate::args::{Args, MAX_HOLD_MS, MAX_TIME_MS, MAX_UNITS};
+use crate::args::{Args, MAX_HOLD_MS, MAX_RETAIN_MS, MAX_TIME_MS, MAX_UNITS};
 use crate::error::{Error, ErrorCode, Result};
 use crate::keys::SaleKey;
 use crate::reply::Reply;
@@ -8,10 +8,14 @@ use crate::store::Store;
 /// Creates a sale, or changes the settings it is given; the others keep their values.
 ///
 /// # Format
-/// `FLASH.SALE sale [HOLD ms] [LIMIT units] [START unix_ms] [END unix_ms]`
+/// `FLASH.SALE sale [HOLD ms] [LIMIT units] [START unix_ms] [END unix_ms] [RETAIN ms]`
 ///
 /// HOLD defaults to 40000 (1..=86400000); LIMIT 0 means no cap; START/END 0 mean unbounded.
-/// A new HOLD applies to carts made afterwards. Replies `OK`.
+/// RETAIN (default 86400000, at most 30 days, 0 = forever) is how long a finished cart
+/// (settled, rejected, expired) is kept before Redis removes it, and how old an order-stream
+/// entry every consumer group has acknowledged must be before FLASH.EXPIRE trims it.
+/// A new HOLD applies to carts made afterwards, a new RETAIN to carts finished afterwards.
+/// Replies `OK`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SaleCmd {
     pub sale: String,
@@ -19,6 +23,7 @@ pub struct SaleCmd {
     pub limit: Option<i64>,
     pub start_ms: Option<i64>,
     pub end_ms: Option<i64>,
+    pub retain_ms: Option<i64>,
 }
 
 impl SaleCmd {
@@ -29,6 +34,7 @@ impl SaleCmd {
             limit: None,
             start_ms: None,
             end_ms: None,
+            retain_ms: None,
         };
         while args.remaining() > 0 {
             match args.keyword()?.as_str() {
@@ -36,10 +42,15 @@ impl SaleCmd {
                 keyword::LIMIT => cmd.limit = Some(args.int(keyword::LIMIT, 0, MAX_UNITS)?),
                 keyword::START => cmd.start_ms = Some(args.int(keyword::START, 0, MAX_TIME_MS)?),
                 keyword::END => cmd.end_ms = Some(args.int(keyword::END, 0, MAX_TIME_MS)?),
+                keyword::RETAIN => {
+                    cmd.retain_ms = Some(args.int(keyword::RETAIN, 0, MAX_RETAIN_MS)?)
+                }
                 other => {
                     return Err(Error::new(
                         ErrorCode::Err,
-                        format!("unknown option '{other}'; expected HOLD, LIMIT, START or END"),
+                        format!(
+                            "unknown option '{other}'; expected HOLD, LIMIT, START, END or RETAIN"
+                        ),
                     ));
                 }
             }
@@ -54,6 +65,7 @@ impl SaleCmd {
             (keyword::LIMIT, self.limit),
             (keyword::START, self.start_ms),
             (keyword::END, self.end_ms),
+            (keyword::RETAIN, self.retain_ms),
         ] {
             if let Some(value) = value {
                 out.extend([keyword.to_owned(), value.to_string()]);
@@ -67,6 +79,7 @@ impl SaleCmd {
         sale.limit = self.limit.unwrap_or(sale.limit);
         sale.start_ms = self.start_ms.unwrap_or(sale.start_ms);
         sale.end_ms = self.end_ms.unwrap_or(sale.end_ms);
+        sale.retain_ms = self.retain_ms.unwrap_or(sale.retain_ms);
         if sale.start_ms > 0 && sale.end_ms > 0 && sale.end_ms <= sale.start_ms {
             return Err(Error::new(ErrorCode::Err, "END must be after START"));
         }

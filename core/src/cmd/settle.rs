@@ -1,4 +1,4 @@
-use super::{add_units, add_user_units, keyword, require_cart, require_sale};
+use super::{add_units, add_user_units, keyword, require_cart, require_sale, retire_cart};
 use crate::args::Args;
 use crate::error::{Error, ErrorCode, Result};
 use crate::keys::Counter;
@@ -33,7 +33,8 @@ impl Verdict {
 /// # Format
 /// `FLASH.SETTLE sale order OK|REJECT`
 ///
-/// Replies the order's state: `settled` or `rejected`.
+/// Replies the order's state: `settled` or `rejected`. The settled or rejected cart is kept
+/// for the sale's RETAIN, then removed (a verdict after that is NOCART).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Settle {
     pub sale: String,
@@ -66,7 +67,8 @@ impl Settle {
     }
 
     pub(crate) fn apply(&self, store: &mut impl Store) -> Result<Reply> {
-        require_sale(store, &self.sale)?;
+        let now_ms = store.now_ms();
+        let sale = require_sale(store, &self.sale)?;
         let cart = require_cart(store, &self.order)?;
         let target = match self.verdict {
             Verdict::Ok => CartState::Settled,
@@ -103,6 +105,7 @@ impl Settle {
                 ..cart
             },
         )?;
+        retire_cart(store, &sale, &self.order, now_ms)?;
         Ok(Reply::Status(target.as_str()))
     }
 }

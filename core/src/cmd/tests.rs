@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::mem::MemStore;
+use crate::wire::StreamId;
 
 const T0: i64 = 1_700_000_000_000;
 
@@ -293,6 +294,75 @@ fn settle_is_idempotent_and_final() {
 }
 
 #[test]
+fn finished_carts_are_removed_once_retention_has_passed() {
+    let mut s = sale();
+    run(&mut s, "FLASH.SALE s RETAIN 5000").expect("retain");
+    run(&mut s, "FLASH.RESERVE s held u1 14 1").expect("reserve");
+    run(&mut s, "FLASH.RESERVE s late u1 14 1").expect("reserve");
+    run(&mut s, "FLASH.BUY s pending u2 14 1").expect("buy");
+    run(&mut s, "FLASH.BUY s sold u2 7 1").expect("buy");
+    run(&mut s, "FLASH.BUY s refused u3 7 1").expect("buy");
+    s.now_ms = T0 + 200;
+    run(&mut s, "FLASH.SETTLE s sold OK").expect("settle");
+    run(&mut s, "FLASH.SETTLE s refused REJECT").expect("settle");
+    s.now_ms = T0 + 300;
+    run(&mut s, "FLASH.SETTLE s sold OK").expect("settled again");
+    run(&mut s, "FLASH.RELEASE s held u1 14 1").expect("release");
+    assert!(
+        !s.removals.contains_key("held"),
+        "a held cart is never removed"
+    );
+    s.now_ms = T0 + 1000;
+    assert_eq!(run(&mut s, "FLASH.EXPIRE s"), Ok(Reply::Int(2)));
+    let removals: Vec<(&str, i64)> = s.removals.iter().map(|(c, t)| (c.as_str(), *t)).collect();
+    // Each at the moment it finished plus RETAIN; a repeated verdict does not push it out;
+    // the checked-out order is kept until it has a verdict.
+    assert_eq!(
+        removals,
+        [
+            ("held", T0 + 6000),
+            ("late", T0 + 6000),
+            ("refused", T0 + 5200),
+            ("sold", T0 + 5200),
+        ]
+    );
+
+    let mut forever = sale();
+    run(&mut forever, "FLASH.SALE s RETAIN 0").expect("retain");
+    run(&mut forever, "FLASH.BUY s o1 u1 14 1").expect("buy");
+    run(&mut forever, "FLASH.SETTLE s o1 OK").expect("settle");
+    run(&mut forever, "FLASH.RESERVE s c1 u1 14 1").expect("reserve");
+    forever.now_ms += 1000;
+    assert_eq!(run(&mut forever, "FLASH.EXPIRE s"), Ok(Reply::Int(1)));
+    assert!(forever.removals.is_empty(), "RETAIN 0 keeps every cart");
+}
+
+#[test]
+fn expire_trims_the_order_stream_to_what_is_acknowledged_and_old() {
+    let mut s = sale();
+    run(&mut s, "FLASH.SALE s RETAIN 5000").expect("retain");
+    s.now_ms = T0 + 60_000;
+    run(&mut s, "FLASH.EXPIRE s").expect("expire");
+    assert!(s.trims.is_empty(), "no consumer group: nothing is trimmed");
+
+    // The group still needs an entry from long ago: trim only below it.
+    let needed = StreamId {
+        ms: T0 as u64,
+        seq: 3,
+    };
+    s.orders_needed_from = Some(needed);
+    run(&mut s, "FLASH.EXPIRE s").expect("expire");
+    // The group has everything: keep the last RETAIN of entries anyway.
+    s.orders_needed_from = Some(StreamId::at_ms(s.now_ms as u64));
+    run(&mut s, "FLASH.EXPIRE s").expect("expire");
+    assert_eq!(s.trims, [needed, StreamId::at_ms((T0 + 55_000) as u64)]);
+
+    run(&mut s, "FLASH.SALE s RETAIN 0").expect("retain");
+    run(&mut s, "FLASH.EXPIRE s").expect("expire");
+    assert_eq!(s.trims.len(), 2, "RETAIN 0 keeps the whole stream");
+}
+
+#[test]
 fn buy_again_returns_the_same_order() {
     let mut s = sale();
     let first = run(&mut s, "FLASH.BUY s o1 u1 14 2").expect("buy");
@@ -367,10 +437,12 @@ fn info_and_cart_report_the_ledger() {
     let Reply::Array(info) = run(&mut s, "FLASH.INFO s").expect("info") else {
         panic!()
     };
-    assert_eq!(info[11], Reply::Int(1));
-    assert_eq!(info[13], Reply::ints([15, 12, 3, 0, 0]));
+    assert_eq!(info[8], Reply::bulk("retain_ms"));
+    assert_eq!(info[9], Reply::Int(crate::args::DEFAULT_RETAIN_MS));
+    assert_eq!(info[13], Reply::Int(1));
+    assert_eq!(info[15], Reply::ints([15, 12, 3, 0, 0]));
     assert_eq!(
-        info[15],
+        info[17],
         Reply::Array(vec![
             Reply::ints([7, 5, 4, 1, 0, 0]),
             Reply::ints([14, 10, 8, 2, 0, 0])
@@ -424,7 +496,9 @@ fn sample_lines() -> Vec<(&'static str, Vec<&'static str>)> {
     vec![
         (
             "FLASH.SALE",
-            vec!["s", "HOLD", "500", "LIMIT", "4", "START", "1", "END", "9"],
+            vec![
+                "s", "HOLD", "500", "LIMIT", "4", "START", "1", "END", "9", "RETAIN", "0",
+            ],
         ),
         ("FLASH.LOAD", vec!["s", "TOTAL", "14", "100", "7", "25"]),
         ("FLASH.AVAILABLE", vec!["s", "14", "7"]),

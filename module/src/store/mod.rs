@@ -16,7 +16,7 @@
 //! `buffer.rs` holds the buffered writes; `names_cache.rs` the sale's key names, formatted
 //! once per sale rather than once per command.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::rc::Rc;
 
 use flash_core::keys::{
@@ -25,12 +25,12 @@ use flash_core::keys::{
 use flash_core::model::{Cart, CartState, OrderEntry, Sale};
 use flash_core::names::{self, Name};
 use flash_core::store::Store;
-use flash_core::wire::StockEvent;
+use flash_core::wire::{StockEvent, StreamId};
 use flash_core::{Error, Sku};
 use redis_module::{Context, RedisValue, raw};
 
-use crate::api::{Ctx, Key, Kind, RString, bytes, now_ms, publish, replicate, replicate_strings};
-use buffer::{HashWrites, KeyRef, Value};
+use crate::api::{Ctx, Key, Kind, RString, bytes, now_ms, publish, replicate, replicate_argv};
+use buffer::{Bytes, HashWrites, KeyRef, Value};
 use names_cache::{SaleNames, sale_names};
 
 mod buffer;
@@ -40,16 +40,20 @@ pub struct RedisStore {
     ctx: Ctx,
     names: Rc<SaleNames>,
     write: bool,
-    now_ms: i64,
+    /// The clock, read on first use (most commands never ask), then fixed: FLASH.BUY's
+    /// reserve and checkout see one "now".
+    now_ms: Option<i64>,
     /// The fixed keys' handles once opened (and type-checked).
     fixed: [Option<Key>; 5],
-    /// Carts opened so far: id, key name, handle.
-    carts: Vec<(String, String, Key)>,
-    cart_index: HashMap<String, usize>,
+    /// Carts opened so far: id, key name, handle. A command names one cart, an expiry
+    /// batch a few hundred: searched from the most recent, which is the one asked for.
+    carts: Vec<(String, RString, Key)>,
     /// Buffered hash writes, by key in first-write order.
     writes: HashWrites,
     /// Buffered deadline changes in order: `Some(ms)` adds the cart, `None` removes it.
     deadline_writes: Vec<(String, Option<i64>)>,
+    /// Carts to remove at a time (unix ms), applied after their hash writes.
+    removals: Vec<(KeyRef, i64)>,
     /// Stock messages to publish once the command succeeded.
     messages: Vec<String>,
 }
@@ -60,13 +64,12 @@ impl RedisStore {
             ctx,
             names: sale_names(sale),
             write,
-            // One clock reading per command: FLASH.BUY's reserve and checkout see one "now".
-            now_ms: now_ms(),
+            now_ms: None,
             fixed: Default::default(),
             carts: Vec::new(),
-            cart_index: HashMap::new(),
             writes: HashWrites::default(),
             deadline_writes: Vec::new(),
+            removals: Vec::new(),
             messages: Vec::new(),
         }
     }
@@ -81,14 +84,13 @@ impl RedisStore {
     }
 
     fn cart_ref(&mut self, cart: &str) -> Result<KeyRef, Error> {
-        if let Some(&i) = self.cart_index.get(cart) {
+        if let Some(i) = self.carts.iter().rposition(|(id, _, _)| id == cart) {
             return Ok(KeyRef::Cart(i));
         }
-        let name = self.names.keys.cart(cart);
+        let name = RString::new(self.ctx, self.names.keys.cart(cart).as_bytes());
         let key = Key::open(self.ctx, &name, Kind::Hash, self.write)?;
         let i = self.carts.len();
         self.carts.push((cart.to_owned(), name, key));
-        self.cart_index.insert(cart.to_owned(), i);
         Ok(KeyRef::Cart(i))
     }
 
@@ -103,10 +105,18 @@ impl RedisStore {
         }
     }
 
-    fn key_name(&self, key: KeyRef) -> &str {
+    /// A key's handle if it is open.
+    fn opened(&self, key: KeyRef) -> Option<&Key> {
         match key {
-            KeyRef::Fixed(fixed) => &self.names.fixed[fixed.index()],
-            KeyRef::Cart(i) => self.carts.get(i).map_or("", |(_, name, _)| name),
+            KeyRef::Fixed(fixed) => self.fixed[fixed.index()].as_ref(),
+            KeyRef::Cart(i) => self.carts.get(i).map(|(_, _, key)| key),
+        }
+    }
+
+    fn key_name(&self, key: KeyRef) -> Option<&RString> {
+        match key {
+            KeyRef::Fixed(fixed) => Some(&self.names.fixed[fixed.index()]),
+            KeyRef::Cart(i) => self.carts.get(i).map(|(_, name, _)| name),
         }
     }
 
@@ -118,7 +128,7 @@ impl RedisStore {
     fn get_text(&mut self, key: KeyRef, field: &[u8]) -> Result<Option<Vec<u8>>, Error> {
         match self.buffered(key, field) {
             Some(Value::Int(n)) => return Ok(Some(n.to_string().into_bytes())),
-            Some(Value::Text(t)) => return Ok(Some(t.clone())),
+            Some(Value::Text(t)) => return Ok(Some(t.as_slice().to_vec())),
             Some(Value::Delete) => return Ok(None),
             None => {}
         }
@@ -131,7 +141,7 @@ impl RedisStore {
     fn get_int(&mut self, key: KeyRef, field: &[u8]) -> Result<Option<i64>, Error> {
         match self.buffered(key, field) {
             Some(Value::Int(n)) => return Ok(Some(*n)),
-            Some(Value::Text(t)) => return Ok(parse(t)),
+            Some(Value::Text(t)) => return Ok(parse(t.as_slice())),
             Some(Value::Delete) => return Ok(None),
             None => {}
         }
@@ -154,9 +164,10 @@ impl RedisStore {
     /// no check follows it.)
     pub fn flush(&mut self) {
         self.flush_hashes();
+        self.flush_removals();
         self.flush_deadlines();
         for message in std::mem::take(&mut self.messages) {
-            publish(self.ctx, &self.names.channel, &message);
+            publish(self.ctx, &self.names.channel, message.as_bytes());
         }
     }
 
@@ -167,66 +178,91 @@ impl RedisStore {
             return;
         }
         let names = Rc::clone(&self.names);
-        let name = names.fixed[SaleKey::Deadlines.index()].as_bytes();
+        let name = &names.fixed[SaleKey::Deadlines.index()];
         let Ok(key) = self.fixed(SaleKey::Deadlines) else {
             return;
         };
         let mut digits = itoa::Buffer::new();
         for (cart, deadline_ms) in writes {
+            let member = RString::new(ctx, cart.as_bytes());
             match deadline_ms {
                 Some(ms) => {
-                    key.zset_add(cart.as_bytes(), ms as f64);
-                    let score = digits.format(ms).as_bytes();
-                    replicate(ctx, b"ZADD\0", &[name, score, cart.as_bytes()]);
+                    key.zset_add(&member, ms as f64);
+                    let score = RString::new(ctx, digits.format(ms).as_bytes());
+                    replicate_argv(ctx, b"ZADD\0", &mut [name.ptr, score.ptr, member.ptr]);
                 }
                 None => {
-                    key.zset_rem(cart.as_bytes());
-                    replicate(ctx, b"ZREM\0", &[name, cart.as_bytes()]);
+                    key.zset_rem(&member);
+                    replicate_argv(ctx, b"ZREM\0", &mut [name.ptr, member.ptr]);
                 }
             }
+        }
+    }
+
+    /// Key expiry of finished carts, as absolute times (PEXPIREAT), so a replica or an AOF
+    /// replay removes each at the master's moment.
+    fn flush_removals(&mut self) {
+        let ctx = self.ctx;
+        let mut digits = itoa::Buffer::new();
+        for (key_ref, at_ms) in std::mem::take(&mut self.removals) {
+            let Ok(key) = self.handle(key_ref) else {
+                continue;
+            };
+            key.expire_at(at_ms);
+            let Some(name) = self.key_name(key_ref) else {
+                continue;
+            };
+            let at_ms = RString::new(ctx, digits.format(at_ms).as_bytes());
+            replicate_argv(ctx, b"PEXPIREAT\0", &mut [name.ptr, at_ms.ptr]);
         }
     }
 
     fn flush_hashes(&mut self) {
         let ctx = self.ctx;
         for (key_ref, fields) in self.writes.take() {
-            let name = RString::new(ctx, self.key_name(key_ref).as_bytes());
-            let Ok(key) = self.handle(key_ref) else {
+            // Every buffered key was opened by the write that buffered it.
+            let (Some(key), Some(name)) = (self.opened(key_ref), self.key_name(key_ref)) else {
                 continue;
             };
-            let mut set = vec![name];
-            let mut deleted = Vec::new();
+            // The strings live until the propagation below has taken its references.
+            let mut strings = Vec::new();
+            let mut set = vec![name.ptr];
+            let mut deleted = vec![name.ptr];
             for (field, value) in fields {
+                let field = RString::new(ctx, field.as_slice());
                 let value = match value {
                     Value::Int(n) => RString::from_i64(ctx, n),
-                    Value::Text(text) => RString::new(ctx, &text),
+                    Value::Text(text) => RString::new(ctx, text.as_slice()),
                     Value::Delete => {
-                        key.hash_del(&field);
-                        deleted.push(field);
+                        key.hash_del(field.as_bytes());
+                        deleted.push(field.ptr);
+                        strings.push(field);
                         continue;
                     }
                 };
-                let field = RString::new(ctx, &field);
                 key.hash_set(&field, &value);
-                set.extend([field, value]);
+                set.extend([field.ptr, value.ptr]);
+                strings.extend([field, value]);
             }
-            if !deleted.is_empty() {
-                let mut args: Vec<&[u8]> = vec![bytes(set[0].ptr)];
-                args.extend(deleted.iter().map(Vec::as_slice));
-                replicate(ctx, b"HDEL\0", &args);
+            if deleted.len() > 1 {
+                replicate_argv(ctx, b"HDEL\0", &mut deleted);
             }
             if set.len() > 1 {
-                replicate_strings(ctx, b"HSET\0", &set);
+                replicate_argv(ctx, b"HSET\0", &mut set);
             }
         }
     }
 
     /// HGETALL through RM_Call: for the few reads that need a whole hash (never on the
     /// reserve path). Buffered writes are not visible here; callers read before writing.
-    fn hgetall(&self, name: &str) -> Result<Vec<(String, Vec<u8>)>, Error> {
+    fn hgetall(&self, key: KeyRef) -> Result<Vec<(String, Vec<u8>)>, Error> {
+        let Some(name) = self.key_name(key) else {
+            return Ok(Vec::new());
+        };
+        let name = String::from_utf8_lossy(name.as_bytes()).into_owned();
         let ctx = Context::new(self.ctx);
         let reply = ctx
-            .call("HGETALL", &[name])
+            .call("HGETALL", &[name.as_str()])
             .map_err(|_| Error::wrong_type())?;
         let RedisValue::Array(items) = reply else {
             return Ok(Vec::new());
@@ -245,6 +281,17 @@ impl RedisStore {
     }
 }
 
+/// The bytes of a string reply.
+fn text_of(value: &RedisValue) -> Option<Vec<u8>> {
+    match value {
+        RedisValue::SimpleString(s) | RedisValue::BulkString(s) => Some(s.as_bytes().to_vec()),
+        RedisValue::SimpleStringStatic(s) => Some(s.as_bytes().to_vec()),
+        RedisValue::StringBuffer(b) => Some(b.clone()),
+        RedisValue::BulkRedisString(s) => Some(s.as_slice().to_vec()),
+        _ => None,
+    }
+}
+
 fn parse<T: std::str::FromStr>(bytes: &[u8]) -> Option<T> {
     std::str::from_utf8(bytes).ok()?.parse().ok()
 }
@@ -255,7 +302,7 @@ const USERS: KeyRef = KeyRef::Fixed(SaleKey::Users);
 
 impl Store for RedisStore {
     fn now_ms(&mut self) -> i64 {
-        self.now_ms
+        *self.now_ms.get_or_insert_with(now_ms)
     }
 
     fn guard(&mut self, keys: &[SaleKey], cart: Option<&str>) -> Result<(), Error> {
@@ -275,7 +322,7 @@ impl Store for RedisStore {
             if key.is_empty() {
                 return Ok(None);
             }
-            let [hold_ms, limit, start_ms, end_ms] =
+            let [hold_ms, limit, start_ms, end_ms, retain_ms] =
                 key.hash_get_many(names::sale::ALL.map(Name::as_c_str));
             let int = |v: Option<RString>, default| {
                 v.and_then(|v| parse(bytes(v.ptr))).unwrap_or(default)
@@ -286,6 +333,7 @@ impl Store for RedisStore {
                 limit: int(limit, defaults.limit),
                 start_ms: int(start_ms, defaults.start_ms),
                 end_ms: int(end_ms, defaults.end_ms),
+                retain_ms: int(retain_ms, defaults.retain_ms),
             }));
         }
         let hold_ms = self.get_int(SALE, names::sale::HOLD_MS.as_bytes())?;
@@ -304,6 +352,9 @@ impl Store for RedisStore {
             end_ms: self
                 .get_int(SALE, names::sale::END_MS.as_bytes())?
                 .unwrap_or(defaults.end_ms),
+            retain_ms: self
+                .get_int(SALE, names::sale::RETAIN_MS.as_bytes())?
+                .unwrap_or(defaults.retain_ms),
         }))
     }
 
@@ -323,6 +374,11 @@ impl Store for RedisStore {
             SALE,
             names::sale::END_MS.as_bytes(),
             Value::Int(sale.end_ms),
+        )?;
+        self.set(
+            SALE,
+            names::sale::RETAIN_MS.as_bytes(),
+            Value::Int(sale.retain_ms),
         )
     }
 
@@ -336,7 +392,7 @@ impl Store for RedisStore {
 
     fn all_units(&mut self) -> Result<Vec<(Sku, Counter, i64)>, Error> {
         Ok(self
-            .hgetall(&self.names.fixed[SaleKey::Stock.index()])?
+            .hgetall(KeyRef::Fixed(SaleKey::Stock))?
             .into_iter()
             .filter_map(|(field, units)| {
                 let (sku, counter) = parse_stock_field(field.as_bytes())?;
@@ -401,12 +457,12 @@ impl Store for RedisStore {
 
     fn set_cart(&mut self, cart: &str, fields: &Cart) -> Result<(), Error> {
         let key = self.cart_ref(cart)?;
-        let state = fields.state.as_str().as_bytes().to_vec();
+        let state = Bytes::new(fields.state.as_str().as_bytes());
         self.set(key, names::cart::STATE.as_bytes(), Value::Text(state))?;
         self.set(
             key,
             names::cart::USER.as_bytes(),
-            Value::Text(fields.user.as_bytes().to_vec()),
+            Value::Text(Bytes::new(fields.user.as_bytes())),
         )?;
         self.set(
             key,
@@ -418,7 +474,7 @@ impl Store for RedisStore {
             self.set(
                 key,
                 names::cart::ENTRY.as_bytes(),
-                Value::Text(entry.as_bytes().to_vec()),
+                Value::Text(Bytes::new(entry.as_bytes())),
             )?;
         }
         Ok(())
@@ -442,14 +498,14 @@ impl Store for RedisStore {
     fn cart_lines(&mut self, cart: &str) -> Result<Vec<(Sku, i64)>, Error> {
         let key = self.cart_ref(cart)?;
         let mut lines: BTreeMap<Sku, i64> = self
-            .hgetall(self.key_name(key))?
+            .hgetall(key)?
             .into_iter()
             .filter_map(|(field, qty)| Some((parse_line_field(field.as_bytes())?, parse(&qty)?)))
             .collect();
         // FLASH.BUY checks out the lines its reserve just wrote: they are still buffered.
         if let Some(fields) = self.writes.of(key) {
             for (field, value) in fields {
-                let Some(sku) = parse_line_field(field) else {
+                let Some(sku) = parse_line_field(field.as_slice()) else {
                     continue;
                 };
                 match value {
@@ -459,6 +515,12 @@ impl Store for RedisStore {
             }
         }
         Ok(lines.into_iter().collect())
+    }
+
+    fn remove_cart_at(&mut self, cart: &str, at_ms: i64) -> Result<(), Error> {
+        let key = self.cart_ref(cart)?;
+        self.removals.push((key, at_ms));
+        Ok(())
     }
 
     fn add_deadline(&mut self, cart: &str, deadline_ms: i64) -> Result<(), Error> {
@@ -502,6 +564,71 @@ impl Store for RedisStore {
         args.extend(fields.iter().flat_map(|(field, value)| [*field, *value]));
         replicate(ctx, b"XADD\0", &args);
         Ok(id)
+    }
+
+    fn orders_needed_from(&mut self) -> Result<Option<StreamId>, Error> {
+        if self.fixed(SaleKey::Orders)?.is_empty() {
+            return Ok(None);
+        }
+        let name = String::from_utf8_lossy(self.names.fixed[SaleKey::Orders.index()].as_bytes())
+            .into_owned();
+        let ctx = Context::new(self.ctx);
+        let groups = match ctx.call("XINFO", &["GROUPS", &name]) {
+            Ok(RedisValue::Array(groups)) => groups,
+            _ => return Ok(None),
+        };
+        let mut needed: Option<StreamId> = None;
+        for group in groups {
+            let RedisValue::Array(pairs) = group else {
+                continue;
+            };
+            let field = |wanted: &str| {
+                pairs
+                    .chunks(2)
+                    .find(|pair| text_of(&pair[0]).as_deref() == Some(wanted.as_bytes()))
+                    .and_then(|pair| pair.get(1))
+            };
+            let pending = matches!(field("pending"), Some(RedisValue::Integer(n)) if *n > 0);
+            let group_name = field("name").and_then(text_of);
+            let last_delivered = field("last-delivered-id")
+                .and_then(text_of)
+                .and_then(|id| StreamId::parse(&id));
+            let from = match (pending, group_name) {
+                (true, Some(group_name)) => {
+                    let group_name = String::from_utf8_lossy(&group_name).into_owned();
+                    match ctx.call("XPENDING", &[name.as_str(), group_name.as_str()]) {
+                        Ok(RedisValue::Array(summary)) => summary
+                            .get(1)
+                            .and_then(text_of)
+                            .and_then(|id| StreamId::parse(&id)),
+                        _ => None,
+                    }
+                }
+                _ => last_delivered,
+            };
+            // A group we cannot read is one that may need everything: trim nothing.
+            let Some(from) = from else {
+                return Ok(Some(StreamId::default()));
+            };
+            needed = Some(needed.map_or(from, |n| n.min(from)));
+        }
+        Ok(needed)
+    }
+
+    fn trim_orders(&mut self, min_id: StreamId) -> Result<i64, Error> {
+        let ctx = self.ctx;
+        let trimmed = self
+            .fixed(SaleKey::Orders)?
+            .stream_trim_below(raw::RedisModuleStreamID {
+                ms: min_id.ms,
+                seq: min_id.seq,
+            });
+        if trimmed > 0 {
+            let name = self.names.fixed[SaleKey::Orders.index()].as_bytes();
+            let min_id = min_id.to_string();
+            replicate(ctx, b"XTRIM\0", &[name, b"MINID", min_id.as_bytes()]);
+        }
+        Ok(trimmed)
     }
 
     fn publish_available(&mut self, sku: Sku, available: i64) {

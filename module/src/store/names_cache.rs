@@ -5,13 +5,17 @@ use std::rc::Rc;
 
 use flash_core::keys::SaleKeys;
 
-/// A sale's key names, formatted once and reused while commands keep naming the same sale
-/// (a flash sale is one sale hit many thousand times a second).
+use crate::api::RString;
+
+/// A sale's key names, formatted once and made Redis strings once, reused while commands
+/// keep naming the same sale (a flash sale is one sale hit many thousand times a second):
+/// opening a key or propagating a write then allocates no name.
 pub(super) struct SaleNames {
     sale: String,
     pub(super) keys: SaleKeys,
-    pub(super) fixed: [String; 5],
-    pub(super) channel: String,
+    /// The fixed keys' names, in [`flash_core::keys::SaleKey`] order.
+    pub(super) fixed: [RString; 5],
+    pub(super) channel: RString,
 }
 
 thread_local! {
@@ -27,8 +31,8 @@ pub(super) fn sale_names(sale: &str) -> Rc<SaleNames> {
         let keys = SaleKeys::new(sale);
         let names = Rc::new(SaleNames {
             sale: sale.to_owned(),
-            fixed: keys.all(),
-            channel: keys.channel(),
+            fixed: keys.all().map(|name| RString::retained(name.as_bytes())),
+            channel: RString::retained(keys.channel().as_bytes()),
             keys,
         });
         *last = Some(Rc::clone(&names));

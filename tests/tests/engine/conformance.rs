@@ -60,9 +60,11 @@ async fn sale_load_available_and_info(backend: Backend) {
     let Value::Array(fields) = raw else {
         panic!("{raw:?}")
     };
-    assert_eq!(fields[12], Value::BulkString(b"total".to_vec()));
+    assert_eq!(fields[8], Value::BulkString(b"retain_ms".to_vec()));
+    assert_eq!(fields[9], Value::Int(86_400_000));
+    assert_eq!(fields[14], Value::BulkString(b"total".to_vec()));
     assert_eq!(
-        fields[15],
+        fields[17],
         Value::Array(vec![
             Value::Array([7, 5, 5, 0, 0, 0].map(Value::Int).to_vec()),
             Value::Array([14, 24, 20, 4, 0, 0].map(Value::Int).to_vec()),
@@ -239,6 +241,11 @@ async fn every_error_word_changes_nothing(backend: Backend) {
             "ERR HOLD must be an integer from 1 to 86400000",
         ),
         (
+            "FLASH.SALE s RETAIN -1",
+            ErrorCode::Err,
+            "ERR RETAIN must be an integer from 0 to 2592000000",
+        ),
+        (
             "FLASH.SALE s START 10 END 5",
             ErrorCode::Err,
             "ERR END must be after START",
@@ -246,7 +253,7 @@ async fn every_error_word_changes_nothing(backend: Backend) {
         (
             "FLASH.SALE s COLOR red",
             ErrorCode::Err,
-            "ERR unknown option 'COLOR'; expected HOLD, LIMIT, START or END",
+            "ERR unknown option 'COLOR'; expected HOLD, LIMIT, START, END or RETAIN",
         ),
         (
             "FLASH.SETTLE s bought MAYBE",

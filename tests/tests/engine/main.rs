@@ -10,3 +10,4 @@ mod conformance;
 mod durability;
 mod expiry;
 mod parity;
+mod retention;
