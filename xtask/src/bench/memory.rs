@@ -99,10 +99,31 @@ pub struct BenchMemoryArgs {
     timeout_secs: u64,
 }
 
-/// One `used_memory` reading.
+/// One `used_memory` reading, and where MEMORY STATS puts it.
 struct Reading {
     label: &'static str,
     bytes: i64,
+    stats: Stats,
+}
+
+impl Reading {
+    fn take(conn: &mut Connection, label: &'static str) -> Result<Reading> {
+        Ok(Reading {
+            label,
+            bytes: used_memory(conn)?,
+            stats: memory_stats(conn)?,
+        })
+    }
+}
+
+/// The parts of MEMORY STATS that say where memory goes: the data itself, and Redis's
+/// overhead, of which the main key table's and the expiry table's.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Stats {
+    dataset: Option<i64>,
+    overhead: Option<i64>,
+    main_table: Option<i64>,
+    expires_table: Option<i64>,
 }
 
 pub fn run(args: &BenchMemoryArgs) -> Result<()> {
@@ -148,15 +169,9 @@ pub fn run(args: &BenchMemoryArgs) -> Result<()> {
     );
 
     let mut readings: Vec<Reading> = Vec::new();
-    readings.push(Reading {
-        label: "before the sale",
-        bytes: used_memory(&mut conn)?,
-    });
+    readings.push(Reading::take(&mut conn, "before the sale")?);
     make_sale(&mut conn, args)?;
-    readings.push(Reading {
-        label: "sale made, stock loaded",
-        bytes: used_memory(&mut conn)?,
-    });
+    readings.push(Reading::take(&mut conn, "sale made, stock loaded")?);
 
     let started = Instant::now();
     pipelined(&mut conn, args.carts, args.batch, "reserve", |pipe, n| {
@@ -175,10 +190,7 @@ pub fn run(args: &BenchMemoryArgs) -> Result<()> {
          (the reserves took {elapsed:.1?}); raise --hold-ms",
         args.carts
     );
-    readings.push(Reading {
-        label: "every cart held (peak)",
-        bytes: used_memory(&mut conn)?,
-    });
+    readings.push(Reading::take(&mut conn, "every cart held (peak)")?);
     let dbsize_peak: i64 = redis::cmd("DBSIZE").query(&mut conn)?;
     let users_peak = memory_usage(&mut conn, &keys.users())?;
     let deadlines_peak = memory_usage(&mut conn, &keys.deadlines())?;
@@ -197,10 +209,7 @@ pub fn run(args: &BenchMemoryArgs) -> Result<()> {
                 .arg(cart(n))
                 .arg(user(args.users, n));
         })?;
-        readings.push(Reading {
-            label: "checked-out carts pending",
-            bytes: used_memory(&mut conn)?,
-        });
+        readings.push(Reading::take(&mut conn, "checked-out carts pending")?);
     }
     let xlen_peak: i64 = redis::cmd("XLEN").arg(keys.orders()).query(&mut conn)?;
     let orders_peak = memory_usage(&mut conn, &keys.orders())?;
@@ -212,11 +221,10 @@ pub fn run(args: &BenchMemoryArgs) -> Result<()> {
     }
 
     wait_until_gone(&mut conn, args, &keys)?;
-    let after = settled_used_memory(&mut conn)?;
-    readings.push(Reading {
-        label: "carts gone (after)",
-        bytes: after,
-    });
+    wait_memory_settled(&mut conn)?;
+    let last = Reading::take(&mut conn, "carts gone (after)")?;
+    let after = last.bytes;
+    readings.push(last);
     let xlen_after: i64 = redis::cmd("XLEN").arg(keys.orders()).query(&mut conn)?;
     let [loaded, available, held, pending, sold] = ledger(&mut conn)?;
     let balanced = loaded == available + held + pending + sold
@@ -234,14 +242,23 @@ pub fn run(args: &BenchMemoryArgs) -> Result<()> {
     }
 
     println!();
-    println!("used_memory (INFO memory):");
+    println!(
+        "used_memory (INFO memory), and MEMORY STATS' dataset.bytes, overhead.total and, of it, \
+         db.0's main and expires tables:"
+    );
     let base = readings[0].bytes;
+    let shown = |value: Option<i64>| value.map_or_else(|| "-".to_owned(), |v| v.to_string());
     for reading in &readings {
         println!(
-            "  {:<28} {:>14} bytes  ({:+.1} MB from before)",
+            "  {:<26} {:>10} bytes ({:+7.1} MB)  dataset {:>10}  overhead {:>10}  main {:>9}  \
+             expires {:>9}",
             reading.label,
             reading.bytes,
-            (reading.bytes - base) as f64 / 1e6
+            (reading.bytes - base) as f64 / 1e6,
+            shown(reading.stats.dataset),
+            shown(reading.stats.overhead),
+            shown(reading.stats.main_table),
+            shown(reading.stats.expires_table),
         );
     }
     let sale_made = readings[1].bytes;
@@ -250,7 +267,10 @@ pub fn run(args: &BenchMemoryArgs) -> Result<()> {
     println!();
     println!(
         "at the peak (MEMORY USAGE … SAMPLES 0): one cart hash {one_cart} bytes, the per-user \
-         hash {users_peak} bytes, the deadlines {deadlines_peak} bytes"
+         hash {users_peak} bytes ({:.0} per cart), the deadlines {deadlines_peak} bytes ({:.0} \
+         per cart)",
+        bytes_per_cart(users_peak, 0, args.carts),
+        bytes_per_cart(deadlines_peak, 0, args.carts)
     );
     println!(
         "order stream: XLEN {xlen_before} before, {xlen_peak} after {} checkouts ({orders_peak} \
@@ -377,6 +397,48 @@ fn pipelined(
     Ok(())
 }
 
+fn memory_stats(conn: &mut Connection) -> Result<Stats> {
+    let reply: Value = redis::cmd("MEMORY").arg("STATS").query(conn)?;
+    Ok(parse_stats(&reply))
+}
+
+/// MEMORY STATS: name/value pairs, `db.<n>` holding pairs of its own.
+fn parse_stats(reply: &Value) -> Stats {
+    let field = |pairs: &Value, name: &str| -> Option<Value> {
+        let items = match pairs {
+            Value::Array(items) => items
+                .chunks(2)
+                .map(|pair| (pair[0].clone(), pair.get(1).cloned()))
+                .collect::<Vec<_>>(),
+            Value::Map(pairs) => pairs
+                .iter()
+                .map(|(k, v)| (k.clone(), Some(v.clone())))
+                .collect(),
+            _ => return None,
+        };
+        items.into_iter().find_map(|(key, value)| match key {
+            Value::BulkString(key) if key == name.as_bytes() => value,
+            Value::SimpleString(key) if key == name => value,
+            _ => None,
+        })
+    };
+    let int = |value: Option<Value>| match value {
+        Some(Value::Int(n)) => Some(n),
+        _ => None,
+    };
+    let db = field(reply, "db.0");
+    Stats {
+        dataset: int(field(reply, "dataset.bytes")),
+        overhead: int(field(reply, "overhead.total")),
+        main_table: db
+            .as_ref()
+            .and_then(|db| int(field(db, "overhead.hashtable.main"))),
+        expires_table: db
+            .as_ref()
+            .and_then(|db| int(field(db, "overhead.hashtable.expires"))),
+    }
+}
+
 fn used_memory(conn: &mut Connection) -> Result<i64> {
     let info: String = redis::cmd("INFO").arg("memory").query(conn)?;
     info_number(&info, "used_memory").ok_or_else(|| anyhow!("INFO memory has no used_memory"))
@@ -460,9 +522,9 @@ fn extra_keys<'a>(left: &'a [String], fixed: &[String]) -> Vec<&'a String> {
     left.iter().filter(|key| !fixed.contains(key)).collect()
 }
 
-/// `used_memory` once Redis has finished shrinking its tables: read each second until two
+/// Waits for Redis to finish shrinking its tables: reads `used_memory` each second until two
 /// readings in a row are within 0.1%, for 30 seconds at most.
-fn settled_used_memory(conn: &mut Connection) -> Result<i64> {
+fn wait_memory_settled(conn: &mut Connection) -> Result<i64> {
     let mut last = used_memory(conn)?;
     for _ in 0..30 {
         sleep(Duration::from_secs(1));
@@ -518,6 +580,36 @@ mod tests {
         let left = vec![SaleKeys::new(SALE).users(), SaleKeys::new(SALE).cart("c7")];
         assert_eq!(extra_keys(&left, &fixed), vec![&left[1]]);
         assert!(extra_keys(&left[..1], &fixed).is_empty());
+    }
+
+    #[test]
+    fn memory_stats_gives_the_dataset_and_the_tables() {
+        let bulk = |text: &str| Value::BulkString(text.as_bytes().to_vec());
+        let reply = Value::Array(vec![
+            bulk("peak.allocated"),
+            Value::Int(893_936),
+            bulk("overhead.total"),
+            Value::Int(876_360),
+            bulk("db.0"),
+            Value::Array(vec![
+                bulk("overhead.hashtable.main"),
+                Value::Int(256),
+                bulk("overhead.hashtable.expires"),
+                Value::Int(32),
+            ]),
+            bulk("dataset.bytes"),
+            Value::Int(38_128),
+        ]);
+        assert_eq!(
+            parse_stats(&reply),
+            Stats {
+                dataset: Some(38_128),
+                overhead: Some(876_360),
+                main_table: Some(256),
+                expires_table: Some(32),
+            }
+        );
+        assert_eq!(parse_stats(&Value::Nil), Stats::default());
     }
 
     #[test]
