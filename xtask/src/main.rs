@@ -5,7 +5,9 @@
 //! - [`deps`]: the system packages the rest needs (redis-server, redis-tools, clang, libclang).
 //! - [`test`]: the CI gate `.ci/run` calls: fmt, clippy, the module build, the test suite.
 //! - [`up`]: builds and execs `flash up`, the whole stack with its data in `.flash/`.
-//! - [`bench`]: redis-benchmark of FLASH.RESERVE against INCR, the Lua twin and naive calls.
+//! - [`bench`]: redis-benchmark of FLASH.RESERVE against INCR, the Lua twin and naive calls,
+//!   with no persistence, with AOF and with a replica; `bench::memory`: bytes per held cart
+//!   and the memory coming back (`bench-memory`).
 //! - [`bench_worker`]: the worker's orders per second, batch size 1 against a full batch.
 //! - [`bench_edge`]: the edge as a separate process: HTTP req/s against FLASH.RESERVE, and
 //!   WebSocket fan-out latency to 10,000 clients.
@@ -59,9 +61,14 @@ enum Task {
     /// (redis-server with the module, PostgreSQL, the demo sale, the edge on
     /// http://127.0.0.1:8000); arguments after `--` go to `flash up`.
     Up(up::UpArgs),
-    /// Measure FLASH.RESERVE with redis-benchmark against INCR, the Lua twin and the naive
-    /// three round trips, on one redis-server with the release module.
+    /// Measure FLASH.RESERVE with redis-benchmark against INCR, HINCRBY, the Lua twin and
+    /// the naive three round trips, with the release module, in three server configurations
+    /// (no persistence, AOF everysec, one replica attached).
     Bench(bench::BenchArgs),
+    /// Measure memory on a fresh redis-server with the release module: bytes per held cart
+    /// (1,000,000 carts by default), and used_memory once the carts have expired and their
+    /// keys are gone (a short HOLD and RETAIN), against before the sale.
+    BenchMemory(bench::memory::BenchMemoryArgs),
     /// Measure the worker: orders applied per second at batch size 1 and at a full batch,
     /// for one hot product and for 100 products (real PostgreSQL, fsync on).
     BenchWorker(bench_worker::BenchWorkerArgs),
@@ -78,6 +85,7 @@ fn main() -> ExitCode {
         Task::Test => test::run_all(),
         Task::Up(args) => up::run(&args),
         Task::Bench(args) => bench::run(&args),
+        Task::BenchMemory(args) => bench::memory::run(&args),
         Task::BenchWorker(args) => bench_worker::run(&args),
         Task::BenchEdge(args) => bench_edge::run(&args),
     };

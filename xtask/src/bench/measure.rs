@@ -1,9 +1,9 @@
 //! One redis-benchmark run, and the server's own counters read around it.
 
 use anyhow::{Context, Result, anyhow, bail};
-use flash_tests::RedisServer;
 use redis::Connection;
 
+use super::config::cpu_seconds;
 use super::workload::Workload;
 use super::{BenchArgs, KEYSPACE};
 use crate::redis_benchmark;
@@ -16,6 +16,10 @@ pub(super) struct Measure {
     /// From commandstats; None when the expected `cmdstat_` line was missing.
     pub(super) usec_per_call: Option<f64>,
     pub(super) successful_calls: u64,
+    /// The server process's CPU time (user + system, every thread) per request sent: unlike
+    /// commandstats, it counts the reads and writes of the sockets, the AOF and the
+    /// replication stream.
+    pub(super) cpu_usec_per_request: Option<f64>,
 }
 
 impl Measure {
@@ -23,10 +27,12 @@ impl Measure {
     pub(super) fn median(runs: &[Measure]) -> Measure {
         let rates: Vec<f64> = runs.iter().map(|m| m.requests_per_sec).collect();
         let costs: Vec<f64> = runs.iter().filter_map(|m| m.usec_per_call).collect();
+        let cpu: Vec<f64> = runs.iter().filter_map(|m| m.cpu_usec_per_request).collect();
         Measure {
             requests_per_sec: median(rates).unwrap_or(0.0),
             usec_per_call: median(costs),
             successful_calls: runs.iter().map(|m| m.successful_calls).sum(),
+            cpu_usec_per_request: median(cpu),
         }
     }
 }
@@ -43,7 +49,7 @@ pub(super) fn median(mut values: Vec<f64>) -> Option<f64> {
 
 pub(super) fn measure(
     conn: &mut Connection,
-    server: &RedisServer,
+    port: u16,
     args: &BenchArgs,
     workload: Workload,
     pipeline: u32,
@@ -51,8 +57,9 @@ pub(super) fn measure(
     warnings: &mut Vec<String>,
 ) -> Result<Measure> {
     redis::cmd("CONFIG").arg("RESETSTAT").exec(conn)?;
+    let cpu_before = server_cpu(conn)?;
     let mut command = redis_benchmark::Run {
-        port: server.port,
+        port,
         clients: args.clients,
         requests: args.requests,
         keyspace: KEYSPACE,
@@ -77,6 +84,7 @@ pub(super) fn measure(
         .ok_or_else(|| anyhow!("no CSV result from {}:\n{stdout}", show(&command)))?
         .requests_per_sec;
 
+    let cpu_after = server_cpu(conn)?;
     let stats: String = redis::cmd("INFO").arg("commandstats").query(conn)?;
     let stat = command_stat(&stats, workload.stat_name());
     if stat.is_none() {
@@ -104,7 +112,15 @@ pub(super) fn measure(
         requests_per_sec,
         usec_per_call: stat.map(|s| s.usec_per_call),
         successful_calls: stat.map_or(0, |s| s.calls.saturating_sub(s.failed + s.rejected)),
+        cpu_usec_per_request: cpu_before
+            .zip(cpu_after)
+            .map(|(before, after)| (after - before) * 1e6 / args.requests as f64),
     })
+}
+
+fn server_cpu(conn: &mut Connection) -> Result<Option<f64>> {
+    let info: String = redis::cmd("INFO").arg("cpu").query(conn)?;
+    Ok(cpu_seconds(&info))
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]

@@ -16,13 +16,25 @@
 //! The server's own cost per call comes from `INFO commandstats` (`cmdstat_incr`,
 //! `cmdstat_FLASH.RESERVE`, `cmdstat_evalsha`, …) after a `CONFIG RESETSTAT` before each run.
 //!
+//! `commandstats` times the command alone: what AOF and replication add (feeding the AOF
+//! buffer and the replicas' output, writing them out) happens after it, so each run also
+//! reads the server process's CPU time (`INFO cpu`, user + system) per request.
+//!
+//! Three configurations, each on its own servers, visited in turn within every round:
+//! plain (no persistence), aof (`appendonly yes`, `appendfsync everysec`) and replica (one
+//! replica with the module attached, link up). The plain server runs every workload; the
+//! others run what issue 10's targets compare (see [`config::Config::runs`]).
+//!
 //! This measures; it never fails on a missed target, only when a run cannot be measured.
 //!
-//! Files: `mod.rs` runs the sweep and checks the books; [`workload`] names what each row
-//! sends; [`measure`] runs redis-benchmark once and reads the server's counters; [`table`]
-//! prints the table and the targets' ratios.
+//! Files: `mod.rs` runs the sweep and checks the books; [`config`] starts each
+//! configuration's servers; [`workload`] names what each row sends; [`measure`] runs
+//! redis-benchmark once and reads the server's counters; [`table`] prints the tables and the
+//! targets' ratios.
 
+mod config;
 mod measure;
+pub mod memory;
 mod table;
 mod workload;
 
@@ -31,13 +43,13 @@ use std::collections::BTreeMap;
 use anyhow::{Context, Result, anyhow, bail, ensure};
 use flash_core::keys::SaleKeys;
 use flash_core::names;
-use flash_tests::{RedisServer, ServerOptions};
 use redis::{Connection, ConnectionLike, Value};
 
 use crate::workspace::{Profile, build_module, info_field, quote, which};
 use crate::{deps, reply};
+use config::{Config, Servers};
 use measure::{Measure, measure};
-use table::{print_summary, print_table};
+use table::{print_comparison, print_table};
 use workload::{LuaTwin, Workload, strings};
 
 pub(super) const PIPELINES: [u32; 2] = [1, 16];
@@ -67,7 +79,16 @@ pub struct BenchArgs {
     /// burst of noise on this shared machine moves one sample, not the result.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=20))]
     pub(super) rounds: u32,
+    /// Server configurations, comma-separated: plain (no persistence: every workload at -P 1
+    /// and -P 16), aof (appendonly yes, appendfsync everysec) and replica (one replica
+    /// attached); the last two run issue 10's cost comparisons at -P 16 only. Each has its
+    /// own servers; each round visits every configuration in turn.
+    #[arg(long, value_enum, value_delimiter = ',', default_values_t = Config::ALL)]
+    config: Vec<Config>,
 }
+
+/// Samples per (configuration, workload, pipeline), one per round.
+type Samples = BTreeMap<(Config, Workload, u32), Vec<Measure>>;
 
 pub fn run(args: &BenchArgs) -> Result<()> {
     deps::ensure()?;
@@ -75,40 +96,65 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     if which("redis-benchmark").is_none() {
         bail!("redis-benchmark is not on PATH: install redis-tools (cargo xtask deps)");
     }
-    let server = RedisServer::start(ServerOptions {
-        module: Some(module.clone()),
-        ..ServerOptions::default()
-    })
-    .context("cannot start redis-server with the release module")?;
-    let mut conn = server
-        .client()
-        .get_connection()
-        .context("cannot connect to the bench server")?;
-    let server_info: String = redis::cmd("INFO").arg("server").query(&mut conn)?;
+    let configs = config::distinct(&args.config);
+    let mut servers: Vec<Servers> = Vec::new();
+    let mut lua: Option<LuaTwin> = None;
+    for config in &configs {
+        let mut set = Servers::start(*config, &module)?;
+        prepare_sale(&mut set.conn, MODULE_SALE)?;
+        if config.has_lua() {
+            prepare_sale(&mut set.conn, LUA_SALE)?;
+            let twin = load_lua_twin(&mut set.conn)?;
+            check_both_reserve(&mut set.conn, &twin)?;
+            lua = Some(twin);
+        }
+        servers.push(set);
+    }
+    // The Lua twin's SHA1 is the script's: the same on any server that loaded it.
+    let lua = match lua {
+        Some(twin) => twin,
+        None => LuaTwin {
+            sha: flash_client::lua::script("FLASH.RESERVE")
+                .map(|script| script.get_hash().to_owned())
+                .unwrap_or_default(),
+        },
+    };
+    let Some(first) = servers.first_mut() else {
+        bail!("no configuration to measure");
+    };
+    let server_info: String = redis::cmd("INFO").arg("server").query(&mut first.conn)?;
     let version = info_field(&server_info, "redis_version")
         .unwrap_or("?")
         .to_owned();
 
-    for sale in [MODULE_SALE, LUA_SALE] {
-        prepare_sale(&mut conn, sale)?;
-    }
-    let lua = load_lua_twin(&mut conn)?;
-    check_both_reserve(&mut conn, &lua)?;
-
     println!(
-        "\ncargo xtask bench --requests {} --clients {} --rounds {}",
-        args.requests, args.clients, args.rounds
+        "\ncargo xtask bench --requests {} --clients {} --rounds {} --config {}",
+        args.requests,
+        args.clients,
+        args.rounds,
+        configs
+            .iter()
+            .map(|c| c.label())
+            .collect::<Vec<_>>()
+            .join(",")
     );
     println!(
         "redis-server {version}, module {}, redis-benchmark -r {KEYSPACE}, {} CPUs",
         module.display(),
         std::thread::available_parallelism().map_or(0, usize::from)
     );
-
+    for set in &servers {
+        println!(
+            "  {:<8} port {}: {}",
+            set.config.label(),
+            set.master.port,
+            set.config.describe()
+        );
+    }
     println!(
-        "each run: redis-benchmark -h 127.0.0.1 -p {} -c {} -n {} -r {KEYSPACE} -P <1|16> -q \
-         --csv <command>",
-        server.port, args.clients, args.requests
+        "each run: redis-benchmark -h 127.0.0.1 -p <port> -c {} -n {} -r {KEYSPACE} -P <1|16> \
+         -q --csv <command>",
+        args.clients, args.requests
     );
     for workload in Workload::ALL {
         let words: Vec<String> = workload
@@ -119,17 +165,19 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         println!("  {:<30} {}", workload.label(), words.join(" "));
     }
 
-    let mut samples: BTreeMap<(Workload, u32), Vec<Measure>> = BTreeMap::new();
-    let mut failures: Vec<String> = Vec::new();
+    let mut samples: Samples = BTreeMap::new();
+    let mut failures: Vec<(Config, String)> = Vec::new();
     let mut warnings: Vec<String> = Vec::new();
     for round in 1..=args.rounds {
-        for pipeline in PIPELINES {
-            for workload in Workload::ALL {
+        for set in &mut servers {
+            let config = set.config;
+            let name = config.label();
+            for (pipeline, workload) in config.runs() {
                 let words = workload.command(pipeline, round, &lua);
                 let label = workload.label();
                 match measure(
-                    &mut conn,
-                    &server,
+                    &mut set.conn,
+                    set.master.port,
                     args,
                     workload,
                     pipeline,
@@ -138,45 +186,103 @@ pub fn run(args: &BenchArgs) -> Result<()> {
                 ) {
                     Ok(result) => {
                         println!(
-                            "  round {round}  {label:<30} -P {pipeline:<2} {:>12.0} req/s",
+                            "  round {round}  {name:<7} {label:<30} -P {pipeline:<2} {:>12.0} \
+                             req/s",
                             result.requests_per_sec
                         );
                         samples
-                            .entry((workload, pipeline))
+                            .entry((config, workload, pipeline))
                             .or_default()
                             .push(result);
                     }
                     Err(error) => {
-                        println!("  round {round}  {label:<30} -P {pipeline:<2} FAILED: {error:#}");
-                        failures.push(format!("{label} at -P {pipeline}: {error:#}"));
+                        println!(
+                            "  round {round}  {name:<7} {label:<30} -P {pipeline:<2} FAILED: \
+                             {error:#}"
+                        );
+                        failures.push((config, format!("{label} at -P {pipeline}: {error:#}")));
                     }
                 }
             }
         }
     }
-    let results: BTreeMap<(Workload, u32), Measure> = samples
-        .iter()
-        .map(|(key, runs)| (*key, Measure::median(runs)))
-        .collect();
 
-    warnings.extend(check_sales(&mut conn, &results)?);
-    println!("\nmedians of {} round(s):", args.rounds);
-    print_table(&results);
-    print_summary(&samples);
+    for set in &mut servers {
+        let config = set.config;
+        let results: BTreeMap<(Workload, u32), Measure> = samples
+            .iter()
+            .filter(|((c, _, _), _)| *c == config)
+            .map(|((_, workload, pipeline), runs)| ((*workload, *pipeline), Measure::median(runs)))
+            .collect();
+        println!("\n{}: {}", config.label(), config.describe());
+        warnings.extend(check_config(set, &results)?);
+        println!("medians of {} round(s):", args.rounds);
+        print_table(&results);
+    }
+    print_comparison(&configs, &samples);
     for warning in &warnings {
         println!("WARNING: {warning}");
     }
     if !failures.is_empty() {
-        let log = server.log();
-        let tail: Vec<&str> = log.lines().rev().take(15).collect();
+        let mut logs = String::new();
+        for set in &servers {
+            if failures.iter().any(|(config, _)| *config == set.config) {
+                let log = set.master.log();
+                let tail: Vec<&str> = log.lines().rev().take(15).collect();
+                logs.push_str(&format!(
+                    "\nthe {} server's log ends with:\n{}",
+                    set.config.label(),
+                    tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+                ));
+            }
+        }
         bail!(
-            "{} run(s) could not be measured:\n  {}\nthe server's log ends with:\n{}",
+            "{} run(s) could not be measured:\n  {}{logs}",
             failures.len(),
-            failures.join("\n  "),
-            tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+            failures
+                .iter()
+                .map(|(config, failure)| format!("{}: {failure}", config.label()))
+                .collect::<Vec<_>>()
+                .join("\n  ")
         );
     }
     Ok(())
+}
+
+/// The books of one configuration's sales after its runs; with a replica, the replica's
+/// books once it has caught up, which must match the master's.
+fn check_config(
+    set: &mut Servers,
+    results: &BTreeMap<(Workload, u32), Measure>,
+) -> Result<Vec<String>> {
+    let sales: &[&str] = if set.config.has_lua() {
+        &[MODULE_SALE, LUA_SALE]
+    } else {
+        &[MODULE_SALE]
+    };
+    // The check reserve before the runs added one unit to each sale it ran on.
+    let checked = u64::from(set.config.has_lua());
+    let mut warnings = check_sales(&mut set.conn, sales, checked, results)?;
+    if set.replica.is_some() {
+        set.wait_replica_caught_up()?;
+    }
+    if let Some(replica) = &set.replica {
+        let mut replica_conn = replica.client().get_connection()?;
+        for sale in sales {
+            let on_master = send(&mut set.conn, &strings(&["FLASH.INFO", sale]))?;
+            let on_replica = send(&mut replica_conn, &strings(&["FLASH.INFO", sale]))?;
+            let (master_total, replica_total) = (info_total(&on_master), info_total(&on_replica));
+            if master_total.is_some() && master_total == replica_total {
+                println!("sale {sale}: the replica's ledger matches the master's");
+            } else {
+                warnings.push(format!(
+                    "sale {sale}: the replica's ledger {replica_total:?} differs from the \
+                     master's {master_total:?}"
+                ));
+            }
+        }
+    }
+    Ok(warnings)
 }
 
 fn prepare_sale(conn: &mut Connection, sale: &str) -> Result<()> {
@@ -261,13 +367,15 @@ fn send(conn: &mut Connection, words: &[String]) -> Result<Value> {
 }
 
 /// After the runs: each sale conserves units (loaded = available + held + pending + sold),
-/// and holds exactly one unit per successful reserve (the check reserve included).
+/// and holds exactly one unit per successful reserve (`checked`: the check reserve's).
 fn check_sales(
     conn: &mut Connection,
+    sales: &[&str],
+    checked: u64,
     results: &BTreeMap<(Workload, u32), Measure>,
 ) -> Result<Vec<String>> {
     let mut warnings = Vec::new();
-    for sale in [MODULE_SALE, LUA_SALE] {
+    for &sale in sales {
         let info = send(conn, &strings(&["FLASH.INFO", sale]))?;
         let Some([loaded, available, held, pending, sold]) = info_total(&info) else {
             warnings.push(format!(
@@ -282,11 +390,12 @@ fn check_sales(
                  held {held} + pending {pending} + sold {sold}"
             ));
         }
-        let reserved: u64 = 1 + results
-            .iter()
-            .filter(|((workload, _), _)| workload.sale() == Some(sale))
-            .map(|(_, measure)| measure.successful_calls)
-            .sum::<u64>();
+        let reserved: u64 = checked
+            + results
+                .iter()
+                .filter(|((workload, _), _)| workload.sale() == Some(sale))
+                .map(|(_, measure)| measure.successful_calls)
+                .sum::<u64>();
         if u64::try_from(held).ok() != Some(reserved) {
             warnings.push(format!(
                 "sale {sale} holds {held} units but {reserved} reserves of 1 unit succeeded"
@@ -320,4 +429,29 @@ fn info_total(info: &Value) -> Option<[i64; 5]> {
         })
         .collect::<Option<_>>()?;
     numbers.try_into().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: BenchArgs,
+    }
+
+    #[test]
+    fn config_takes_a_comma_separated_list_and_defaults_to_all() -> Result<()> {
+        let parsed = Cli::try_parse_from(["bench", "--config", "aof,replica"])?;
+        assert_eq!(parsed.args.config, vec![Config::Aof, Config::Replica]);
+        assert_eq!(
+            Cli::try_parse_from(["bench"])?.args.config,
+            Config::ALL.to_vec()
+        );
+        assert!(Cli::try_parse_from(["bench", "--config", "rdb"]).is_err());
+        Ok(())
+    }
 }

@@ -2,13 +2,16 @@
 
 use std::collections::BTreeMap;
 
-use super::PIPELINES;
+use super::config::Config;
 use super::measure::{Measure, median};
 use super::workload::Workload;
+use super::{PIPELINES, Samples};
 
-/// One table row: label, pipeline, req/s, ratio to INCR, server µs/call.
-type Row = (String, u32, Option<f64>, Option<f64>, Option<f64>);
+/// One row of the full table: label and pipeline, then req/s, ratio to INCR, server µs/call
+/// and CPU µs/request.
+type Row = (String, u32, [Option<f64>; 4]);
 
+/// One configuration's medians: every workload it ran, at each pipeline.
 pub(super) fn print_table(results: &BTreeMap<(Workload, u32), Measure>) {
     let rps = |workload: Workload, pipeline: u32| {
         results
@@ -18,60 +21,86 @@ pub(super) fn print_table(results: &BTreeMap<(Workload, u32), Measure>) {
     let mut rows: Vec<Row> = Vec::new();
     for workload in Workload::ALL {
         for pipeline in PIPELINES {
-            let measure = results.get(&(workload, pipeline));
+            // A configuration that did not run it has no row.
+            let Some(measure) = results.get(&(workload, pipeline)) else {
+                continue;
+            };
             rows.push((
                 workload.label().to_owned(),
                 pipeline,
-                measure.map(|m| m.requests_per_sec),
-                ratio(rps(workload, pipeline), rps(Workload::Incr, pipeline)),
-                measure.and_then(|m| m.usec_per_call),
+                [
+                    Some(measure.requests_per_sec),
+                    ratio(rps(workload, pipeline), rps(Workload::Incr, pipeline)),
+                    measure.usec_per_call,
+                    measure.cpu_usec_per_request,
+                ],
             ));
         }
     }
+    let naive = [
+        Workload::NaiveDecr,
+        Workload::NaiveRpush,
+        Workload::NaiveLlen,
+    ];
     for pipeline in PIPELINES {
-        let naive = [
-            Workload::NaiveDecr,
-            Workload::NaiveRpush,
-            Workload::NaiveLlen,
-        ];
+        let measures: Option<Vec<&Measure>> =
+            naive.iter().map(|w| results.get(&(*w, pipeline))).collect();
+        let Some(measures) = measures else {
+            continue;
+        };
         let combined = naive_reserve_rate(&naive.map(|w| rps(w, pipeline)));
-        let usec: Option<f64> = naive
-            .iter()
-            .map(|w| results.get(&(*w, pipeline)).and_then(|m| m.usec_per_call))
-            .sum();
         rows.push((
             "naive reserve (3 round trips)".to_owned(),
             pipeline,
-            combined,
-            ratio(combined, rps(Workload::Incr, pipeline)),
-            usec,
+            [
+                combined,
+                ratio(combined, rps(Workload::Incr, pipeline)),
+                measures.iter().map(|m| m.usec_per_call).sum(),
+                measures.iter().map(|m| m.cpu_usec_per_request).sum(),
+            ],
         ));
     }
 
-    let headers = ["command", "pipeline", "req/s", "× INCR", "server µs/call"];
-    let cells: Vec<[String; 5]> = rows
+    let headers = [
+        "command",
+        "pipeline",
+        "req/s",
+        "× INCR",
+        "server µs/call",
+        "CPU µs/req",
+    ];
+    let cells: Vec<Vec<String>> = rows
         .iter()
-        .map(|(label, pipeline, rate, times, usec)| {
-            [
+        .map(|(label, pipeline, [rate, times, usec, cpu])| {
+            vec![
                 label.clone(),
                 format!("-P {pipeline}"),
-                rate.map_or_else(|| "-".to_owned(), |r| format!("{r:.0}")),
-                times.map_or_else(|| "-".to_owned(), |t| format!("{t:.2}")),
-                usec.map_or_else(|| "-".to_owned(), |u| format!("{u:.2}")),
+                number(*rate, 0),
+                number(*times, 2),
+                number(*usec, 2),
+                number(*cpu, 2),
             ]
         })
         .collect();
-    let mut widths = headers.map(|h| h.chars().count());
-    for row in &cells {
+    print_cells(&headers, &cells);
+}
+
+fn number(value: Option<f64>, decimals: usize) -> String {
+    value.map_or_else(|| "-".to_owned(), |v| format!("{v:.decimals$}"))
+}
+
+/// Columns padded to their widest cell: the first (text) left, the rest (numbers) right.
+fn print_cells(headers: &[&str], cells: &[Vec<String>]) {
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
+    for row in cells {
         for (width, cell) in widths.iter_mut().zip(row) {
             *width = (*width).max(cell.chars().count());
         }
     }
-    let line = |row: [&str; 5]| {
+    let line = |row: &[&str]| {
         let mut out = String::new();
-        for (index, (cell, width)) in row.iter().zip(widths).enumerate() {
-            let pad = " ".repeat(width - cell.chars().count());
-            // Text left, numbers right.
+        for (index, (cell, width)) in row.iter().zip(&widths).enumerate() {
+            let pad = " ".repeat(width.saturating_sub(cell.chars().count()));
             if index == 0 {
                 out.push_str(&format!("{cell}{pad}  "));
             } else {
@@ -81,12 +110,16 @@ pub(super) fn print_table(results: &BTreeMap<(Workload, u32), Measure>) {
         out.trim_end().to_owned()
     };
     println!("{}", line(headers));
+    let rules: Vec<String> = widths.iter().map(|w| "-".repeat(*w)).collect();
     println!(
         "{}",
-        line(widths.map(|w| "-".repeat(w)).each_ref().map(String::as_str))
+        line(&rules.iter().map(String::as_str).collect::<Vec<_>>())
     );
-    for row in &cells {
-        println!("{}", line(row.each_ref().map(String::as_str)));
+    for row in cells {
+        println!(
+            "{}",
+            line(&row.iter().map(String::as_str).collect::<Vec<_>>())
+        );
     }
 }
 
@@ -105,91 +138,171 @@ fn ratio(numerator: Option<f64>, denominator: Option<f64>) -> Option<f64> {
     Some(numerator? / denominator)
 }
 
-/// The targets, each as the median over rounds of the ratio within a round: both figures
-/// of a ratio come from the same minute of this shared machine, so a burst of noise in one
-/// round moves one sample, not the verdict.
-pub(super) fn print_summary(samples: &BTreeMap<(Workload, u32), Vec<Measure>>) {
-    let round_ratio = |a: (Workload, u32), b: (Workload, u32)| {
-        let (Some(a), Some(b)) = (samples.get(&a), samples.get(&b)) else {
-            return None;
-        };
-        median(
-            a.iter()
-                .zip(b)
-                .map(|(a, b)| a.requests_per_sec / b.requests_per_sec)
-                .collect(),
-        )
-    };
-    let verdict = |value: Option<f64>, target: f64| match value {
-        Some(v) if v >= target => format!("{v:.2} (target ≥ {target:.1}: met)"),
-        Some(v) => format!("{v:.2} (target ≥ {target:.1}: missed)"),
-        None => format!("- (target ≥ {target:.1}: not measured)"),
-    };
-    println!();
-    println!(
-        "FLASH.RESERVE / INCR at -P 1 = {}",
-        verdict(
-            round_ratio((Workload::ModuleNewCarts, 1), (Workload::Incr, 1)),
-            0.9
-        )
-    );
-    println!(
-        "FLASH.RESERVE / Lua at -P 16 = {}",
-        verdict(
-            round_ratio((Workload::ModuleOneCart, 16), (Workload::LuaOneCart, 16)),
-            2.0
-        )
-    );
-    println!(
-        "(median over rounds of each round's ratio; vs INCR: random carts, as traffic arrives; \
-         vs Lua: one cart per run on both sides, because redis-benchmark cannot repeat one \
-         random cart id in KEYS and ARGV)"
-    );
+/// A target on a ratio: at least or at most this many times.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(super) enum Target {
+    AtLeast(f64),
+    AtMost(f64),
+}
 
-    // The server's own cost per call against Redis's own hash commands (issue 10's
-    // targets): what the module spends beyond the work, whatever the network costs.
-    let cost_ratio = |a: Workload, b: Workload| {
-        let (Some(a), Some(b)) = (samples.get(&(a, 16)), samples.get(&(b, 16))) else {
-            return None;
-        };
-        median(
-            a.iter()
-                .zip(b)
-                .filter_map(|(a, b)| Some(a.usec_per_call? / b.usec_per_call?))
-                .collect(),
-        )
-    };
-    let at_most = |value: Option<f64>, target: f64| match value {
-        Some(v) if v <= target => format!("{v:.1}× (target ≤ {target:.0}×: met)"),
-        Some(v) => format!("{v:.1}× (target ≤ {target:.0}×: missed)"),
-        None => format!("- (target ≤ {target:.0}×: not measured)"),
-    };
-    println!();
-    println!("server µs per call at -P 16, against Redis's own hash commands:");
-    for (label, workload, baseline, target) in [
+impl Target {
+    fn met(self, value: f64) -> bool {
+        match self {
+            Target::AtLeast(target) => value >= target,
+            Target::AtMost(target) => value <= target,
+        }
+    }
+
+    fn show(self) -> String {
+        match self {
+            Target::AtLeast(target) => format!("≥ {target}×"),
+            Target::AtMost(target) => format!("≤ {target}×"),
+        }
+    }
+}
+
+/// A ratio and its verdict: `5.86× met`.
+fn verdict(value: Option<f64>, target: Option<Target>) -> String {
+    match (value, target) {
+        (None, _) => "-".to_owned(),
+        (Some(v), None) => format!("{v:.2}×"),
+        (Some(v), Some(t)) if t.met(v) => format!("{v:.2}× met"),
+        (Some(v), Some(_)) => format!("{v:.2}× missed"),
+    }
+}
+
+/// Which figure of a [`Measure`] a row shows.
+#[derive(Clone, Copy)]
+enum Figure {
+    Rate,
+    ServerUsec,
+    CpuUsec,
+}
+
+impl Figure {
+    fn of(self, measure: &Measure) -> Option<f64> {
+        match self {
+            Figure::Rate => Some(measure.requests_per_sec),
+            Figure::ServerUsec => measure.usec_per_call,
+            Figure::CpuUsec => measure.cpu_usec_per_request,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Figure::Rate => "req/s",
+            Figure::ServerUsec => "server µs/call",
+            Figure::CpuUsec => "CPU µs/req",
+        }
+    }
+}
+
+/// The median over rounds of each round's ratio `a / b` of one figure: both figures of a
+/// ratio come from the same minute of this shared machine, so a burst of noise in one round
+/// moves one sample, not the verdict.
+fn round_ratio(a: &[Measure], b: &[Measure], figure: Figure) -> Option<f64> {
+    median(
+        a.iter()
+            .zip(b)
+            .filter_map(|(a, b)| {
+                let (a, b) = (figure.of(a)?, figure.of(b)?);
+                (b > 0.0).then(|| a / b)
+            })
+            .collect(),
+    )
+}
+
+/// One table, a column per configuration: the -P 16 costs issue 10's targets compare, then
+/// the targets' ratios with their verdicts.
+pub(super) fn print_comparison(configs: &[Config], samples: &Samples) {
+    let mut headers: Vec<&str> = vec!["median over rounds"];
+    headers.extend(configs.iter().map(|c| c.label()));
+    headers.push("target");
+    let mut cells: Vec<Vec<String>> = Vec::new();
+
+    for (figure, decimals) in [
+        (Figure::ServerUsec, 2),
+        (Figure::CpuUsec, 2),
+        (Figure::Rate, 0),
+    ] {
+        for workload in Workload::SUMMARY {
+            let mut row = vec![format!("{}, -P 16: {}", figure.name(), workload.label())];
+            for config in configs {
+                let value = samples
+                    .get(&(*config, workload, 16))
+                    .and_then(|runs| figure.of(&Measure::median(runs)));
+                row.push(number(value, decimals));
+            }
+            row.push(String::new());
+            cells.push(row);
+        }
+    }
+
+    let ratios = [
         (
-            "FLASH.RESERVE, new carts / HINCRBY",
-            Workload::ModuleNewCarts,
-            Workload::Hincrby,
-            8.0,
+            "FLASH.RESERVE new carts / HINCRBY",
+            (Workload::ModuleNewCarts, Workload::Hincrby, 16),
+            Figure::ServerUsec,
+            Some(Target::AtMost(8.0)),
         ),
         (
-            "FLASH.RESERVE, one cart / HINCRBY",
-            Workload::ModuleOneCart,
-            Workload::Hincrby,
-            5.0,
+            "FLASH.RESERVE one cart / HINCRBY",
+            (Workload::ModuleOneCart, Workload::Hincrby, 16),
+            Figure::ServerUsec,
+            Some(Target::AtMost(5.0)),
         ),
         (
             "FLASH.AVAILABLE / HGET",
-            Workload::ModuleAvailable,
-            Workload::Hget,
-            2.0,
+            (Workload::ModuleAvailable, Workload::Hget, 16),
+            Figure::ServerUsec,
+            Some(Target::AtMost(2.0)),
         ),
+        (
+            "FLASH.RESERVE new carts / HINCRBY",
+            (Workload::ModuleNewCarts, Workload::Hincrby, 16),
+            Figure::CpuUsec,
+            None,
+        ),
+        (
+            "FLASH.RESERVE new carts / INCR",
+            (Workload::ModuleNewCarts, Workload::Incr, 1),
+            Figure::Rate,
+            Some(Target::AtLeast(0.9)),
+        ),
+        (
+            "FLASH.RESERVE one cart / Lua twin",
+            (Workload::ModuleOneCart, Workload::LuaOneCart, 16),
+            Figure::Rate,
+            Some(Target::AtLeast(2.0)),
+        ),
+    ];
+    for (label, (a, b, pipeline), figure, target) in ratios {
+        let mut row = vec![format!("{label} ({}, -P {pipeline})", figure.name())];
+        for config in configs {
+            let value = match (
+                samples.get(&(*config, a, pipeline)),
+                samples.get(&(*config, b, pipeline)),
+            ) {
+                (Some(a), Some(b)) => round_ratio(a, b, figure),
+                _ => None,
+            };
+            row.push(verdict(value, target));
+        }
+        row.push(target.map_or_else(String::new, Target::show));
+        cells.push(row);
+    }
+
+    println!();
+    println!("issue 10's comparisons per configuration:");
+    print_cells(&headers, &cells);
+    for note in [
+        "server µs/call: INFO commandstats, the command alone; CPU µs/req: the server process's",
+        "user + system time per request, which also counts the sockets, the AOF and the",
+        "replication stream. Ratios: the median of each round's ratio. vs INCR: random carts, as",
+        "traffic arrives; vs Lua: one cart per run on both sides, because redis-benchmark cannot",
+        "repeat one random cart id in KEYS and ARGV; the Lua twin runs on the plain server only.",
     ] {
-        println!(
-            "  {label:<36} = {}",
-            at_most(cost_ratio(workload, baseline), target)
-        );
+        println!("  {note}");
     }
 }
 
@@ -202,5 +315,36 @@ mod tests {
         let rate = naive_reserve_rate(&[Some(300.0), Some(300.0), Some(300.0)]);
         assert!(rate.is_some_and(|r| (r - 100.0).abs() < 1e-9));
         assert_eq!(naive_reserve_rate(&[Some(1.0), None, Some(1.0)]), None);
+    }
+
+    fn sample(rate: f64, usec: f64) -> Measure {
+        Measure {
+            requests_per_sec: rate,
+            usec_per_call: Some(usec),
+            successful_calls: 0,
+            cpu_usec_per_request: None,
+        }
+    }
+
+    #[test]
+    fn ratios_are_the_median_of_each_rounds_ratio() {
+        let a = [sample(100.0, 8.0), sample(90.0, 9.0), sample(300.0, 30.0)];
+        let b = [sample(200.0, 1.0), sample(100.0, 1.0), sample(100.0, 1.0)];
+        // Rates per round: 0.5, 0.9, 3.0.
+        assert_eq!(round_ratio(&a, &b, Figure::Rate), Some(0.9));
+        assert_eq!(round_ratio(&a, &b, Figure::ServerUsec), Some(9.0));
+        assert_eq!(round_ratio(&a, &b, Figure::CpuUsec), None);
+    }
+
+    #[test]
+    fn verdicts_say_met_or_missed() {
+        assert_eq!(verdict(Some(5.86), Some(Target::AtLeast(2.0))), "5.86× met");
+        assert_eq!(
+            verdict(Some(42.7), Some(Target::AtMost(8.0))),
+            "42.70× missed"
+        );
+        assert_eq!(verdict(Some(1.5), None), "1.50×");
+        assert_eq!(verdict(None, Some(Target::AtMost(8.0))), "-");
+        assert_eq!(Target::AtLeast(0.9).show(), "≥ 0.9×");
     }
 }

@@ -31,6 +31,16 @@ impl Workload {
         Workload::NaiveLlen,
     ];
 
+    /// What issue 10's targets compare, measured in every configuration.
+    pub(super) const SUMMARY: [Workload; 6] = [
+        Workload::Incr,
+        Workload::Hincrby,
+        Workload::Hget,
+        Workload::ModuleAvailable,
+        Workload::ModuleNewCarts,
+        Workload::ModuleOneCart,
+    ];
+
     pub(super) fn label(self) -> &'static str {
         match self {
             Workload::Incr => "INCR (baseline)",
