@@ -445,8 +445,15 @@ local function user_units(user)
     return stored_int(call('HGET', USERS_KEY, user)) or 0
 end
 
+-- A user with no units left leaves the hash (Store::set_user_units): absent reads as 0, and
+-- after a sale only the users who bought stay.
 local function add_user_units(user, delta)
-    call('HSET', USERS_KEY, user, int_text(user_units(user) + delta))
+    local units = user_units(user) + delta
+    if units == 0 then
+        call('HDEL', USERS_KEY, user)
+    else
+        call('HSET', USERS_KEY, user, int_text(units))
+    end
 end
 
 local function publish_available(sku, available)

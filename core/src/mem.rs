@@ -33,6 +33,10 @@ pub struct MemStore {
 }
 
 impl Store for MemStore {
+    fn has_sale(&mut self) -> Result<bool> {
+        Ok(self.sale.is_some())
+    }
+
     fn now_ms(&mut self) -> i64 {
         self.now_ms
     }
@@ -80,7 +84,11 @@ impl Store for MemStore {
     }
 
     fn set_user_units(&mut self, user: &str, units: i64) -> Result<()> {
-        self.users.insert(user.to_owned(), units);
+        if units == 0 {
+            self.users.remove(user);
+        } else {
+            self.users.insert(user.to_owned(), units);
+        }
         Ok(())
     }
 

@@ -20,6 +20,8 @@ pub trait Store {
     fn guard(&mut self, keys: &[SaleKey], cart: Option<&str>) -> Result<()>;
 
     fn sale(&mut self) -> Result<Option<Sale>>;
+    /// Whether the sale exists, without reading its settings (FLASH.AVAILABLE's hot path).
+    fn has_sale(&mut self) -> Result<bool>;
     fn set_sale(&mut self, sale: &Sale) -> Result<()>;
 
     /// A SKU's counter; `None` when the SKU has no field (never loaded).
@@ -29,6 +31,8 @@ pub trait Store {
     fn all_units(&mut self) -> Result<Vec<(Sku, Counter, i64)>>;
 
     fn user_units(&mut self, user: &str) -> Result<i64>;
+    /// Sets the user's units; 0 removes the user (absent reads as 0), so the hash keeps only
+    /// the users who hold, wait for or bought units, and memory returns after a sale.
     fn set_user_units(&mut self, user: &str, units: i64) -> Result<()>;
 
     fn cart(&mut self, cart: &str) -> Result<Option<Cart>>;

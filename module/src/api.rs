@@ -351,6 +351,11 @@ pub fn publish(ctx: Ctx, channel: &RString, message: &[u8]) {
     unsafe { api!(RedisModule_PublishMessage)(ctx, channel.ptr, message.ptr) };
 }
 
+/// The database the calling client (or timer) has selected.
+pub fn selected_db(ctx: Ctx) -> c_int {
+    unsafe { api!(RedisModule_GetSelectedDb)(ctx) }
+}
+
 pub fn now_ms() -> i64 {
     unsafe { api!(RedisModule_Milliseconds)() }
 }

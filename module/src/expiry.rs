@@ -25,7 +25,7 @@ use flash_core::keys::SaleKeys;
 use flash_core::{Error, ErrorCode};
 use redis_module::raw;
 
-use crate::api::{Ctx, Key, Kind, RString, api, bytes, context_flags, now_ms};
+use crate::api::{Ctx, Key, Kind, RString, api, bytes, context_flags, now_ms, selected_db};
 use crate::store::RedisStore;
 
 /// How often the timer looks when idle: half the 100 ms promise, so a late tick keeps it.
@@ -71,7 +71,7 @@ thread_local! {
 
 /// Notes the sale a command named, in the client's current database.
 pub fn remember(ctx: Ctx, sale: &str) {
-    let db = unsafe { api!(RedisModule_GetSelectedDb)(ctx) };
+    let db = selected_db(ctx);
     REGISTRY.with_borrow_mut(|registry| {
         let sales = registry.sales.entry(db).or_default();
         if !sales.contains(sale) {

@@ -57,6 +57,8 @@ fn init(ctx: &Context, _args: &[RedisString]) -> Status {
         RedisModule_Milliseconds,
         RedisModule_GetContextFlags,
         RedisModule_GetSelectedDb,
+        RedisModule_SubscribeToKeyspaceEvents,
+        RedisModule_SubscribeToServerEvent,
         RedisModule_SelectDb,
         RedisModule_CreateTimer,
         RedisModule_ScanCursorCreate,
@@ -104,6 +106,7 @@ fn init(ctx: &Context, _args: &[RedisString]) -> Status {
             return Status::Err;
         }
     }
+    store::settings_cache::start(ctx.ctx);
     expiry::start(ctx.ctx);
     Status::Ok
 }

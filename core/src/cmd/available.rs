@@ -1,6 +1,6 @@
-use super::require_sale;
 use crate::Sku;
 use crate::args::Args;
+use crate::error::Error;
 use crate::error::Result;
 use crate::keys::Counter;
 use crate::reply::Reply;
@@ -34,7 +34,10 @@ impl Available {
     }
 
     pub(crate) fn apply(&self, store: &mut impl Store) -> Result<Reply> {
-        require_sale(store, &self.sale)?;
+        // A catalog page reads no settings: only that the sale exists.
+        if !store.has_sale()? {
+            return Err(Error::no_sale(&self.sale));
+        }
         let mut units = Vec::with_capacity(self.skus.len());
         for &sku in &self.skus {
             units.push(

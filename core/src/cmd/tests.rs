@@ -240,6 +240,10 @@ fn expiry_returns_units_and_marks_the_cart() {
     assert_eq!(s.units(Counter::Available, 14), Ok(Some(9)));
     assert_eq!(s.carts["c1"].state, CartState::Expired);
     assert_eq!(s.user_units("u1"), Ok(0));
+    assert!(
+        !s.users.contains_key("u1"),
+        "a user with nothing left leaves the hash"
+    );
     assert_eq!(
         code(run(&mut s, "FLASH.RESERVE s c1 u1 14")),
         ErrorCode::Expired

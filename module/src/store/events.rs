@@ -49,7 +49,12 @@ pub(super) fn note(ctx: Ctx, sale: &Rc<SaleNames>, sku: Sku, available: i64) {
     });
     if arm {
         unsafe {
-            api!(RedisModule_CreateTimer)(ctx, PUBLISH_AFTER_MS, Some(publish_pending), ptr::null_mut())
+            api!(RedisModule_CreateTimer)(
+                ctx,
+                PUBLISH_AFTER_MS,
+                Some(publish_pending),
+                ptr::null_mut(),
+            )
         };
     }
 }

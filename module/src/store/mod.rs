@@ -30,13 +30,14 @@ use flash_core::wire::StreamId;
 use flash_core::{Error, Sku};
 use redis_module::{Context, RedisValue, raw};
 
-use crate::api::{Ctx, Key, Kind, RString, bytes, now_ms, replicate, replicate_argv};
+use crate::api::{Ctx, Key, Kind, RString, bytes, now_ms, replicate, replicate_argv, selected_db};
 use buffer::{Bytes, HashWrites, KeyRef, Value};
 use names_cache::{SaleNames, sale_names};
 
 mod buffer;
 mod events;
 mod names_cache;
+pub mod settings_cache;
 
 pub struct RedisStore {
     ctx: Ctx,
@@ -165,6 +166,9 @@ impl RedisStore {
     /// nothing. (The one immediate write is checkout's XADD, which must run to learn its id;
     /// no check follows it.)
     pub fn flush(&mut self) {
+        if self.writes.of(SALE).is_some() {
+            settings_cache::forget_all();
+        }
         self.flush_hashes();
         self.flush_removals();
         self.flush_deadlines();
@@ -317,9 +321,22 @@ impl Store for RedisStore {
         Ok(())
     }
 
+    fn has_sale(&mut self) -> Result<bool, Error> {
+        if settings_cache::enabled() && self.names.settings(selected_db(self.ctx)).is_some() {
+            return Ok(true);
+        }
+        Ok(self.writes.of(SALE).is_some() || !self.fixed(SaleKey::Sale)?.is_empty())
+    }
+
     fn sale(&mut self) -> Result<Option<Sale>, Error> {
         if self.writes.of(SALE).is_none() {
-            // The common case, one call for the four settings.
+            let db = selected_db(self.ctx);
+            if settings_cache::enabled() {
+                if let Some(sale) = self.names.settings(db) {
+                    return Ok(Some(sale));
+                }
+            }
+            // One call for every setting.
             let key = self.fixed(SaleKey::Sale)?;
             if key.is_empty() {
                 return Ok(None);
@@ -330,13 +347,15 @@ impl Store for RedisStore {
                 v.and_then(|v| parse(bytes(v.ptr))).unwrap_or(default)
             };
             let defaults = Sale::default();
-            return Ok(Some(Sale {
+            let sale = Sale {
                 hold_ms: int(hold_ms, defaults.hold_ms),
                 limit: int(limit, defaults.limit),
                 start_ms: int(start_ms, defaults.start_ms),
                 end_ms: int(end_ms, defaults.end_ms),
                 retain_ms: int(retain_ms, defaults.retain_ms),
-            }));
+            };
+            self.names.keep_settings(db, &sale);
+            return Ok(Some(sale));
         }
         let hold_ms = self.get_int(SALE, names::sale::HOLD_MS.as_bytes())?;
         if hold_ms.is_none() && self.fixed(SaleKey::Sale)?.is_empty() {
@@ -408,7 +427,12 @@ impl Store for RedisStore {
     }
 
     fn set_user_units(&mut self, user: &str, units: i64) -> Result<(), Error> {
-        self.set(USERS, user.as_bytes(), Value::Int(units))
+        let value = if units == 0 {
+            Value::Delete
+        } else {
+            Value::Int(units)
+        };
+        self.set(USERS, user.as_bytes(), value)
     }
 
     fn cart(&mut self, cart: &str) -> Result<Option<Cart>, Error> {

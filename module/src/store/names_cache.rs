@@ -1,9 +1,11 @@
 //! A sale's key names, cached between commands.
 
 use std::cell::RefCell;
+use std::ffi::c_int;
 use std::rc::Rc;
 
 use flash_core::keys::SaleKeys;
+use flash_core::model::Sale;
 
 use crate::api::RString;
 
@@ -16,6 +18,9 @@ pub(super) struct SaleNames {
     /// The fixed keys' names, in [`flash_core::keys::SaleKey`] order.
     pub(super) fixed: [RString; 5],
     pub(super) channel: RString,
+    /// The settings as last read, with the database they were read in; cleared by
+    /// [`forget_settings`] (see `settings_cache` for when).
+    settings: RefCell<Option<(c_int, Sale)>>,
 }
 
 impl SaleNames {
@@ -23,6 +28,28 @@ impl SaleNames {
     pub(super) fn same_sale(&self, other: &SaleNames) -> bool {
         self.sale == other.sale
     }
+
+    /// The settings read in database `db`, if still known.
+    pub(super) fn settings(&self, db: c_int) -> Option<Sale> {
+        let settings = self.settings.borrow();
+        settings
+            .as_ref()
+            .filter(|(at, _)| *at == db)
+            .map(|(_, sale)| sale.clone())
+    }
+
+    pub(super) fn keep_settings(&self, db: c_int, sale: &Sale) {
+        *self.settings.borrow_mut() = Some((db, sale.clone()));
+    }
+}
+
+/// Forgets the cached settings (the names stay: they never change).
+pub(super) fn forget_settings() {
+    LAST_SALE.with_borrow(|last| {
+        if let Some(names) = last {
+            *names.settings.borrow_mut() = None;
+        }
+    });
 }
 
 thread_local! {
@@ -40,6 +67,7 @@ pub(super) fn sale_names(sale: &str) -> Rc<SaleNames> {
             sale: sale.to_owned(),
             fixed: keys.all().map(|name| RString::retained(name.as_bytes())),
             channel: RString::retained(keys.channel().as_bytes()),
+            settings: RefCell::new(None),
             keys,
         });
         *last = Some(Rc::clone(&names));

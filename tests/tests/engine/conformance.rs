@@ -513,7 +513,12 @@ async fn stock_changes_are_published(backend: Backend) {
     while let Ok(message) =
         tokio::time::timeout(std::time::Duration::from_millis(300), messages.next()).await
     {
-        got.push(message.expect("the subscription is open").get_payload::<String>().unwrap());
+        got.push(
+            message
+                .expect("the subscription is open")
+                .get_payload::<String>()
+                .unwrap(),
+        );
     }
     match backend {
         // The Lua twin announces every change.

@@ -97,7 +97,7 @@ async fn digest(conn: &mut impl redis::aio::ConnectionLike) -> String {
 }
 
 /// A replica of `master`, loading the module or not.
-async fn start_replica(master: &Engine, module: bool) -> RedisServer {
+pub async fn start_replica(master: &Engine, module: bool) -> RedisServer {
     let backend = if module {
         Backend::Module
     } else {

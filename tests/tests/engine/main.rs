@@ -11,3 +11,4 @@ mod durability;
 mod expiry;
 mod parity;
 mod retention;
+mod settings;

@@ -88,6 +88,11 @@ async fn finished_carts_go_once_retention_has_passed(backend: Backend) {
     );
     let user_units: i64 = e.conn().hget(keys.users(), "u2").await.unwrap();
     assert_eq!(user_units, 2, "sold + pending");
+    let held_nothing: bool = e.conn().hexists(keys.users(), "u1").await.unwrap();
+    assert!(
+        !held_nothing,
+        "a user with nothing left leaves the users hash"
+    );
 }
 
 async fn the_order_stream_keeps_what_a_group_still_needs(backend: Backend) {
