@@ -172,7 +172,13 @@ mod tests {
             assert_eq!(writes.get(KeyRef::Cart(1), b"state"), None);
             let taken = writes.take();
             assert_eq!(taken.len(), 2);
-            let fields: Vec<_> = taken.into_iter().next().unwrap().1.into_iter().collect();
+            let fields: Vec<_> = taken
+                .into_iter()
+                .next()
+                .expect("users first")
+                .1
+                .into_iter()
+                .collect();
             assert_eq!(fields.len(), count);
             assert_eq!(fields[0].0.as_slice(), b"u0");
             assert_eq!(fields[1].1, Value::Int(-1));

@@ -331,10 +331,12 @@ impl Store for RedisStore {
     fn sale(&mut self) -> Result<Option<Sale>, Error> {
         if self.writes.of(SALE).is_none() {
             let db = selected_db(self.ctx);
-            if settings_cache::enabled() {
-                if let Some(sale) = self.names.settings(db) {
-                    return Ok(Some(sale));
-                }
+            if let Some(sale) = self
+                .names
+                .settings(db)
+                .filter(|_| settings_cache::enabled())
+            {
+                return Ok(Some(sale));
             }
             // One call for every setting.
             let key = self.fixed(SaleKey::Sale)?;

@@ -53,10 +53,7 @@ pub fn start(ctx: Ctx) {
     ]
     .into_iter()
     .all(|id| {
-        let event = raw::RedisModuleEvent {
-            id: u64::from(id),
-            dataver: 1,
-        };
+        let event = raw::RedisModuleEvent { id, dataver: 1 };
         let status =
             unsafe { api!(RedisModule_SubscribeToServerEvent)(ctx, event, Some(on_server_event)) };
         status == raw::REDISMODULE_OK as c_int
