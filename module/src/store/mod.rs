@@ -39,6 +39,17 @@ mod events;
 mod names_cache;
 pub mod settings_cache;
 
+/// A cart key this command opened.
+struct OpenCart {
+    id: String,
+    name: RString,
+    key: Key,
+    /// The cart's scalar fields as the dataset plus this command's writes have them, when
+    /// known: [`Store::set_cart`] then writes (and propagates) only the fields that change.
+    /// A reserve into an existing cart changes one of four.
+    known: Option<Cart>,
+}
+
 pub struct RedisStore {
     ctx: Ctx,
     names: Rc<SaleNames>,
@@ -48,9 +59,9 @@ pub struct RedisStore {
     now_ms: Option<i64>,
     /// The fixed keys' handles once opened (and type-checked).
     fixed: [Option<Key>; 5],
-    /// Carts opened so far: id, key name, handle. A command names one cart, an expiry
-    /// batch a few hundred: searched from the most recent, which is the one asked for.
-    carts: Vec<(String, RString, Key)>,
+    /// Carts opened so far. A command names one cart, an expiry batch a few hundred:
+    /// searched from the most recent, which is the one asked for.
+    carts: Vec<OpenCart>,
     /// Buffered hash writes, by key in first-write order.
     writes: HashWrites,
     /// Buffered deadline changes in order: `Some(ms)` adds the cart, `None` removes it.
@@ -87,13 +98,18 @@ impl RedisStore {
     }
 
     fn cart_ref(&mut self, cart: &str) -> Result<KeyRef, Error> {
-        if let Some(i) = self.carts.iter().rposition(|(id, _, _)| id == cart) {
+        if let Some(i) = self.carts.iter().rposition(|open| open.id == cart) {
             return Ok(KeyRef::Cart(i));
         }
         let name = RString::new(self.ctx, self.names.keys.cart(cart).as_bytes());
         let key = Key::open(self.ctx, &name, Kind::Hash, self.write)?;
         let i = self.carts.len();
-        self.carts.push((cart.to_owned(), name, key));
+        self.carts.push(OpenCart {
+            id: cart.to_owned(),
+            name,
+            key,
+            known: None,
+        });
         Ok(KeyRef::Cart(i))
     }
 
@@ -103,7 +119,7 @@ impl RedisStore {
             KeyRef::Cart(i) => self
                 .carts
                 .get(i)
-                .map(|(_, _, k)| k)
+                .map(|open| &open.key)
                 .ok_or_else(Error::wrong_type),
         }
     }
@@ -112,14 +128,14 @@ impl RedisStore {
     fn opened(&self, key: KeyRef) -> Option<&Key> {
         match key {
             KeyRef::Fixed(fixed) => self.fixed[fixed.index()].as_ref(),
-            KeyRef::Cart(i) => self.carts.get(i).map(|(_, _, key)| key),
+            KeyRef::Cart(i) => self.carts.get(i).map(|open| &open.key),
         }
     }
 
     fn key_name(&self, key: KeyRef) -> Option<&RString> {
         match key {
             KeyRef::Fixed(fixed) => Some(&self.names.fixed[fixed.index()]),
-            KeyRef::Cart(i) => self.carts.get(i).map(|(_, name, _)| name),
+            KeyRef::Cart(i) => self.carts.get(i).map(|open| &open.name),
         }
     }
 
@@ -453,13 +469,21 @@ impl Store for RedisStore {
             let state = state
                 .and_then(|s| CartState::parse(bytes(s.ptr)))
                 .ok_or_else(Error::wrong_type)?;
-            return Ok(Some(Cart {
+            // Only a cart whose fields all read back is a base to diff against.
+            let exact = user.is_some() && deadline_ms.is_some() && units.is_some();
+            let read = Cart {
                 state,
                 user: user.as_ref().map(text).unwrap_or_default(),
                 deadline_ms: int(deadline_ms),
                 units: int(units),
                 entry: entry.as_ref().map(text),
-            }));
+            };
+            if let (KeyRef::Cart(i), true) = (key, exact) {
+                if let Some(open) = self.carts.get_mut(i) {
+                    open.known = Some(read.clone());
+                }
+            }
+            return Ok(Some(read));
         }
         let Some(state) = self.get_text(key, names::cart::STATE.as_bytes())? else {
             if self.handle(key)?.is_empty() {
@@ -485,25 +509,31 @@ impl Store for RedisStore {
 
     fn set_cart(&mut self, cart: &str, fields: &Cart) -> Result<(), Error> {
         let key = self.cart_ref(cart)?;
-        let state = Bytes::new(fields.state.as_str().as_bytes());
-        self.set(key, names::cart::STATE.as_bytes(), Value::Text(state))?;
-        self.set(
-            key,
-            names::cart::USER.as_bytes(),
-            Value::Text(Bytes::new(fields.user.as_bytes())),
-        )?;
-        self.set(
-            key,
-            names::cart::DEADLINE_MS.as_bytes(),
-            Value::Int(fields.deadline_ms),
-        )?;
-        self.set(key, names::cart::UNITS.as_bytes(), Value::Int(fields.units))?;
+        let KeyRef::Cart(i) = key else {
+            return Err(Error::wrong_type());
+        };
+        let known = self.carts.get_mut(i).and_then(|open| open.known.replace(fields.clone()));
+        let known = known.as_ref();
+        if known.is_none_or(|k| k.state != fields.state) {
+            let state = Bytes::new(fields.state.as_str().as_bytes());
+            self.set(key, names::cart::STATE.as_bytes(), Value::Text(state))?;
+        }
+        if known.is_none_or(|k| k.user != fields.user) {
+            let user = Bytes::new(fields.user.as_bytes());
+            self.set(key, names::cart::USER.as_bytes(), Value::Text(user))?;
+        }
+        if known.is_none_or(|k| k.deadline_ms != fields.deadline_ms) {
+            let deadline_ms = Value::Int(fields.deadline_ms);
+            self.set(key, names::cart::DEADLINE_MS.as_bytes(), deadline_ms)?;
+        }
+        if known.is_none_or(|k| k.units != fields.units) {
+            self.set(key, names::cart::UNITS.as_bytes(), Value::Int(fields.units))?;
+        }
         if let Some(entry) = &fields.entry {
-            self.set(
-                key,
-                names::cart::ENTRY.as_bytes(),
-                Value::Text(Bytes::new(entry.as_bytes())),
-            )?;
+            if known.is_none_or(|k| k.entry.as_ref() != Some(entry)) {
+                let entry = Bytes::new(entry.as_bytes());
+                self.set(key, names::cart::ENTRY.as_bytes(), Value::Text(entry))?;
+            }
         }
         Ok(())
     }

@@ -24,16 +24,21 @@ pub(super) enum Config {
     Aof,
     /// One replica (a second redis-server with the module) attached, link up.
     Replica,
+    /// No module at all: Redis's own commands only. The module subscribes to keyspace
+    /// events (to forget cached sale settings), which every notifying write of any client
+    /// pays for; this server shows the baselines without that toll.
+    Bare,
 }
 
 impl Config {
-    pub(super) const ALL: [Config; 3] = [Config::Plain, Config::Aof, Config::Replica];
+    pub(super) const ALL: [Config; 4] = [Config::Plain, Config::Aof, Config::Replica, Config::Bare];
 
     pub(super) fn label(self) -> &'static str {
         match self {
             Config::Plain => "plain",
             Config::Aof => "aof",
             Config::Replica => "replica",
+            Config::Bare => "bare",
         }
     }
 
@@ -44,6 +49,7 @@ impl Config {
             Config::Replica => {
                 "one replica with the module (REPLICAOF), master_link_status:up before measuring"
             }
+            Config::Bare => "no module, no persistence: the baselines alone",
         }
     }
 
@@ -60,6 +66,7 @@ impl Config {
                     Config::Aof | Config::Replica => {
                         pipeline == 16 && Workload::SUMMARY.contains(&workload)
                     }
+                    Config::Bare => pipeline == 16 && workload.is_baseline(),
                 };
                 if wanted {
                     runs.push((pipeline, workload));
@@ -67,6 +74,11 @@ impl Config {
             }
         }
         runs
+    }
+
+    /// Whether the server loads the module (and holds the module's sale).
+    pub(super) fn has_module(self) -> bool {
+        self != Config::Bare
     }
 
     /// Whether the Lua twin's sale is made and checked (it runs on the plain server only).
@@ -99,7 +111,7 @@ pub(super) struct Servers {
 impl Servers {
     pub(super) fn start(config: Config, module: &Path) -> Result<Servers> {
         let options = ServerOptions {
-            module: Some(module.to_path_buf()),
+            module: config.has_module().then(|| module.to_path_buf()),
             ..ServerOptions::default()
         };
         let master = RedisServer::start(options.clone()).with_context(|| {
@@ -114,7 +126,7 @@ impl Servers {
             .context("cannot connect to the bench server")?;
         let mut replica = None;
         match config {
-            Config::Plain => {}
+            Config::Plain | Config::Bare => {}
             Config::Aof => {
                 redis::cmd("CONFIG")
                     .arg("SET")
@@ -275,6 +287,15 @@ mod tests {
     #[test]
     fn only_the_plain_server_runs_the_lua_twin_and_the_naive_calls() {
         assert!(Config::Plain.has_lua());
+        assert!(!Config::Bare.has_lua() && !Config::Bare.has_module());
+        assert_eq!(
+            Config::Bare.runs(),
+            [
+                (16, Workload::Incr),
+                (16, Workload::Hincrby),
+                (16, Workload::Hget)
+            ]
+        );
         assert_eq!(
             Config::Plain.runs().len(),
             Workload::ALL.len() * PIPELINES.len()

@@ -101,7 +101,9 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     let mut lua: Option<LuaTwin> = None;
     for config in &configs {
         let mut set = Servers::start(*config, &module)?;
-        prepare_sale(&mut set.conn, MODULE_SALE)?;
+        if config.has_module() {
+            prepare_sale(&mut set.conn, MODULE_SALE)?;
+        }
         if config.has_lua() {
             prepare_sale(&mut set.conn, LUA_SALE)?;
             let twin = load_lua_twin(&mut set.conn)?;
@@ -257,8 +259,10 @@ fn check_config(
 ) -> Result<Vec<String>> {
     let sales: &[&str] = if set.config.has_lua() {
         &[MODULE_SALE, LUA_SALE]
-    } else {
+    } else if set.config.has_module() {
         &[MODULE_SALE]
+    } else {
+        &[]
     };
     // The check reserve before the runs added one unit to each sale it ran on.
     let checked = u64::from(set.config.has_lua());

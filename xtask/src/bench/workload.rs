@@ -41,6 +41,11 @@ impl Workload {
         Workload::ModuleOneCart,
     ];
 
+    /// Redis's own commands the module's figures are compared with.
+    pub(super) fn is_baseline(self) -> bool {
+        matches!(self, Workload::Incr | Workload::Hincrby | Workload::Hget)
+    }
+
     pub(super) fn label(self) -> &'static str {
         match self {
             Workload::Incr => "INCR (baseline)",
