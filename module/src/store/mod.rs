@@ -512,7 +512,10 @@ impl Store for RedisStore {
         let KeyRef::Cart(i) = key else {
             return Err(Error::wrong_type());
         };
-        let known = self.carts.get_mut(i).and_then(|open| open.known.replace(fields.clone()));
+        let known = self
+            .carts
+            .get_mut(i)
+            .and_then(|open| open.known.replace(fields.clone()));
         let known = known.as_ref();
         if known.is_none_or(|k| k.state != fields.state) {
             let state = Bytes::new(fields.state.as_str().as_bytes());
