@@ -478,10 +478,10 @@ impl Store for RedisStore {
                 units: int(units),
                 entry: entry.as_ref().map(text),
             };
-            if let (KeyRef::Cart(i), true) = (key, exact) {
-                if let Some(open) = self.carts.get_mut(i) {
-                    open.known = Some(read.clone());
-                }
+            if let (KeyRef::Cart(i), true) = (key, exact)
+                && let Some(open) = self.carts.get_mut(i)
+            {
+                open.known = Some(read.clone());
             }
             return Ok(Some(read));
         }
@@ -532,11 +532,11 @@ impl Store for RedisStore {
         if known.is_none_or(|k| k.units != fields.units) {
             self.set(key, names::cart::UNITS.as_bytes(), Value::Int(fields.units))?;
         }
-        if let Some(entry) = &fields.entry {
-            if known.is_none_or(|k| k.entry.as_ref() != Some(entry)) {
-                let entry = Bytes::new(entry.as_bytes());
-                self.set(key, names::cart::ENTRY.as_bytes(), Value::Text(entry))?;
-            }
+        if let Some(entry) = &fields.entry
+            && known.is_none_or(|k| k.entry.as_ref() != Some(entry))
+        {
+            let entry = Bytes::new(entry.as_bytes());
+            self.set(key, names::cart::ENTRY.as_bytes(), Value::Text(entry))?;
         }
         Ok(())
     }
