@@ -10,6 +10,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use flash_client::{FlashClient, SaleSettings};
+use flash_core::StockEvent;
+use flash_core::keys::SaleKeys;
 use flash_edge::hub::{Hub, HubSettings};
 use flash_edge::ws::{WsSettings, upgrade};
 use flash_tests::{RedisServer, ServerOptions, module_path};
@@ -52,7 +54,24 @@ impl Edge {
         .expect("redis-server starts");
         let engine = FlashClient::connect(&redis.url()).await.unwrap();
         engine.sale(SALE, &SaleSettings::default()).await.unwrap();
+        // The module announces stock changes a few ms later (coalesced): the load's must be
+        // out before the hub listens, or the tests would see them as changes.
+        let mut probe = redis.client().get_async_pubsub().await.unwrap();
+        probe
+            .subscribe(SaleKeys::new(SALE).channel())
+            .await
+            .unwrap();
         engine.load(SALE, &[(14, 10), (7, 5)]).await.unwrap();
+        let mut announced = Vec::new();
+        let mut messages = probe.on_message();
+        while announced.len() < 2 {
+            let message = tokio::time::timeout(Duration::from_secs(5), messages.next())
+                .await
+                .expect("the load announced within 5 s")
+                .unwrap();
+            announced.push(StockEvent::parse(message.get_payload_bytes()).unwrap());
+        }
+        drop(messages);
         let hub = Hub::start_with(&redis.url(), SALE, engine.clone(), hub_settings)
             .await
             .unwrap();
