@@ -118,6 +118,11 @@ return run(function()
     local sale = require_sale(sale_name)
     local due = call('ZRANGE', DEADLINES_KEY, '-inf', int_text(at_ms), 'BYSCORE', 'LIMIT', 0,
         int_text(count))
+    if sale.retain_ms > 0 then
+        -- The trim reads the order stream: a key of another type there must refuse the
+        -- command before the release has written anything.
+        guard({ KEYS_ORDERS })
+    end
     local expired = 0
     if #due > 0 then
         expired = release_due(sale, sale_name, due, at_ms)

@@ -236,6 +236,11 @@ impl Key {
         });
     }
 
+    /// Whether the key has a time to live.
+    pub fn has_expiry(&self) -> bool {
+        unsafe { api!(RedisModule_GetExpire)(self.ptr) != raw::REDISMODULE_NO_EXPIRE as i64 }
+    }
+
     /// Removes the key at `at_ms`, unix ms (Redis's own key expiry).
     pub fn expire_at(&self, at_ms: i64) {
         unsafe { api!(RedisModule_SetAbsExpire)(self.ptr, at_ms) };

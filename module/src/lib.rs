@@ -51,6 +51,7 @@ fn init(ctx: &Context, _args: &[RedisString]) -> Status {
         RedisModule_StreamAdd,
         RedisModule_StreamTrimByID,
         RedisModule_SetAbsExpire,
+        RedisModule_GetExpire,
         RedisModule_Call,
         RedisModule_Replicate,
         RedisModule_PublishMessage,

@@ -85,7 +85,9 @@ impl BatchWriter {
             .await?;
         let statements = Statements {
             stored: client
-                .prepare("SELECT id, status FROM orders WHERE sale = $1 AND id = ANY($2)")
+                .prepare(
+                    "SELECT id, status, stream_id FROM orders WHERE sale = $1 AND id = ANY($2)",
+                )
                 .await?,
             // Ascending ids, every worker alike: the lock order that rules out deadlocks.
             lock_products: client
@@ -189,29 +191,44 @@ impl BatchWriter {
             .map(|row| (row.get(0), (row.get(1), row.get(2))))
             .collect();
         let known_users: BTreeSet<i64> = known_users.iter().map(|row| row.get(0)).collect();
-        let stored: HashMap<String, String> =
-            stored.iter().map(|row| (row.get(0), row.get(1))).collect();
+        // Order id → (status, stream entry id) of the orders stored already.
+        let stored: HashMap<String, (String, String)> = stored
+            .iter()
+            .map(|row| (row.get(0), (row.get(1), row.get(2))))
+            .collect();
 
         let original: BTreeMap<i64, i64> =
             stock.iter().map(|(id, (units, _))| (*id, *units)).collect();
-        let mut decided: HashMap<&str, Outcome> = HashMap::new();
+        let mut decided: HashMap<&str, (&str, Outcome)> = HashMap::new();
         let mut rows = NewRows::default();
         let mut outcomes = Vec::with_capacity(orders.len());
         for order in orders {
-            if let Some(status) = stored.get(&order.entry.order) {
-                outcomes.push(stored_outcome(status));
+            // An order stored already: the same stream entry is a replay and gets the stored
+            // verdict; another entry under the same id is a new order reusing a finished
+            // one's id (the engine frees an id once the sale's RETAIN has passed), which the
+            // database cannot hold twice: refused, so its units go back on sale.
+            if let Some((status, stream_id)) = stored.get(&order.entry.order) {
+                outcomes.push(if *stream_id == order.stream_id {
+                    stored_outcome(status)
+                } else {
+                    reused_id(order, stream_id)
+                });
                 continue;
             }
             // The same order twice in one batch: the second is a replay of the first.
-            if let Some(outcome) = decided.get(order.entry.order.as_str()) {
-                outcomes.push(outcome.clone());
+            if let Some((stream_id, outcome)) = decided.get(order.entry.order.as_str()) {
+                outcomes.push(if *stream_id == order.stream_id {
+                    outcome.clone()
+                } else {
+                    reused_id(order, stream_id)
+                });
                 continue;
             }
             let outcome = decide(order, &mut stock, &known_users);
             if !matches!(outcome, Outcome::Invalid(_)) {
                 rows.add(order, &outcome, &stock);
             }
-            decided.insert(&order.entry.order, outcome.clone());
+            decided.insert(&order.entry.order, (&order.stream_id, outcome.clone()));
             outcomes.push(outcome);
         }
 
@@ -248,6 +265,17 @@ pub enum ApplyError {
     Database(#[from] Error),
     #[error("orders of the batch kept appearing from another writer")]
     Contended,
+}
+
+/// A new order under the id of another (stored, or earlier in the batch): refused.
+fn reused_id(order: &BatchOrder, first_entry: &str) -> Outcome {
+    tracing::warn!(
+        order = %order.entry.order,
+        entry = %order.stream_id,
+        first_entry,
+        "an order id used again after the first order was finished: refused"
+    );
+    Outcome::Rejected
 }
 
 fn stored_outcome(status: &str) -> Outcome {

@@ -52,6 +52,11 @@ impl Expire {
 
     /// Releases due holds, then trims the order stream; returns how many carts expired.
     pub fn apply(&self, store: &mut impl Store) -> Result<i64> {
+        // The trim reads the order stream: a key of another type there must refuse the
+        // command before the release has written anything.
+        if store.sale()?.is_some_and(|sale| sale.retain_ms > 0) {
+            store.guard(&[SaleKey::Orders], None)?;
+        }
         let expired = self.release_due(store)?;
         self.trim_orders(store)?;
         Ok(expired)

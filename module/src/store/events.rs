@@ -10,7 +10,7 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::ffi::c_void;
+use std::ffi::{c_int, c_void};
 use std::ptr;
 use std::rc::Rc;
 
@@ -18,7 +18,7 @@ use flash_core::Sku;
 use flash_core::wire::StockEvent;
 
 use super::names_cache::SaleNames;
-use crate::api::{Ctx, api, publish};
+use crate::api::{Ctx, api, publish, selected_db};
 use redis_module::raw;
 
 /// How long after a SKU's first unannounced change its latest value is published.
@@ -26,8 +26,8 @@ pub(crate) const PUBLISH_AFTER_MS: i64 = 10;
 
 #[derive(Default)]
 struct Pending {
-    /// SKU → (sale, latest available). A SKU id is usually in one sale.
-    latest: HashMap<Sku, Vec<(Rc<SaleNames>, i64)>>,
+    /// SKU → (database, sale, latest available). A SKU id is usually in one sale.
+    latest: HashMap<Sku, Vec<(c_int, Rc<SaleNames>, i64)>>,
     /// A publish timer is set.
     armed: bool,
 }
@@ -39,11 +39,16 @@ thread_local! {
 
 /// Notes that `sku` of the sale now has `available` units; arms the publish timer if needed.
 pub(super) fn note(ctx: Ctx, sale: &Rc<SaleNames>, sku: Sku, available: i64) {
+    // Sales of one name in two databases share the channel, but each has its own latest.
+    let db = selected_db(ctx);
     let arm = PENDING.with_borrow_mut(|pending| {
         let sales = pending.latest.entry(sku).or_default();
-        match sales.iter_mut().find(|(names, _)| names.same_sale(sale)) {
-            Some((_, latest)) => *latest = available,
-            None => sales.push((Rc::clone(sale), available)),
+        match sales
+            .iter_mut()
+            .find(|(at, names, _)| *at == db && names.same_sale(sale))
+        {
+            Some((_, _, latest)) => *latest = available,
+            None => sales.push((db, Rc::clone(sale), available)),
         }
         !std::mem::replace(&mut pending.armed, true)
     });
@@ -65,7 +70,7 @@ unsafe extern "C" fn publish_pending(ctx: Ctx, _data: *mut c_void) {
         std::mem::take(&mut pending.latest)
     });
     for (sku, sales) in latest {
-        for (names, available) in sales {
+        for (_, names, available) in sales {
             let message = StockEvent { sku, available }.to_json();
             publish(ctx, &names.channel, message.as_bytes());
         }

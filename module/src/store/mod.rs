@@ -372,7 +372,9 @@ impl Store for RedisStore {
                 end_ms: int(end_ms, defaults.end_ms),
                 retain_ms: int(retain_ms, defaults.retain_ms),
             };
-            self.names.keep_settings(db, &sale);
+            if !self.fixed(SaleKey::Sale)?.has_expiry() {
+                self.names.keep_settings(db, &sale);
+            }
             return Ok(Some(sale));
         }
         let hold_ms = self.get_int(SALE, names::sale::HOLD_MS.as_bytes())?;

@@ -12,9 +12,13 @@
 //! - a change of the whole dataset: FLUSHALL/FLUSHDB, SWAPDB, an RDB or AOF load, a
 //!   replica's full sync (server events).
 //!
-//! If the server refuses any of these subscriptions, the cache stays off and every command
-//! reads the settings, as before. The price: every keyspace event of the server calls
-//! [`on_key_event`], which compares the key's last bytes and returns (a few ns).
+//! Settings whose key has a time to live are not kept (the key could lapse with no event
+//! until Redis notices). If the server refuses any of these subscriptions, the cache stays
+//! off and every command reads the settings, as before.
+//!
+//! The price: for every keyspace event of the server (any client's write, a key expiring),
+//! Redis makes a module context and calls [`on_key_event`], which looks at the key's name and
+//! returns: measured about 0.1 µs more per notifying write (HINCRBY 0.30 → 0.42 µs).
 
 use std::cell::Cell;
 use std::ffi::{c_char, c_int, c_void};

@@ -536,6 +536,70 @@ async fn stock_changes_are_published(backend: Backend) {
     }
 }
 
+/// The module coalesces stock messages per sale, SKU and database (the Lua twin publishes
+/// every change as it happens, from scripts the client runs: nothing to coalesce).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn same_named_sales_in_two_databases_each_announce_their_stock() {
+    let e = Engine::start(Backend::Module).await;
+    let mut pubsub = e.server.client().get_async_pubsub().await.unwrap();
+    pubsub.subscribe("flash:{s}:events").await.unwrap();
+    let mut messages = pubsub.on_message();
+    e.ok("FLASH.SALE s").await;
+    // Database 1 through its own connection (SELECT must not touch the shared one).
+    let mut db1 = e
+        .server
+        .client()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let _: () = redis::cmd("SELECT")
+        .arg(1)
+        .query_async(&mut db1)
+        .await
+        .unwrap();
+    let _: () = redis::cmd("FLASH.SALE")
+        .arg("s")
+        .query_async(&mut db1)
+        .await
+        .unwrap();
+    let _: () = redis::pipe()
+        .cmd("FLASH.LOAD")
+        .arg("s")
+        .arg(14)
+        .arg(10)
+        .ignore()
+        .cmd("SELECT")
+        .arg(0)
+        .ignore()
+        .cmd("FLASH.LOAD")
+        .arg("s")
+        .arg(14)
+        .arg(50)
+        .ignore()
+        .query_async(&mut db1)
+        .await
+        .unwrap();
+    let mut got = Vec::new();
+    while let Ok(message) =
+        tokio::time::timeout(std::time::Duration::from_millis(300), messages.next()).await
+    {
+        got.push(
+            message
+                .expect("the subscription is open")
+                .get_payload::<String>()
+                .unwrap(),
+        );
+    }
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            r#"{"sku":14,"available":10}"#,
+            r#"{"sku":14,"available":50}"#
+        ]
+    );
+}
+
 async fn commands_declare_the_sale_as_their_key(backend: Backend) {
     let e = Engine::start(backend).await;
     let mut conn = e.conn();

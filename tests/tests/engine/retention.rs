@@ -14,7 +14,27 @@ use crate::common::{Engine, both_backends, eventually};
 both_backends!(
     finished_carts_go_once_retention_has_passed,
     the_order_stream_keeps_what_a_group_still_needs,
+    an_order_stream_of_another_type_refuses_expire_before_any_write,
 );
+
+async fn an_order_stream_of_another_type_refuses_expire_before_any_write(backend: Backend) {
+    let e = Engine::start(backend).await;
+    e.ok("FLASH.SALE s HOLD 1").await;
+    e.ok("FLASH.LOAD s 14 5").await;
+    e.client.reserve("s", "c1", "u1", 14, 2).await.unwrap();
+    let _: () = e
+        .conn()
+        .set(SaleKeys::new("s").orders(), "not a stream")
+        .await
+        .unwrap();
+    // The module's timer may release the hold by itself meanwhile (it does not trim there);
+    // what is checked is that the command itself refuses and writes nothing.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let before = e.dump("s").await;
+    let (code, _) = e.refused("FLASH.EXPIRE s").await;
+    assert_eq!(code, flash_core::ErrorCode::WrongType);
+    assert_eq!(e.dump("s").await, before);
+}
 
 /// The key's remaining time to live in ms: -1 without expiry, -2 when gone.
 async fn pttl(e: &Engine, key: &str) -> i64 {

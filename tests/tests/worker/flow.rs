@@ -232,3 +232,93 @@ async fn an_entry_delivered_too_often_is_dead_lettered_and_the_rest_go_on() {
         CartState::CheckedOut
     );
 }
+
+/// Once a finished order's cart is gone (the sale's RETAIN passed), its id is free in the
+/// engine, but the database holds the first order under it: a new order with that id is
+/// refused (its units go back on sale), never mistaken for a replay of the first. The worker
+/// also keeps running while the engine trims the stream it reads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_order_id_used_again_after_retention_is_refused_not_replayed() {
+    let db = Database::start().await;
+    let mut pg = db.connect().await;
+    migrate(&mut pg).await.unwrap();
+    pg.batch_execute(
+        "INSERT INTO users (id, username) VALUES (1, 'alice'), (2, 'bob');
+         INSERT INTO products (id, name, price_cents, stock) VALUES (14, 'Keyboard', 4000, 5);",
+    )
+    .await
+    .unwrap();
+    let (server, engine) = engine(Backend::Module).await;
+    let settings = flash_client::SaleSettings {
+        retain_ms: Some(200),
+        ..Default::default()
+    };
+    engine.sale("s", &settings).await.unwrap();
+    engine.load("s", &[(14, 5)]).await.unwrap();
+    let first = engine.buy("s", "o1", "1", 14, 1).await.unwrap();
+
+    let counters = Arc::new(Counters::default());
+    let config = Config::new(&server.url(), &db.url, "s", "w1");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let worker = tokio::spawn(run(config, counters.clone(), async {
+        let _ = stopped.await;
+    }));
+    let state = |engine: FlashClient| async move {
+        engine.cart("s", "o1").await.map(|cart| cart.state).ok()
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while state(engine.clone()).await == Some(CartState::CheckedOut) {
+        assert!(tokio::time::Instant::now() < deadline, "o1 not settled");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // RETAIN passes: the settled cart goes, and with it the engine's memory of the id.
+    while state(engine.clone()).await.is_some() {
+        assert!(tokio::time::Instant::now() < deadline, "o1 never removed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let second = engine.buy("s", "o1", "2", 14, 2).await.unwrap();
+    assert_ne!(second.entry, first.entry);
+    while state(engine.clone()).await == Some(CartState::CheckedOut) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the second o1 not settled"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(state(engine.clone()).await, Some(CartState::Rejected));
+    let _ = stop.send(());
+    worker.await.unwrap();
+
+    let orders: Vec<(String, i64, String, String)> = pg
+        .query("SELECT id, user_id, status, stream_id FROM orders", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| (row.get(0), row.get(1), row.get(2), row.get(3)))
+        .collect();
+    assert_eq!(
+        orders,
+        [(
+            "o1".to_owned(),
+            1,
+            "confirmed".to_owned(),
+            first.entry.clone()
+        )]
+    );
+    let stock: i64 = pg
+        .query_one("SELECT stock FROM products WHERE id = 14", &[])
+        .await
+        .unwrap()
+        .get(0);
+    // Conservation: the database's 4 = available 4 + held 0 + pending 0.
+    assert_eq!(stock, 4);
+    let ledger = engine.info("s").await.unwrap().total;
+    assert_eq!(
+        (ledger.available, ledger.held, ledger.pending, ledger.sold),
+        (4, 0, 0, 1)
+    );
+    assert_eq!(
+        counters.rejected.load(std::sync::atomic::Ordering::Relaxed),
+        1
+    );
+}
