@@ -9,7 +9,7 @@ return run(function()
     r.sku = args:sku()
     r.qty = args:qty()
     args:finish()
-    r.cart_key = declared_cart_key(sale_name, r.cart)
+    r.cart_key = declared_cart_key(r.cart)
 
     require_sale(sale_name)
     local existing = read_cart(r.cart_key)
