@@ -42,10 +42,6 @@ local function fail_wrong_type()
     fail(E.WRONGTYPE, 'Operation against a key holding the wrong kind of value')
 end
 
-local function fail_expired(cart_id)
-    fail(E.EXPIRED, 'cart ' .. quoted(cart_id) .. ' expired; start a new cart')
-end
-
 local function fail_bad_state(cart_id, state)
     fail(E.BADSTATE, 'cart ' .. quoted(cart_id) .. ' is ' .. state)
 end
@@ -407,8 +403,10 @@ local function stock_field(sku, counter)
     return int_text(sku) .. STOCK_FIELD_SEPARATOR .. counter
 end
 
--- A SKU's counter; nil when the SKU has no such field (never loaded).
-local function units(counter, sku)
+-- A SKU's counter; nil when the SKU has no such field (never loaded). Not `units`: the shake
+-- reads a table constructor's `units = …` as a use of the name, and would send this helper
+-- with every script that builds a cart.
+local function stock_units(counter, sku)
     return stored_int(call('HGET', STOCK_KEY, stock_field(sku, counter)))
 end
 
@@ -418,7 +416,7 @@ end
 
 -- Writes the absolute result, never HINCRBY: what the module replicates, too.
 local function add_units(counter, sku, delta)
-    local value = (units(counter, sku) or 0) + delta
+    local value = (stock_units(counter, sku) or 0) + delta
     set_units(counter, sku, value)
     return value
 end
@@ -598,13 +596,11 @@ end
 -- EXPIRED once the hold ran out, whether or not the expiry has run yet; BADSTATE once the
 -- cart became an order.
 local function check_live(cart_id, cart, at_ms)
-    if cart.state == S_HELD then
-        if at_ms < cart.deadline_ms then
-            return
-        end
-        fail_expired(cart_id)
-    elseif cart.state == S_EXPIRED then
-        fail_expired(cart_id)
+    if cart.state == S_HELD and at_ms < cart.deadline_ms then
+        return
+    end
+    if cart.state == S_HELD or cart.state == S_EXPIRED then
+        fail(E.EXPIRED, 'cart ' .. quoted(cart_id) .. ' expired; start a new cart')
     end
     fail_bad_state(cart_id, cart.state)
 end
@@ -620,7 +616,8 @@ end
 -- What checkout writes besides the cart.
 local CHECKOUT_KEYS = { KEYS_STOCK, KEYS_DEADLINES, KEYS_ORDERS }
 
--- core/src/cmd/reserve.rs Reserve::reserve. `r` holds sale, cart, cart_key, user, sku, qty.
+-- core/src/cmd/reserve.rs Reserve::reserve. `r` holds sale, cart, cart_key, user, sku, qty,
+-- and settings when the caller read the sale already (BUY).
 -- `then_writes` lists keys (KEYS_*) the caller writes after a successful reserve (BUY's checkout):
 -- they are guarded with reserve's own keys, so that a WRONGTYPE there stops the command
 -- before reserve writes anything. Returns the SKU's units left and the cart as it now is.
@@ -628,7 +625,7 @@ local CHECKOUT_KEYS = { KEYS_STOCK, KEYS_DEADLINES, KEYS_ORDERS }
 -- the cart's line with its fields.
 local function reserve(r, then_writes)
     local at_ms = now_ms()
-    local sale = require_sale(r.sale)
+    local sale = r.settings or require_sale(r.sale)
     if not is_open(sale, at_ms) then
         fail_closed(r.sale)
     end
@@ -717,10 +714,11 @@ local function reserve(r, then_writes)
     return left, cart
 end
 
--- core/src/cmd/checkout.rs Checkout::apply. `c` holds sale, cart, cart_key, user.
+-- core/src/cmd/checkout.rs Checkout::apply. `c` holds sale, cart, cart_key, user, and
+-- settings when the caller read the sale already (BUY).
 local function checkout(c)
     local at_ms = now_ms()
-    local sale = require_sale(c.sale)
+    local sale = c.settings or require_sale(c.sale)
     local cart = require_cart(c.cart_key, c.cart)
     check_owner(c.cart, cart, c.user)
     if is_order(cart.state) then
