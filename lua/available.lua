@@ -12,7 +12,7 @@ return run(function()
     local reply = {}
     for index, sku in ipairs(skus) do
         -- false, not nil: a nil would end the reply array early.
-        reply[index] = units(C_AVAILABLE, sku) or false
+        reply[index] = stock_units(C_AVAILABLE, sku) or false
     end
     return reply
 end)

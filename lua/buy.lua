@@ -9,9 +9,10 @@ return run(function()
     r.sku = args:sku()
     r.qty = args:qty()
     args:finish()
-    r.cart_key = declared_cart_key(sale_name, r.cart)
+    r.cart_key = declared_cart_key(r.cart)
 
-    require_sale(sale_name)
+    -- Read once: reserve and checkout take the settings from here.
+    r.settings = require_sale(sale_name)
     local existing = read_cart(r.cart_key)
     if existing and is_order(existing.state) then
         check_owner(r.cart, existing, r.user)

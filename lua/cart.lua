@@ -4,7 +4,7 @@ return run(function()
     local args, sale_name = begin('FLASH.CART')
     local cart_id = args:token('cart')
     args:finish()
-    local cart_key = declared_cart_key(sale_name, cart_id)
+    local cart_key = declared_cart_key(cart_id)
 
     require_sale(sale_name)
     local cart = require_cart(cart_key, cart_id)

@@ -7,7 +7,7 @@ return run(function()
     c.cart = args:token('cart')
     c.user = args:token('user')
     args:finish()
-    c.cart_key = declared_cart_key(sale_name, c.cart)
+    c.cart_key = declared_cart_key(c.cart)
 
     return checkout(c)
 end)

@@ -14,7 +14,7 @@ local function release_due(sale, sale_name, due, at_ms)
     end
     local reachable = {}
     for _, cart_id in ipairs(due) do
-        local key = cart_key_name(sale_name, cart_id)
+        local key = cart_key_name(cart_id)
         if declared[key] then
             reachable[#reachable + 1] = { id = cart_id, key = key }
         end

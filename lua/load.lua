@@ -17,7 +17,8 @@ return run(function()
     if total then
         -- Every pair is checked before the first is written.
         for _, pair in ipairs(stock) do
-            local taken = (units(C_HELD, pair.sku) or 0) + (units(C_PENDING, pair.sku) or 0)
+            local taken = (stock_units(C_HELD, pair.sku) or 0)
+                + (stock_units(C_PENDING, pair.sku) or 0)
             if pair.units < taken then
                 fail(E.ERR, 'sku ' .. int_text(pair.sku) .. ': total ' .. int_text(pair.units)
                     .. ' is below the ' .. int_text(taken) .. ' units held or pending')
@@ -27,7 +28,7 @@ return run(function()
     end
     guard({ KEYS_STOCK })
     for _, pair in ipairs(stock) do
-        local before = units(C_AVAILABLE, pair.sku) or 0
+        local before = stock_units(C_AVAILABLE, pair.sku) or 0
         add_units(C_LOADED, pair.sku, pair.units - before)
         set_units(C_AVAILABLE, pair.sku, pair.units)
         publish_available(pair.sku, pair.units)

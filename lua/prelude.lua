@@ -38,28 +38,8 @@ local function quoted(name)
     return "'" .. name .. "'"
 end
 
-local function fail_arity(command)
-    fail(E.ERR, 'wrong number of arguments for ' .. quoted(command) .. ' command')
-end
-
 local function fail_wrong_type()
     fail(E.WRONGTYPE, 'Operation against a key holding the wrong kind of value')
-end
-
-local function fail_no_sale(sale_name)
-    fail(E.NOSALE, 'sale ' .. quoted(sale_name) .. ' does not exist; create it with FLASH.SALE')
-end
-
-local function fail_no_cart(cart_id)
-    fail(E.NOCART, 'cart ' .. quoted(cart_id) .. ' does not exist')
-end
-
-local function fail_not_owner(cart_id)
-    fail(E.NOTOWNER, 'cart ' .. quoted(cart_id) .. ' belongs to another user')
-end
-
-local function fail_expired(cart_id)
-    fail(E.EXPIRED, 'cart ' .. quoted(cart_id) .. ' expired; start a new cart')
 end
 
 local function fail_bad_state(cart_id, state)
@@ -104,55 +84,56 @@ end
 
 local UTF8_REPLACEMENT = '\239\191\189'
 
-local function is_continuation(byte)
-    return byte >= 0x80 and byte <= 0xBF
-end
-
--- Length of the character at `pos` and whether it is well-formed, by the rules of Rust's
--- String::from_utf8_lossy: a bad sequence is cut where it stops being a valid prefix.
-local function utf8_char_at(raw, pos)
-    local lead = raw:byte(pos)
-    if lead < 0x80 then
-        return 1, true
-    end
-    local second = raw:byte(pos + 1) or 0
-    local width, low, high
-    if lead >= 0xC2 and lead <= 0xDF then
-        width, low, high = 2, 0x80, 0xBF
-    elseif lead >= 0xE0 and lead <= 0xEF then
-        width, low, high = 3, 0x80, 0xBF
-        if lead == 0xE0 then
-            low = 0xA0
-        elseif lead == 0xED then
-            high = 0x9F
-        end
-    elseif lead >= 0xF0 and lead <= 0xF4 then
-        width, low, high = 4, 0x80, 0xBF
-        if lead == 0xF0 then
-            low = 0x90
-        elseif lead == 0xF4 then
-            high = 0x8F
-        end
-    else
-        return 1, false
-    end
-    if second < low or second > high then
-        return 1, false
-    end
-    for offset = 2, width - 1 do
-        if not is_continuation(raw:byte(pos + offset) or 0) then
-            return offset, false
-        end
-    end
-    return width, true
-end
-
 -- The module quotes arguments through String::from_utf8_lossy (and cuts them by characters,
 -- not bytes), so a non-UTF-8 argument must read the same here: one U+FFFD per bad sequence.
+-- The decoder is made only for such an argument (a helper declared at the top would be a new
+-- closure on every call of every script that can quote one).
 local function utf8_lossy(raw, max_chars)
     if not raw:find('[\128-\255]') then
         return max_chars and raw:sub(1, max_chars) or raw
     end
+
+    -- Length of the character at `pos` of `raw` and whether it is well-formed, by the rules of
+    -- Rust's String::from_utf8_lossy: a bad sequence is cut where it stops being a valid prefix.
+    local function utf8_char_at(raw, pos)
+        local lead = raw:byte(pos)
+        if lead < 0x80 then
+            return 1, true
+        end
+        local second = raw:byte(pos + 1) or 0
+        local width, low, high
+        if lead >= 0xC2 and lead <= 0xDF then
+            width, low, high = 2, 0x80, 0xBF
+        elseif lead >= 0xE0 and lead <= 0xEF then
+            width, low, high = 3, 0x80, 0xBF
+            if lead == 0xE0 then
+                low = 0xA0
+            elseif lead == 0xED then
+                high = 0x9F
+            end
+        elseif lead >= 0xF0 and lead <= 0xF4 then
+            width, low, high = 4, 0x80, 0xBF
+            if lead == 0xF0 then
+                low = 0x90
+            elseif lead == 0xF4 then
+                high = 0x8F
+            end
+        else
+            return 1, false
+        end
+        if second < low or second > high then
+            return 1, false
+        end
+        for offset = 2, width - 1 do
+            -- A continuation byte is 0x80..0xBF.
+            local byte = raw:byte(pos + offset) or 0
+            if byte < 0x80 or byte > 0xBF then
+                return offset, false
+            end
+        end
+        return width, true
+    end
+
     local chars, pos = {}, 1
     while pos <= #raw and not (max_chars and #chars >= max_chars) do
         local length, valid = utf8_char_at(raw, pos)
@@ -202,7 +183,7 @@ end
 function Args:raw()
     local raw = ARGV[self.next]
     if raw == nil then
-        fail_arity(self.command)
+        fail(E.ERR, 'wrong number of arguments for ' .. quoted(self.command) .. ' command')
     end
     self.next = self.next + 1
     return raw
@@ -221,19 +202,16 @@ function Args:int(what, min, max)
     return parse_int(what, self:raw(), min, max)
 end
 
-function Args:optional_int(what, min, max, default)
-    if self:remaining() == 0 then
-        return default
-    end
-    return self:int(what, min, max)
-end
-
 function Args:sku()
     return self:int('sku', 1, MAX_SKU)
 end
 
+-- Optional, 1 when absent.
 function Args:qty()
-    return self:optional_int('qty', 1, MAX_QTY, 1)
+    if ARGV[self.next] == nil then
+        return 1
+    end
+    return self:int('qty', 1, MAX_QTY)
 end
 
 -- Consumes the next argument if it is `word` (case-insensitive).
@@ -274,34 +252,32 @@ local ORDERS_KEY = KEYS[KEYS_ORDERS]
 -- A cart is a hash (Redis's TYPE name; carts are not among SALE_KEY_TYPES).
 local CART_KEY_TYPE = 'hash'
 
-local function sale_key_name(sale_name, suffix)
-    return KEY_PREFIX .. '{' .. sale_name .. '}:' .. suffix
-end
+-- Set by begin(): the start of every key name of the sale (`flash:{spring}:`), and the
+-- pub/sub channel, which is not a key, so it comes from the sale name.
+local sale_key_prefix, events_channel
 
-local function cart_key_name(sale_name, cart_id)
-    return sale_key_name(sale_name, KEY_CART .. cart_id)
+local function cart_key_name(cart_id)
+    return sale_key_prefix .. KEY_CART .. cart_id
 end
-
--- Set by begin(): the pub/sub channel is not a key, so it comes from the sale name.
-local events_channel
 
 -- Every command starts here: the sale name first (arity, then its syntax), then the keys the
 -- client passed must be that sale's, or the script would act on another sale's data.
 local function begin(command)
     local args = new_args(command)
     local sale_name = args:token('sale')
-    for index, suffix in ipairs(SALE_KEYS) do
-        if KEYS[index] ~= sale_key_name(sale_name, suffix) then
+    sale_key_prefix = KEY_PREFIX .. '{' .. sale_name .. '}:'
+    for index = 1, #SALE_KEYS do
+        if KEYS[index] ~= sale_key_prefix .. SALE_KEYS[index] then
             fail(E.ERR, 'keys do not match sale ' .. quoted(sale_name))
         end
     end
-    events_channel = sale_key_name(sale_name, KEY_EVENTS)
+    events_channel = sale_key_prefix .. KEY_EVENTS
     return args, sale_name
 end
 
 -- The first cart key must be the cart named in ARGV: the only cart a cart command may touch.
-local function declared_cart_key(sale_name, cart_id)
-    local key = cart_key_name(sale_name, cart_id)
+local function declared_cart_key(cart_id)
+    local key = cart_key_name(cart_id)
     if KEYS[FIRST_CART_KEY] ~= key then
         fail(E.ERR, 'keys do not match cart ' .. quoted(cart_id))
     end
@@ -365,19 +341,21 @@ local function hash_to_map(fields)
     return map
 end
 
--- The settings, or nil when the sale does not exist (an empty hash does not exist).
+-- The settings, or nil when the sale does not exist (an empty hash does not exist). One
+-- HMGET of the fields it knows (a missing field reads as false); only a hash with none of
+-- them needs EXISTS to tell an empty sale from none.
 local function read_sale()
-    local fields = call('HGETALL', SETTINGS_KEY)
-    if #fields == 0 then
+    local v = call('HMGET', SETTINGS_KEY,
+        SALE_HOLD_MS, SALE_LIMIT, SALE_START_MS, SALE_END_MS, SALE_RETAIN_MS)
+    if not (v[1] or v[2] or v[3] or v[4] or v[5]) and call('EXISTS', SETTINGS_KEY) == 0 then
         return nil
     end
-    local map = hash_to_map(fields)
     return {
-        hold_ms = stored_int(map[SALE_HOLD_MS]) or DEFAULT_HOLD_MS,
-        limit = stored_int(map[SALE_LIMIT]) or 0,
-        start_ms = stored_int(map[SALE_START_MS]) or 0,
-        end_ms = stored_int(map[SALE_END_MS]) or 0,
-        retain_ms = stored_int(map[SALE_RETAIN_MS]) or DEFAULT_RETAIN_MS,
+        hold_ms = stored_int(v[1]) or DEFAULT_HOLD_MS,
+        limit = stored_int(v[2]) or 0,
+        start_ms = stored_int(v[3]) or 0,
+        end_ms = stored_int(v[4]) or 0,
+        retain_ms = stored_int(v[5]) or DEFAULT_RETAIN_MS,
     }
 end
 
@@ -407,7 +385,7 @@ end
 local function require_sale(sale_name)
     local sale = read_sale()
     if sale == nil then
-        fail_no_sale(sale_name)
+        fail(E.NOSALE, 'sale ' .. quoted(sale_name) .. ' does not exist; create it with FLASH.SALE')
     end
     return sale
 end
@@ -425,8 +403,10 @@ local function stock_field(sku, counter)
     return int_text(sku) .. STOCK_FIELD_SEPARATOR .. counter
 end
 
--- A SKU's counter; nil when the SKU has no such field (never loaded).
-local function units(counter, sku)
+-- A SKU's counter; nil when the SKU has no such field (never loaded). Not `units`: the shake
+-- reads a table constructor's `units = …` as a use of the name, and would send this helper
+-- with every script that builds a cart.
+local function stock_units(counter, sku)
     return stored_int(call('HGET', STOCK_KEY, stock_field(sku, counter)))
 end
 
@@ -436,7 +416,7 @@ end
 
 -- Writes the absolute result, never HINCRBY: what the module replicates, too.
 local function add_units(counter, sku, delta)
-    local value = (units(counter, sku) or 0) + delta
+    local value = (stock_units(counter, sku) or 0) + delta
     set_units(counter, sku, value)
     return value
 end
@@ -527,10 +507,39 @@ local function read_cart(key)
     return cart
 end
 
+-- For a command that changes one line (FLASH.RESERVE): the cart's scalar fields and the
+-- quantity of `sku`'s line, read with one HMGET and no line parsing; nil when the cart does
+-- not exist. Refuses what read_cart refuses. `exact` is whether user, deadline and units were
+-- all there (Store::cart's base to diff against: see reserve).
+local function read_cart_line(key, sku)
+    local v = call('HMGET', key, CART_STATE, CART_USER, CART_DEADLINE_MS, CART_UNITS,
+        CART_ENTRY, line_field(sku))
+    local state = v[1]
+    if not state then
+        -- No state: no cart, or a hash under a cart's name that Flash did not write.
+        if call('EXISTS', key) == 0 then
+            return nil, 0
+        end
+        fail_wrong_type()
+    end
+    if state ~= S_HELD and not is_cart_state(state) then
+        fail_wrong_type()
+    end
+    local cart = {
+        state = state,
+        user = v[2] or '',
+        deadline_ms = stored_int(v[3]) or 0,
+        units = stored_int(v[4]) or 0,
+        entry = v[5] or nil,
+        exact = v[2] and v[3] and v[4] and true,
+    }
+    return cart, stored_int(v[6]) or 0
+end
+
 local function require_cart(key, cart_id)
     local cart = read_cart(key)
     if cart == nil then
-        fail_no_cart(cart_id)
+        fail(E.NOCART, 'cart ' .. quoted(cart_id) .. ' does not exist')
     end
     return cart
 end
@@ -580,20 +589,18 @@ end
 
 local function check_owner(cart_id, cart, user)
     if cart.user ~= user then
-        fail_not_owner(cart_id)
+        fail(E.NOTOWNER, 'cart ' .. quoted(cart_id) .. ' belongs to another user')
     end
 end
 
 -- EXPIRED once the hold ran out, whether or not the expiry has run yet; BADSTATE once the
 -- cart became an order.
 local function check_live(cart_id, cart, at_ms)
-    if cart.state == S_HELD then
-        if at_ms < cart.deadline_ms then
-            return
-        end
-        fail_expired(cart_id)
-    elseif cart.state == S_EXPIRED then
-        fail_expired(cart_id)
+    if cart.state == S_HELD and at_ms < cart.deadline_ms then
+        return
+    end
+    if cart.state == S_HELD or cart.state == S_EXPIRED then
+        fail(E.EXPIRED, 'cart ' .. quoted(cart_id) .. ' expired; start a new cart')
     end
     fail_bad_state(cart_id, cart.state)
 end
@@ -609,21 +616,27 @@ end
 -- What checkout writes besides the cart.
 local CHECKOUT_KEYS = { KEYS_STOCK, KEYS_DEADLINES, KEYS_ORDERS }
 
--- core/src/cmd/reserve.rs Reserve::reserve. `r` holds sale, cart, cart_key, user, sku, qty.
+-- core/src/cmd/reserve.rs Reserve::reserve. `r` holds sale, cart, cart_key, user, sku, qty,
+-- and settings when the caller read the sale already (BUY).
 -- `then_writes` lists keys (KEYS_*) the caller writes after a successful reserve (BUY's checkout):
 -- they are guarded with reserve's own keys, so that a WRONGTYPE there stops the command
 -- before reserve writes anything. Returns the SKU's units left and the cart as it now is.
+-- Each key is read once and written once: the SKU's two counters with one HMGET and one HSET,
+-- the cart's line with its fields.
 local function reserve(r, then_writes)
     local at_ms = now_ms()
-    local sale = require_sale(r.sale)
+    local sale = r.settings or require_sale(r.sale)
     if not is_open(sale, at_ms) then
         fail_closed(r.sale)
     end
-    local available = units(C_AVAILABLE, r.sku)
+    local available_field = stock_field(r.sku, C_AVAILABLE)
+    local held_field = stock_field(r.sku, C_HELD)
+    local counters = call('HMGET', STOCK_KEY, available_field, held_field)
+    local available = stored_int(counters[1])
     if available == nil then
         fail(E.NOSKU, 'sku ' .. int_text(r.sku) .. ' is not loaded in sale ' .. quoted(r.sale))
     end
-    local existing = read_cart(r.cart_key)
+    local existing, line = read_cart_line(r.cart_key, r.sku)
     if existing then
         check_owner(r.cart, existing, r.user)
         check_live(r.cart, existing, at_ms)
@@ -637,44 +650,75 @@ local function reserve(r, then_writes)
         fail(E.SOLDOUT, 'sku ' .. int_text(r.sku) .. ' has ' .. int_text(available) .. ' units left')
     end
 
-    -- The stock, the user's units and the cart were read above (HGET, HGETALL): a key of
+    -- The stock, the user's units and the cart were read above (HMGET, HGET): a key of
     -- another type failed there with the same WRONGTYPE line, so only the keys not read yet
     -- are guarded, and the user's units are not read twice.
-    local written = {}
-    if existing == nil then
-        written[#written + 1] = KEYS_DEADLINES
-    end
-    for _, position in ipairs(then_writes or {}) do
-        if position ~= KEYS_STOCK then
-            written[#written + 1] = position
+    if existing == nil or then_writes then
+        local written = {}
+        if existing == nil then
+            written[#written + 1] = KEYS_DEADLINES
         end
+        for _, position in ipairs(then_writes or {}) do
+            if position ~= KEYS_STOCK then
+                written[#written + 1] = position
+            end
+        end
+        guard(written)
     end
-    guard(written)
 
     local left = available - r.qty
-    set_units(C_AVAILABLE, r.sku, left)
-    add_units(C_HELD, r.sku, r.qty)
+    call('HSET', STOCK_KEY, available_field, int_text(left),
+        held_field, int_text((stored_int(counters[2]) or 0) + r.qty))
     call('HSET', USERS_KEY, r.user, int_text(units_of_user + r.qty))
-    set_cart_line(r.cart_key, r.sku, cart_line(r.cart_key, r.sku) + r.qty)
+    -- The line and the cart's scalar fields in one HSET: only those that change, as the
+    -- module's Store::set_cart writes them (units, when the cart was read whole), and a line
+    -- at 0 removed (set_cart_line).
+    line = line + r.qty
+    local fields = {}
+    if line == 0 then
+        call('HDEL', r.cart_key, line_field(r.sku))
+    else
+        fields[1] = line_field(r.sku)
+        fields[2] = int_text(line)
+    end
     local cart
     if existing then
         cart = existing
         cart.units = existing.units + r.qty
+        if existing.exact then
+            fields[#fields + 1] = CART_UNITS
+            fields[#fields + 1] = int_text(cart.units)
+            call('HSET', r.cart_key, unpack(fields))
+        else
+            if #fields > 0 then
+                call('HSET', r.cart_key, unpack(fields))
+            end
+            write_cart(r.cart_key, cart)
+        end
     else
         -- The deadline is fixed here; later reserves never extend it.
         local hold_deadline_ms = at_ms + sale.hold_ms
         call('ZADD', DEADLINES_KEY, int_text(hold_deadline_ms), r.cart)
         cart = { state = S_HELD, user = r.user, deadline_ms = hold_deadline_ms, units = r.qty }
+        fields[#fields + 1] = CART_STATE
+        fields[#fields + 1] = cart.state
+        fields[#fields + 1] = CART_USER
+        fields[#fields + 1] = cart.user
+        fields[#fields + 1] = CART_DEADLINE_MS
+        fields[#fields + 1] = int_text(cart.deadline_ms)
+        fields[#fields + 1] = CART_UNITS
+        fields[#fields + 1] = int_text(cart.units)
+        call('HSET', r.cart_key, unpack(fields))
     end
-    write_cart(r.cart_key, cart)
     publish_available(r.sku, left)
     return left, cart
 end
 
--- core/src/cmd/checkout.rs Checkout::apply. `c` holds sale, cart, cart_key, user.
+-- core/src/cmd/checkout.rs Checkout::apply. `c` holds sale, cart, cart_key, user, and
+-- settings when the caller read the sale already (BUY).
 local function checkout(c)
     local at_ms = now_ms()
-    local sale = require_sale(c.sale)
+    local sale = c.settings or require_sale(c.sale)
     local cart = require_cart(c.cart_key, c.cart)
     check_owner(c.cart, cart, c.user)
     if is_order(cart.state) then

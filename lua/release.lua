@@ -8,7 +8,7 @@ return run(function()
     local sku = args:sku()
     local qty = args:qty()
     args:finish()
-    local cart_key = declared_cart_key(sale_name, cart_id)
+    local cart_key = declared_cart_key(cart_id)
 
     local at_ms = now_ms()
     require_sale(sale_name)

@@ -8,7 +8,7 @@ return run(function()
     r.sku = args:sku()
     r.qty = args:qty()
     args:finish()
-    r.cart_key = declared_cart_key(sale_name, r.cart)
+    r.cart_key = declared_cart_key(r.cart)
 
     local left, cart = reserve(r)
     return { left, cart.deadline_ms, cart.units }

@@ -9,7 +9,7 @@ return run(function()
         fail(E.ERR, 'verdict must be OK or REJECT')
     end
     args:finish()
-    local cart_key = declared_cart_key(sale_name, order_id)
+    local cart_key = declared_cart_key(order_id)
 
     local at_ms = now_ms()
     local sale = require_sale(sale_name)
