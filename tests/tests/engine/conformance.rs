@@ -496,6 +496,19 @@ async fn the_sale_window_closes_reserve_and_checkout(backend: Backend) {
     assert_eq!(e.ledger("s").await[0].1.available, 10);
 }
 
+/// Every message announced until the channel has been quiet for 300 ms.
+async fn until_quiet(
+    messages: &mut (impl futures::Stream<Item = redis::Msg> + Unpin),
+) -> Vec<String> {
+    let mut got = Vec::new();
+    while let Ok(Some(message)) =
+        tokio::time::timeout(std::time::Duration::from_millis(300), messages.next()).await
+    {
+        got.push(message.get_payload::<String>().unwrap());
+    }
+    got
+}
+
 async fn stock_changes_are_published(backend: Backend) {
     let e = Engine::start(backend).await;
     let mut pubsub = e.server.client().get_async_pubsub().await.unwrap();
@@ -508,18 +521,7 @@ async fn stock_changes_are_published(backend: Backend) {
     e.ok("FLASH.BUY s o1 u2 14 2").await;
     e.ok("FLASH.SETTLE s o1 REJECT").await;
     let expected = [10, 7, 8, 6, 8].map(|n| format!("{{\"sku\":14,\"available\":{n}}}"));
-    // Everything announced, until the channel has been quiet for 300 ms.
-    let mut got = Vec::new();
-    while let Ok(message) =
-        tokio::time::timeout(std::time::Duration::from_millis(300), messages.next()).await
-    {
-        got.push(
-            message
-                .expect("the subscription is open")
-                .get_payload::<String>()
-                .unwrap(),
-        );
-    }
+    let got = until_quiet(&mut messages).await;
     match backend {
         // The Lua twin announces every change.
         Backend::Lua => assert_eq!(got, expected),
@@ -579,17 +581,7 @@ async fn same_named_sales_in_two_databases_each_announce_their_stock() {
         .query_async(&mut db1)
         .await
         .unwrap();
-    let mut got = Vec::new();
-    while let Ok(message) =
-        tokio::time::timeout(std::time::Duration::from_millis(300), messages.next()).await
-    {
-        got.push(
-            message
-                .expect("the subscription is open")
-                .get_payload::<String>()
-                .unwrap(),
-        );
-    }
+    let mut got = until_quiet(&mut messages).await;
     got.sort();
     assert_eq!(
         got,
