@@ -508,12 +508,12 @@ local function read_cart(key)
 end
 
 -- For a command that changes one line (FLASH.RESERVE): the cart's scalar fields and the
--- quantity of `sku`'s line, read with one HMGET and no line parsing; nil when the cart does
+-- quantity of the line named `line_name` (line_field), read with one HMGET and no line parsing; nil when the cart does
 -- not exist. Refuses what read_cart refuses. `exact` is whether user, deadline and units were
 -- all there (Store::cart's base to diff against: see reserve).
-local function read_cart_line(key, sku)
+local function read_cart_line(key, line_name)
     local v = call('HMGET', key, CART_STATE, CART_USER, CART_DEADLINE_MS, CART_UNITS,
-        CART_ENTRY, line_field(sku))
+        CART_ENTRY, line_name)
     local state = v[1]
     if not state then
         -- No state: no cart, or a hash under a cart's name that Flash did not write.
@@ -629,14 +629,17 @@ local function reserve(r, then_writes)
     if not is_open(sale, at_ms) then
         fail_closed(r.sale)
     end
-    local available_field = stock_field(r.sku, C_AVAILABLE)
-    local held_field = stock_field(r.sku, C_HELD)
+    -- The SKU as text once, for its counters' fields, its line's and the stock event.
+    local sku_text = int_text(r.sku)
+    local available_field = sku_text .. STOCK_FIELD_SEPARATOR .. C_AVAILABLE
+    local held_field = sku_text .. STOCK_FIELD_SEPARATOR .. C_HELD
+    local line_name = CART_LINE_PREFIX .. sku_text
     local counters = call('HMGET', STOCK_KEY, available_field, held_field)
     local available = stored_int(counters[1])
     if available == nil then
-        fail(E.NOSKU, 'sku ' .. int_text(r.sku) .. ' is not loaded in sale ' .. quoted(r.sale))
+        fail(E.NOSKU, 'sku ' .. sku_text .. ' is not loaded in sale ' .. quoted(r.sale))
     end
-    local existing, line = read_cart_line(r.cart_key, r.sku)
+    local existing, line = read_cart_line(r.cart_key, line_name)
     if existing then
         check_owner(r.cart, existing, r.user)
         check_live(r.cart, existing, at_ms)
@@ -647,7 +650,7 @@ local function reserve(r, then_writes)
             .. quoted(r.user) .. ' has ' .. int_text(units_of_user))
     end
     if available < r.qty then
-        fail(E.SOLDOUT, 'sku ' .. int_text(r.sku) .. ' has ' .. int_text(available) .. ' units left')
+        fail(E.SOLDOUT, 'sku ' .. sku_text .. ' has ' .. int_text(available) .. ' units left')
     end
 
     -- The stock, the user's units and the cart were read above (HMGET, HGET): a key of
@@ -666,19 +669,21 @@ local function reserve(r, then_writes)
         guard(written)
     end
 
+    -- Every key written from here was read or guarded above, so no write meets another type:
+    -- redis.call, without call's check of the reply.
     local left = available - r.qty
-    call('HSET', STOCK_KEY, available_field, int_text(left),
+    redis.call('HSET', STOCK_KEY, available_field, int_text(left),
         held_field, int_text((stored_int(counters[2]) or 0) + r.qty))
-    call('HSET', USERS_KEY, r.user, int_text(units_of_user + r.qty))
+    redis.call('HSET', USERS_KEY, r.user, int_text(units_of_user + r.qty))
     -- The line and the cart's scalar fields in one HSET: only those that change, as the
     -- module's Store::set_cart writes them (units, when the cart was read whole), and a line
     -- at 0 removed (set_cart_line).
     line = line + r.qty
     local fields = {}
     if line == 0 then
-        call('HDEL', r.cart_key, line_field(r.sku))
+        redis.call('HDEL', r.cart_key, line_name)
     else
-        fields[1] = line_field(r.sku)
+        fields[1] = line_name
         fields[2] = int_text(line)
     end
     local cart
@@ -688,17 +693,17 @@ local function reserve(r, then_writes)
         if existing.exact then
             fields[#fields + 1] = CART_UNITS
             fields[#fields + 1] = int_text(cart.units)
-            call('HSET', r.cart_key, unpack(fields))
+            redis.call('HSET', r.cart_key, unpack(fields))
         else
             if #fields > 0 then
-                call('HSET', r.cart_key, unpack(fields))
+                redis.call('HSET', r.cart_key, unpack(fields))
             end
             write_cart(r.cart_key, cart)
         end
     else
         -- The deadline is fixed here; later reserves never extend it.
         local hold_deadline_ms = at_ms + sale.hold_ms
-        call('ZADD', DEADLINES_KEY, int_text(hold_deadline_ms), r.cart)
+        redis.call('ZADD', DEADLINES_KEY, int_text(hold_deadline_ms), r.cart)
         cart = { state = S_HELD, user = r.user, deadline_ms = hold_deadline_ms, units = r.qty }
         fields[#fields + 1] = CART_STATE
         fields[#fields + 1] = cart.state
@@ -708,9 +713,11 @@ local function reserve(r, then_writes)
         fields[#fields + 1] = int_text(cart.deadline_ms)
         fields[#fields + 1] = CART_UNITS
         fields[#fields + 1] = int_text(cart.units)
-        call('HSET', r.cart_key, unpack(fields))
+        redis.call('HSET', r.cart_key, unpack(fields))
     end
-    publish_available(r.sku, left)
+    -- publish_available, with the SKU's text already made.
+    redis.call('PUBLISH', events_channel, '{"' .. EVENT_SKU .. '":' .. sku_text
+        .. ',"' .. EVENT_AVAILABLE .. '":' .. int_text(left) .. '}')
     return left, cart
 end
 
