@@ -323,11 +323,21 @@ end
 
 -- A stored value as the module reads it (Rust's i64 FromStr): a sign, digits, nothing else.
 -- Anything else reads as absent, never as a number Lua's tonumber would make of it.
+-- Flash writes a value as int_text does, so that spelling is checked first: it is the number
+-- written back the same (what %d writes matches the pattern), and a format is cheaper than a
+-- pattern match. Any other spelling ('+5', '007', '1e3', ' 5') takes the pattern.
 local function stored_int(text)
+    local value = tonumber(text)
+    if value == nil then
+        return nil
+    end
+    if string.format('%d', value) == text then
+        return value
+    end
     if type(text) ~= 'string' or not text:find('^[+-]?%d+$') then
         return nil
     end
-    return tonumber(text)
+    return value
 end
 
 ---------------------------------------------------------------------------------------------
