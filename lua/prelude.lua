@@ -38,17 +38,10 @@ local function quoted(name)
     return "'" .. name .. "'"
 end
 
-local function fail_wrong_type()
-    fail(E.WRONGTYPE, 'Operation against a key holding the wrong kind of value')
-end
-
-local function fail_bad_state(cart_id, state)
-    fail(E.BADSTATE, 'cart ' .. quoted(cart_id) .. ' is ' .. state)
-end
-
-local function fail_closed(sale_name)
-    fail(E.CLOSED, 'sale ' .. quoted(sale_name) .. ' is not open')
-end
+-- Every helper a script reaches is a new closure on every call, so a message used in a few
+-- places is a string (fail(E.WRONGTYPE, WRONG_TYPE)) or written in place (BADSTATE, CLOSED),
+-- not a fail_* function.
+local WRONG_TYPE = 'Operation against a key holding the wrong kind of value'
 
 -- Runs a command body. Our own errors become error replies; anything else is a bug in the
 -- script and is raised as it is, so it shows up with its line number.
@@ -286,15 +279,15 @@ end
 
 -- Store::guard: a key about to be written without being read first must not hold another
 -- type, checked before the first write so that the error changes nothing.
-local function check_type(key, expected)
-    local actual = call('TYPE', key).ok
-    if actual ~= 'none' and actual ~= expected then
-        fail_wrong_type()
-    end
-end
-
--- `positions` are sale keys' places in KEYS (KEYS_*).
+-- `positions` are sale keys' places in KEYS (KEYS_*). check_type is made here, not at the
+-- top, so that only a script that guards makes it, and only when it does.
 local function guard(positions, cart_key)
+    local function check_type(key, expected)
+        local actual = call('TYPE', key).ok
+        if actual ~= 'none' and actual ~= expected then
+            fail(E.WRONGTYPE, WRONG_TYPE)
+        end
+    end
     for _, position in ipairs(positions) do
         check_type(KEYS[position], SALE_KEY_TYPES[position])
     end
@@ -487,7 +480,7 @@ local function read_cart(key)
     -- refuses it as it refuses a key of another type.
     local state = map[CART_STATE]
     if not is_cart_state(state) then
-        fail_wrong_type()
+        fail(E.WRONGTYPE, WRONG_TYPE)
     end
     local cart = {
         state = state,
@@ -530,10 +523,10 @@ local function read_cart_line(key, line_name)
         if call('EXISTS', key) == 0 then
             return nil, 0
         end
-        fail_wrong_type()
+        fail(E.WRONGTYPE, WRONG_TYPE)
     end
     if state ~= S_HELD and not is_cart_state(state) then
-        fail_wrong_type()
+        fail(E.WRONGTYPE, WRONG_TYPE)
     end
     local cart = {
         state = state,
@@ -612,7 +605,7 @@ local function check_live(cart_id, cart, at_ms)
     if cart.state == S_HELD or cart.state == S_EXPIRED then
         fail(E.EXPIRED, 'cart ' .. quoted(cart_id) .. ' expired; start a new cart')
     end
-    fail_bad_state(cart_id, cart.state)
+    fail(E.BADSTATE, 'cart ' .. quoted(cart_id) .. ' is ' .. cart.state)
 end
 
 -- CHECKOUT and BUY answer [order, entry, units].
@@ -637,7 +630,7 @@ local function reserve(r, then_writes)
     local at_ms = now_ms()
     local sale = r.settings or require_sale(r.sale)
     if not is_open(sale, at_ms) then
-        fail_closed(r.sale)
+        fail(E.CLOSED, 'sale ' .. quoted(r.sale) .. ' is not open')
     end
     -- The SKU as text once, for its counters' fields, its line's and the stock event.
     local sku_text = int_text(r.sku)
@@ -742,7 +735,7 @@ local function checkout(c)
         return order_reply(c.cart, cart)
     end
     if not is_open(sale, at_ms) then
-        fail_closed(c.sale)
+        fail(E.CLOSED, 'sale ' .. quoted(c.sale) .. ' is not open')
     end
     check_live(c.cart, cart, at_ms)
     if cart.units == 0 then

@@ -19,7 +19,7 @@ return run(function()
         return { ok = target }
     end
     if order.state ~= S_CHECKED_OUT then
-        fail_bad_state(order_id, order.state)
+        fail(E.BADSTATE, 'cart ' .. quoted(order_id) .. ' is ' .. order.state)
     end
     local destination = verdict == KW.OK and C_SOLD or C_AVAILABLE
     guard({ KEYS_STOCK, KEYS_USERS }, cart_key)
