@@ -144,9 +144,15 @@ local function ascii_upper(text)
 end
 
 local function parse_int(what, raw, min, max)
+    -- The usual spelling first: a number within the limits that %d writes back as `raw` is
+    -- what the digits below would give (a sign and at most 16 digits, no '-0').
+    local value = tonumber(raw)
+    if value ~= nil and value >= min and value <= max and string.format('%d', value) == raw then
+        return value
+    end
+    value = nil
     local negative = raw:sub(1, 1) == '-'
     local digits = negative and raw:sub(2) or raw
-    local value
     if #digits >= 1 and #digits <= 16 and not digits:find('[^0-9]') then
         value = tonumber(digits)
         -- -0 is 0, as in i64; a double would keep the sign.
