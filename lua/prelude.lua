@@ -66,10 +66,14 @@ local function call(...)
     return reply
 end
 
+-- The library functions the per-call helpers use most, as locals: a global is a table lookup
+-- on every use (string.format two).
+local format, tonumber = string.format, tonumber
+
 -- Lua numbers are doubles: tostring(1.7e12) is '1.7e+12', so every number written to Redis
 -- or into a message goes through here. Parse limits keep all of them below 2^53.
 local function int_text(n)
-    return string.format('%d', n)
+    return format('%d', n)
 end
 
 ---------------------------------------------------------------------------------------------
@@ -147,7 +151,7 @@ local function parse_int(what, raw, min, max)
     -- The usual spelling first: a number within the limits that %d writes back as `raw` is
     -- what the digits below would give (a sign and at most 16 digits, no '-0').
     local value = tonumber(raw)
-    if value ~= nil and value >= min and value <= max and string.format('%d', value) == raw then
+    if value ~= nil and value >= min and value <= max and format('%d', value) == raw then
         return value
     end
     value = nil
@@ -312,7 +316,9 @@ local cached_now_ms
 local function now_ms()
     if cached_now_ms == nil then
         local time = redis.call('TIME')
-        cached_now_ms = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+        -- TIME's microseconds, down to whole milliseconds (exact in doubles).
+        local us = tonumber(time[2])
+        cached_now_ms = tonumber(time[1]) * 1000 + (us - us % 1000) / 1000
     end
     return cached_now_ms
 end
@@ -330,7 +336,7 @@ local function stored_int(text)
     if value == nil then
         return nil
     end
-    if string.format('%d', value) == text then
+    if format('%d', value) == text then
         return value
     end
     if type(text) ~= 'string' or not text:find('^[+-]?%d+$') then
