@@ -694,41 +694,49 @@ local function reserve(r, then_writes)
     -- module's Store::set_cart writes them (units, when the cart was read whole), and a line
     -- at 0 removed (set_cart_line).
     line = line + r.qty
-    local fields = {}
-    if line == 0 then
-        redis.call('HDEL', r.cart_key, line_name)
-    else
-        fields[1] = line_name
-        fields[2] = int_text(line)
-    end
     local cart
-    if existing then
+    if existing and existing.exact and line ~= 0 then
+        -- The usual case, a line added to a whole cart: as below, without a fields table.
         cart = existing
         cart.units = existing.units + r.qty
-        if existing.exact then
+        redis.call('HSET', r.cart_key, line_name, int_text(line),
+            CART_UNITS, int_text(cart.units))
+    else
+        local fields = {}
+        if line == 0 then
+            redis.call('HDEL', r.cart_key, line_name)
+        else
+            fields[1] = line_name
+            fields[2] = int_text(line)
+        end
+        if existing then
+            cart = existing
+            cart.units = existing.units + r.qty
+            if existing.exact then
+                fields[#fields + 1] = CART_UNITS
+                fields[#fields + 1] = int_text(cart.units)
+                redis.call('HSET', r.cart_key, unpack(fields))
+            else
+                if #fields > 0 then
+                    redis.call('HSET', r.cart_key, unpack(fields))
+                end
+                write_cart(r.cart_key, cart)
+            end
+        else
+            -- The deadline is fixed here; later reserves never extend it.
+            local hold_deadline_ms = at_ms + sale.hold_ms
+            redis.call('ZADD', DEADLINES_KEY, int_text(hold_deadline_ms), r.cart)
+            cart = { state = S_HELD, user = r.user, deadline_ms = hold_deadline_ms, units = r.qty }
+            fields[#fields + 1] = CART_STATE
+            fields[#fields + 1] = cart.state
+            fields[#fields + 1] = CART_USER
+            fields[#fields + 1] = cart.user
+            fields[#fields + 1] = CART_DEADLINE_MS
+            fields[#fields + 1] = int_text(cart.deadline_ms)
             fields[#fields + 1] = CART_UNITS
             fields[#fields + 1] = int_text(cart.units)
             redis.call('HSET', r.cart_key, unpack(fields))
-        else
-            if #fields > 0 then
-                redis.call('HSET', r.cart_key, unpack(fields))
-            end
-            write_cart(r.cart_key, cart)
         end
-    else
-        -- The deadline is fixed here; later reserves never extend it.
-        local hold_deadline_ms = at_ms + sale.hold_ms
-        redis.call('ZADD', DEADLINES_KEY, int_text(hold_deadline_ms), r.cart)
-        cart = { state = S_HELD, user = r.user, deadline_ms = hold_deadline_ms, units = r.qty }
-        fields[#fields + 1] = CART_STATE
-        fields[#fields + 1] = cart.state
-        fields[#fields + 1] = CART_USER
-        fields[#fields + 1] = cart.user
-        fields[#fields + 1] = CART_DEADLINE_MS
-        fields[#fields + 1] = int_text(cart.deadline_ms)
-        fields[#fields + 1] = CART_UNITS
-        fields[#fields + 1] = int_text(cart.units)
-        redis.call('HSET', r.cart_key, unpack(fields))
     end
     -- publish_available, with the SKU's text already made.
     redis.call('PUBLISH', events_channel, '{"' .. EVENT_SKU .. '":' .. sku_text
