@@ -28,6 +28,44 @@
 -- a check deep in a helper stops the command. Every check runs before the first write.
 
 ---------------------------------------------------------------------------------------------
+-- Plain values, declared before every helper: a closure made on each call finds each local it
+-- captures by a walk over the locals captured so far that were declared after that one, so
+-- the helpers captured most (fail, call, int_text, stored_int…) should have few such values
+-- declared after them.
+
+-- The library functions the per-call helpers use most, as locals: a global is a table lookup
+-- on every use (string.format two).
+local format, tonumber = string.format, tonumber
+
+-- Every helper a script reaches is a new closure on every call, so a message used in a few
+-- places is a string (fail(E.WRONGTYPE, WRONG_TYPE)) or written in place (BADSTATE, CLOSED),
+-- not a fail_* function.
+local WRONG_TYPE = 'Operation against a key holding the wrong kind of value'
+
+-- What String::from_utf8_lossy puts for a bad sequence (utf8_lossy).
+local UTF8_REPLACEMENT = '\239\191\189'
+
+-- KEYS[FIRST_CART_KEY..] are carts.
+local FIRST_CART_KEY = #SALE_KEYS + 1
+
+-- The sale's keys, as the client passed them (checked by begin()).
+local SETTINGS_KEY = KEYS[KEYS_SALE]
+local STOCK_KEY = KEYS[KEYS_STOCK]
+local USERS_KEY = KEYS[KEYS_USERS]
+local DEADLINES_KEY = KEYS[KEYS_DEADLINES]
+local ORDERS_KEY = KEYS[KEYS_ORDERS]
+
+-- A cart is a hash (Redis's TYPE name; carts are not among SALE_KEY_TYPES).
+local CART_KEY_TYPE = 'hash'
+
+-- Set by begin(): the start of every key name of the sale (`flash:{spring}:`), and the
+-- pub/sub channel, which is not a key, so it comes from the sale name.
+local sale_key_prefix, events_channel
+
+-- The clock's one reading per script (now_ms).
+local cached_now_ms
+
+---------------------------------------------------------------------------------------------
 -- Errors (core/src/error.rs)
 
 local function fail(code, message)
@@ -37,11 +75,6 @@ end
 local function quoted(name)
     return "'" .. name .. "'"
 end
-
--- Every helper a script reaches is a new closure on every call, so a message used in a few
--- places is a string (fail(E.WRONGTYPE, WRONG_TYPE)) or written in place (BADSTATE, CLOSED),
--- not a fail_* function.
-local WRONG_TYPE = 'Operation against a key holding the wrong kind of value'
 
 -- Runs a command body. Our own errors become error replies; anything else is a bug in the
 -- script and is raised as it is, so it shows up with its line number.
@@ -66,10 +99,6 @@ local function call(...)
     return reply
 end
 
--- The library functions the per-call helpers use most, as locals: a global is a table lookup
--- on every use (string.format two).
-local format, tonumber = string.format, tonumber
-
 -- Lua numbers are doubles: tostring(1.7e12) is '1.7e+12', so every number written to Redis
 -- or into a message goes through here. Parse limits keep all of them below 2^53.
 local function int_text(n)
@@ -78,8 +107,6 @@ end
 
 ---------------------------------------------------------------------------------------------
 -- Arguments (core/src/args.rs)
-
-local UTF8_REPLACEMENT = '\239\191\189'
 
 -- The module quotes arguments through String::from_utf8_lossy (and cuts them by characters,
 -- not bytes), so a non-UTF-8 argument must read the same here: one U+FFFD per bad sequence.
@@ -242,23 +269,6 @@ end
 ---------------------------------------------------------------------------------------------
 -- Keys (core/src/keys.rs)
 
--- KEYS[FIRST_CART_KEY..] are carts.
-local FIRST_CART_KEY = #SALE_KEYS + 1
-
--- The sale's keys, as the client passed them (checked by begin()).
-local SETTINGS_KEY = KEYS[KEYS_SALE]
-local STOCK_KEY = KEYS[KEYS_STOCK]
-local USERS_KEY = KEYS[KEYS_USERS]
-local DEADLINES_KEY = KEYS[KEYS_DEADLINES]
-local ORDERS_KEY = KEYS[KEYS_ORDERS]
-
--- A cart is a hash (Redis's TYPE name; carts are not among SALE_KEY_TYPES).
-local CART_KEY_TYPE = 'hash'
-
--- Set by begin(): the start of every key name of the sale (`flash:{spring}:`), and the
--- pub/sub channel, which is not a key, so it comes from the sale name.
-local sale_key_prefix, events_channel
-
 local function cart_key_name(cart_id)
     return sale_key_prefix .. KEY_CART .. cart_id
 end
@@ -308,8 +318,6 @@ end
 
 ---------------------------------------------------------------------------------------------
 -- The clock
-
-local cached_now_ms
 
 -- One reading per script, like the module's one reading per command: FLASH.BUY's reserve and
 -- checkout must agree on whether the cart is live.
