@@ -183,7 +183,7 @@ impl RedisStore {
     /// no check follows it.)
     pub fn flush(&mut self) {
         if self.writes.of(SALE).is_some() {
-            settings_cache::forget_all();
+            names_cache::forget_settings();
         }
         self.flush_hashes();
         self.flush_removals();

@@ -26,6 +26,7 @@ use std::ffi::{c_char, c_int, c_void};
 use flash_core::keys::SaleKeys;
 use redis_module::raw;
 
+use super::names_cache::forget_settings;
 use crate::api::{Ctx, api, bytes};
 
 thread_local! {
@@ -65,11 +66,6 @@ pub fn start(ctx: Ctx) {
     ENABLED.set(keyspace && server_events);
 }
 
-/// Forgets every cached setting.
-pub(super) fn forget_all() {
-    super::names_cache::forget_settings();
-}
-
 unsafe extern "C" fn on_key_event(
     _ctx: Ctx,
     _type: c_int,
@@ -78,7 +74,7 @@ unsafe extern "C" fn on_key_event(
 ) -> c_int {
     let key = bytes(key);
     if SaleKeys::sale_of_settings_key(key).is_some() {
-        forget_all();
+        forget_settings();
     }
     raw::REDISMODULE_OK as c_int
 }
@@ -89,5 +85,5 @@ unsafe extern "C" fn on_server_event(
     _subevent: u64,
     _data: *mut c_void,
 ) {
-    forget_all();
+    forget_settings();
 }
