@@ -57,12 +57,78 @@ pub struct EdgeSettings {
     /// Open connections (HTTP and WebSocket) the process accepts at once.
     #[arg(long, env = "FLASH_MAX_CONNECTIONS", default_value_t = 20_000)]
     pub max_connections: usize,
+    /// Per-connection limits: connections per address, timeouts, the header buffer.
+    #[command(flatten)]
+    pub connections: ConnectionSettings,
     /// How long a catalog page may be served from memory, in milliseconds.
     #[arg(long, env = "FLASH_CATALOG_TTL_MS", default_value_t = 2_000)]
     pub catalog_ttl_ms: u64,
     /// Database connections the edge's pool keeps (the embedded worker has its own).
     #[arg(long, env = "FLASH_DB_POOL", default_value_t = 8)]
     pub db_pool: usize,
+}
+
+/// What one client may hold of the edge: open connections per address, how long a request
+/// may take to arrive, how long a keep-alive connection may sit idle, how big the headers.
+/// Without these a client that opens sockets and sends nothing, or half a request, holds a
+/// descriptor and buffers for as long as it likes.
+#[derive(Clone, Debug, clap::Args)]
+pub struct ConnectionSettings {
+    /// Open connections (HTTP and WebSocket) per client address (per /64 for IPv6), checked
+    /// when a connection is accepted; 0 turns the cap off.
+    #[arg(long, env = "FLASH_CONNECTIONS_PER_IP", default_value_t = 256)]
+    pub connections_per_ip: usize,
+    /// A request's line and headers must arrive within this many milliseconds: of the
+    /// connection's opening for its first request, of their first byte for later ones.
+    #[arg(long, env = "FLASH_HEADER_TIMEOUT_MS", default_value_t = 10_000)]
+    pub header_timeout_ms: u64,
+    /// A request's body must arrive, and its reply be ready, within this many milliseconds
+    /// of its headers; after it the reply is 408 and the connection closes.
+    #[arg(long, env = "FLASH_BODY_TIMEOUT_MS", default_value_t = 30_000)]
+    pub body_timeout_ms: u64,
+    /// A keep-alive connection that sends nothing for this many milliseconds after a reply
+    /// is closed.
+    #[arg(long, env = "FLASH_IDLE_TIMEOUT_MS", default_value_t = 60_000)]
+    pub idle_timeout_ms: u64,
+    /// After the 101 reply, a WebSocket upgrade must complete within this many milliseconds.
+    #[arg(long, env = "FLASH_WS_HANDSHAKE_TIMEOUT_MS", default_value_t = 10_000)]
+    pub ws_handshake_timeout_ms: u64,
+    /// The largest request line plus headers, in bytes (431 beyond); also the bound of a
+    /// connection's read buffer (at least 8 KiB).
+    #[arg(long, env = "FLASH_MAX_HEADER_BYTES", default_value_t = 16 * 1024)]
+    pub max_header_bytes: usize,
+}
+
+impl Default for ConnectionSettings {
+    /// The flags' defaults.
+    fn default() -> ConnectionSettings {
+        ConnectionSettings {
+            connections_per_ip: 256,
+            header_timeout_ms: 10_000,
+            body_timeout_ms: 30_000,
+            idle_timeout_ms: 60_000,
+            ws_handshake_timeout_ms: 10_000,
+            max_header_bytes: 16 * 1024,
+        }
+    }
+}
+
+impl ConnectionSettings {
+    pub fn header_timeout(&self) -> Duration {
+        Duration::from_millis(self.header_timeout_ms)
+    }
+
+    pub fn body_timeout(&self) -> Duration {
+        Duration::from_millis(self.body_timeout_ms)
+    }
+
+    pub fn idle_timeout(&self) -> Duration {
+        Duration::from_millis(self.idle_timeout_ms)
+    }
+
+    pub fn ws_handshake_timeout(&self) -> Duration {
+        Duration::from_millis(self.ws_handshake_timeout_ms)
+    }
 }
 
 impl EdgeSettings {

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use flash_client::{FlashClient, SaleSettings};
-use flash_edge::settings::EdgeSettings;
+use flash_edge::settings::{ConnectionSettings, EdgeSettings};
 use flash_worker::settings::WorkerSettings;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -96,6 +96,7 @@ impl Stack {
             allowed_origins: vec!["http://127.0.0.1:8000".to_owned()],
             ws_per_ip: 32,
             max_connections: 1000,
+            connections: ConnectionSettings::default(),
             catalog_ttl_ms: 2000,
             db_pool: 4,
         };
