@@ -88,6 +88,7 @@ impl App {
             ws: WsSettings {
                 allowed_origins: settings.allowed_origins.clone(),
                 max_per_ip: settings.ws_per_ip,
+                handshake_timeout: settings.connections.ws_handshake_timeout(),
                 ..WsSettings::default()
             },
             worker: (!settings.no_worker).then(|| Arc::new(Counters::default())),

@@ -2,15 +2,17 @@
 //! Redis only through `flash-client` (commands, and the stock events of [`flash_client::StockEvents`]).
 //!
 //! Map of the crate:
-//! - [`server`]: the accept loop, the connection cap, graceful shutdown, the embedded worker.
+//! - [`server`]: the accept loop, the connection caps (per process, per address), each
+//!   connection's timeouts (header, body, idle) and bounded header buffer, the open-file
+//!   limit, graceful shutdown, the embedded worker; one file per part under `server/`.
 //! - [`routes`]: `match (method, path)` in `routes/mod.rs`, building one [`routes::Call`] per
 //!   request (`routes/context.rs`: the route, the caller, the JSON body and its `user_id`
 //!   check, the path's id); one file per group of handlers: session, products (and the
 //!   sale), cart, orders, health and metrics, the UI's assets; `body.rs` reads JSON bodies.
 //! - [`app`]: the shared state, built once: engine client, database pool, caches, limits.
 //! - [`session`]: signed session tokens: the caller is proven, never read from the body.
-//! - [`limits`]: rate limits per IP and per user; `limits/connections.rs`: live WebSocket
-//!   connections per address, capped, each held as a slot.
+//! - [`limits`]: rate limits per IP and per user; `limits/connections.rs`: live connections
+//!   per address, capped, each held as a slot (for WebSockets, and for every connection).
 //! - [`catalog`]: products from PostgreSQL, held in memory briefly.
 //! - [`hub`]: live stock: one subscription per process, coalesced per product, fanned out to
 //!   every WebSocket client. `hub/mod.rs` the hub and its reads, `table.rs` the latest

@@ -1,5 +1,22 @@
-//! The accept loop: HTTP/1.1 with upgrades (for the WebSocket), a cap on open connections,
-//! and a graceful shutdown that lets requests in flight finish.
+//! The accept loop: HTTP/1.1 with upgrades (for the WebSocket), caps on open connections
+//! (per process and per address), and a graceful shutdown that lets requests in flight
+//! finish.
+//!
+//! - `connection.rs`: one connection: hyper with a bounded header buffer, the body timeout,
+//!   the watchdog of the header and idle timeouts.
+//! - `activity.rs`: a connection's phase and deadline, shared by its socket, service and
+//!   watchdog.
+//! - `watched_io.rs`: the socket wrapper that reports bytes and holds the connection's
+//!   slots (an upgraded WebSocket keeps them).
+//! - `accept.rs`: backoff for failed accepts, the refusal of connections over an address's
+//!   cap.
+//! - `open_files.rs`: the open-file limit raised at start, the connection cap kept under it.
+
+mod accept;
+mod activity;
+mod connection;
+mod open_files;
+mod watched_io;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -7,16 +24,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tracing::{info, warn};
 
 use crate::app::App;
-use crate::routes;
+use crate::limits::Connections;
 use crate::settings::EdgeSettings;
+use accept::{AcceptBackoff, Refuser};
+use activity::Timeouts;
+use connection::ConnectionLimits;
+use watched_io::ConnectionSlots;
 
 /// How long shutdown waits for open connections (WebSockets included) before giving up.
 const DRAIN: Duration = Duration::from_secs(5);
@@ -28,6 +46,8 @@ pub async fn run(
     ready: impl FnOnce(SocketAddr),
     shutdown: impl Future<Output = ()>,
 ) -> Result<()> {
+    let file_limit = open_files::raise_limit();
+    let max_connections = open_files::connection_cap(settings.max_connections, file_limit);
     let listener = TcpListener::bind(settings.listen)
         .await
         .with_context(|| format!("cannot listen on {}", settings.listen))?;
@@ -61,7 +81,7 @@ pub async fn run(
     };
     info!(%address, sale = %app.settings.sale, "edge: serving http://{address}/");
     ready(address);
-    serve(listener, app.clone(), shutdown).await;
+    serve(listener, app.clone(), max_connections, shutdown).await;
     housekeeping.abort();
     let _ = stop_worker.send(true);
     if let Some(worker) = worker {
@@ -72,10 +92,27 @@ pub async fn run(
     Ok(())
 }
 
-async fn serve(listener: TcpListener, app: Arc<App>, shutdown: impl Future<Output = ()>) {
+async fn serve(
+    listener: TcpListener,
+    app: Arc<App>,
+    max: usize,
+    shutdown: impl Future<Output = ()>,
+) {
     tokio::pin!(shutdown);
-    let max = app.settings.max_connections;
     let slots = Arc::new(Semaphore::new(max));
+    let settings = &app.settings.connections;
+    let per_address = Connections::default();
+    let max_per_address = settings.connections_per_ip;
+    let limits = ConnectionLimits {
+        timeouts: Timeouts {
+            header: settings.header_timeout(),
+            idle: settings.idle_timeout(),
+        },
+        body: settings.body_timeout(),
+        max_header_bytes: settings.max_header_bytes,
+    };
+    let mut backoff = AcceptBackoff::default();
+    let mut refuser = Refuser::new(max_per_address);
     // Every connection watches this; on shutdown each stops taking new requests on its
     // keep-alive and closes after the one in flight.
     let (closing, closing_seen) = tokio::sync::watch::channel(false);
@@ -83,42 +120,42 @@ async fn serve(listener: TcpListener, app: Arc<App>, shutdown: impl Future<Outpu
         let (stream, peer) = tokio::select! {
             _ = &mut shutdown => break,
             accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
+                Ok(accepted) => {
+                    backoff.succeeded();
+                    accepted
+                }
                 Err(error) => {
-                    // Out of descriptors, usually: wait a little instead of spinning.
-                    warn!(%error, "edge: accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    tokio::time::sleep(backoff.failed(&error)).await;
                     continue;
                 }
             },
         };
+        // Checked before the process-wide cap, so that one address's crowd is turned away
+        // at once instead of queueing in front of everyone else.
+        let address = if max_per_address == 0 {
+            None
+        } else {
+            match per_address.admit(peer.ip(), max_per_address) {
+                Some(slot) => Some(slot),
+                None => {
+                    refuser.refuse(stream, peer.ip());
+                    continue;
+                }
+            }
+        };
         // Over the cap, new connections wait in the kernel's backlog, not in our memory.
-        let Ok(slot) = slots.clone().acquire_owned().await else {
+        let Ok(process) = slots.clone().acquire_owned().await else {
             break;
         };
         let _ = stream.set_nodelay(true);
-        let app = app.clone();
-        let service = service_fn(move |req| {
-            let app = app.clone();
-            async move { Ok::<_, std::convert::Infallible>(routes::handle(app, req, peer.ip()).await) }
-        });
-        let mut closing = closing_seen.clone();
-        tokio::spawn(async move {
-            let connection = http1::Builder::new()
-                .keep_alive(true)
-                .serve_connection(TokioIo::new(stream), service)
-                .with_upgrades();
-            tokio::pin!(connection);
-            tokio::select! {
-                _ = connection.as_mut() => {}
-                // The watch's guard is not Send: drop it before the select's arm runs.
-                _ = async { closing.wait_for(|closing| *closing).await.is_ok() } => {
-                    connection.as_mut().graceful_shutdown();
-                    let _ = connection.await;
-                }
-            }
-            drop(slot);
-        });
+        tokio::spawn(connection::serve(
+            stream,
+            peer.ip(),
+            ConnectionSlots { process, address },
+            app.clone(),
+            limits,
+            closing_seen.clone(),
+        ));
     }
     drop(listener);
     let _ = closing.send(true);

@@ -1,13 +1,15 @@
-//! WebSocket admission: live connections per address (per /64 for IPv6), capped, each held
-//! as a [`ClientSlot`] that gives its place back however the session ends.
+//! Admission by address: live connections per address (per /64 for IPv6), capped, each held
+//! as a [`ClientSlot`] that gives its place back however the connection ends. The hub counts
+//! WebSocket sessions with one (`--ws-per-ip`); the accept loop every connection with
+//! another (`--connections-per-ip`).
 
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-/// Live WebSocket connections, per address group and in all. Cheap to clone: clones share
-/// the counts.
+/// Live connections, per address group and in all. Cheap to clone: clones share the
+/// counts.
 #[derive(Clone, Default)]
 pub struct Connections {
     shared: Arc<Shared>,
@@ -30,8 +32,8 @@ impl Shared {
     }
 }
 
-/// A held WebSocket slot: counted in [`Connections::live`] and against its address's cap
-/// until dropped, which happens however the session ends (close, error, panic, abort).
+/// A held slot: counted in [`Connections::live`] and against its address's cap
+/// until dropped, which happens however the connection ends (close, error, panic, abort).
 pub struct ClientSlot {
     shared: Arc<Shared>,
     group: IpAddr,

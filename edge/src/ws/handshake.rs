@@ -62,10 +62,14 @@ pub fn upgrade(
         // Held for the session's whole life: dropped when this task ends, however it ends
         // (return, panic, abort), which frees the address's slot.
         let _slot = slot;
-        let upgraded = match on_upgrade.await {
-            Ok(upgraded) => upgraded,
-            Err(error) => {
+        let upgraded = match tokio::time::timeout(limits.handshake_timeout, on_upgrade).await {
+            Ok(Ok(upgraded)) => upgraded,
+            Ok(Err(error)) => {
                 tracing::debug!(%error, %peer, "ws: upgrade did not complete");
+                return;
+            }
+            Err(_) => {
+                tracing::debug!(%peer, "ws: upgrade did not complete in time");
                 return;
             }
         };

@@ -77,6 +77,9 @@ pub struct WsSettings {
     pub heartbeat: Duration,
     /// A client that sends nothing (not even a pong) this long is dropped.
     pub idle_timeout: Duration,
+    /// After the 101 reply, the upgrade must complete within this; until it does, the
+    /// connection's slots are held by a task waiting for it.
+    pub handshake_timeout: Duration,
 }
 
 impl Default for WsSettings {
@@ -92,6 +95,7 @@ impl Default for WsSettings {
             send_timeout: Duration::from_secs(10),
             heartbeat: Duration::from_secs(30),
             idle_timeout: Duration::from_secs(75),
+            handshake_timeout: Duration::from_secs(10),
         }
     }
 }

@@ -96,7 +96,11 @@ async fn a_connection_that_sends_nothing_is_closed_at_the_header_timeout() {
         .await
         .expect("closed within the header timeout");
     assert!(sent.is_empty(), "{}", String::from_utf8_lossy(&sent));
-    assert!(closed - opened >= header, "closed early: {:?}", closed - opened);
+    assert!(
+        closed - opened >= header,
+        "closed early: {:?}",
+        closed - opened
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -106,7 +110,10 @@ async fn half_a_request_line_or_half_the_headers_are_closed_at_the_header_timeou
         settings.connections.header_timeout_ms = 1_000;
     })
     .await;
-    for half in ["GET /sa", "GET /sale HTTP/1.1\r\nHost: shop\r\nAccept: appl"] {
+    for half in [
+        "GET /sa",
+        "GET /sale HTTP/1.1\r\nHost: shop\r\nAccept: appl",
+    ] {
         let opened = Instant::now();
         let mut client = TcpStream::connect(stack.address).await.unwrap();
         client.write_all(half.as_bytes()).await.unwrap();
@@ -242,7 +249,10 @@ async fn slowloris_clients_are_cut_at_the_header_timeout_while_others_are_served
     );
     assert!(p99 < Duration::from_millis(50), "p99 {p99:?}");
     for dribbler in dribblers {
-        let open_for = dribbler.await.unwrap().expect("cut within the header timeout");
+        let open_for = dribbler
+            .await
+            .unwrap()
+            .expect("cut within the header timeout");
         assert!(open_for >= header, "cut early: {open_for:?}");
     }
 }
@@ -265,7 +275,7 @@ async fn edge_process(stack: &Stack, log: &Path, flags: &[&str]) -> (Server, Soc
     let mut command = Command::new(flash_binary());
     command
         .current_dir(log.parent().unwrap())
-        .env("RUST_LOG", "info")
+        .env("RUST_LOG", "info,tokio_postgres=warn")
         .arg("edge")
         .args(["--listen", &address.to_string()])
         .args(["--redis-url", &stack.redis.url()])
@@ -274,8 +284,14 @@ async fn edge_process(stack: &Stack, log: &Path, flags: &[&str]) -> (Server, Soc
         .args(["--secret", "a test secret that is long enough to sign"])
         .args(["--rate-per-ip", "0", "--rate-per-user", "0", "--no-worker"])
         .args(flags);
-    let mut edge = Server::spawn("flash edge", command, log, libc::SIGTERM, Supervision::Attached)
-        .expect("flash edge starts");
+    let mut edge = Server::spawn(
+        "flash edge",
+        command,
+        log,
+        libc::SIGTERM,
+        Supervision::Attached,
+    )
+    .expect("flash edge starts");
     let client = flash_api_client::EdgeClient::new(&format!("http://{address}")).unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
@@ -287,7 +303,11 @@ async fn edge_process(stack: &Stack, log: &Path, flags: &[&str]) -> (Server, Soc
         if client.health().await.is_ok_and(|(status, _)| status == 200) {
             return (edge, address);
         }
-        assert!(Instant::now() < deadline, "no /healthz:\n{}", edge.log_tail(30));
+        assert!(
+            Instant::now() < deadline,
+            "no /healthz:\n{}",
+            edge.log_tail(30)
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -431,7 +451,11 @@ async fn an_upgraded_websocket_holds_a_connection_slot_until_it_closes() {
         .write_all(b"GET /sale HTTP/1.1\r\nHost: shop\r\n\r\n")
         .await
         .unwrap();
-    assert!(read_response(&mut keep_alive).await.starts_with("HTTP/1.1 200"));
+    assert!(
+        read_response(&mut keep_alive)
+            .await
+            .starts_with("HTTP/1.1 200")
+    );
 
     let mut third = TcpStream::connect(stack.address).await.unwrap();
     third
@@ -440,7 +464,10 @@ async fn an_upgraded_websocket_holds_a_connection_slot_until_it_closes() {
         .unwrap();
     let mut buffer = [0u8; 64];
     let early = tokio::time::timeout(Duration::from_secs(1), third.read(&mut buffer)).await;
-    assert!(early.is_err(), "served while the WebSocket held a slot: {early:?}");
+    assert!(
+        early.is_err(),
+        "served while the WebSocket held a slot: {early:?}"
+    );
 
     socket.send(Message::Close(None)).await.unwrap();
     // Read to the end of the close handshake.

@@ -54,6 +54,8 @@ impl EdgeProcess {
             .arg(database_url)
             .args(["--sale", SALE, "--secret", SECRET])
             .args(["--rate-per-ip", "0", "--rate-per-user", "0"])
+            // Every client of the bench comes from 127.0.0.1.
+            .args(["--connections-per-ip", "0"])
             .arg("--ws-per-ip")
             .arg(ws_per_ip.to_string())
             .arg("--max-connections")
