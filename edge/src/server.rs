@@ -11,10 +11,12 @@
 //! - `accept.rs`: backoff for failed accepts, the refusal of connections over an address's
 //!   cap.
 //! - `open_files.rs`: the open-file limit raised at start, the connection cap kept under it.
+//! - `free_memory.rs`: the allocator's free memory given back once a crowd has gone.
 
 mod accept;
 mod activity;
 mod connection;
+mod free_memory;
 mod open_files;
 mod watched_io;
 
@@ -116,6 +118,7 @@ async fn serve(
     // Every connection watches this; on shutdown each stops taking new requests on its
     // keep-alive and closes after the one in flight.
     let (closing, closing_seen) = tokio::sync::watch::channel(false);
+    let trimmer = tokio::spawn(free_memory::trim_after_crowds(slots.clone(), max));
     loop {
         let (stream, peer) = tokio::select! {
             _ = &mut shutdown => break,
@@ -158,6 +161,7 @@ async fn serve(
         ));
     }
     drop(listener);
+    trimmer.abort();
     let _ = closing.send(true);
     // WebSocket sessions live outside the HTTP connections they came from: close them (1001).
     app.hub.shutdown();
