@@ -93,8 +93,8 @@ impl Refuser {
         {
             warn!(
                 %peer,
-                refused = self.refused,
-                "edge: refusing connections over the per-address cap"
+                "edge: refused {} connections over the per-address cap since the last report",
+                self.refused
             );
             self.logged_at = Some(Instant::now());
             self.refused = 0;
