@@ -26,7 +26,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::Semaphore;
 use tracing::{info, warn};
 
@@ -41,6 +41,25 @@ use watched_io::ConnectionSlots;
 /// How long shutdown waits for open connections (WebSockets included) before giving up.
 const DRAIN: Duration = Duration::from_secs(5);
 
+/// The kernel's queue of connections not accepted yet. tokio's `TcpListener::bind` asks
+/// for 128, which a crowd overflows at once: a connection arriving at a full queue waits a
+/// second for its SYN to be sent again, or is reset (the connection suite's 300 slow
+/// clients were, now and then, on a busy machine). The kernel caps it at
+/// `net.core.somaxconn` (4096 by default since Linux 5.4).
+const BACKLOG: u32 = 4096;
+
+fn listen(address: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if address.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    // As tokio's bind does: a restarted edge need not wait for the old one's TIME_WAITs.
+    socket.set_reuseaddr(true)?;
+    socket.bind(address)?;
+    socket.listen(BACKLOG)
+}
+
 /// Starts everything (the app, the embedded worker unless turned off) and serves until
 /// `shutdown` resolves. `ready` learns the bound address (the port may have been 0).
 pub async fn run(
@@ -50,9 +69,8 @@ pub async fn run(
 ) -> Result<()> {
     let file_limit = open_files::raise_limit();
     let max_connections = open_files::connection_cap(settings.max_connections, file_limit);
-    let listener = TcpListener::bind(settings.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", settings.listen))?;
+    let listener =
+        listen(settings.listen).with_context(|| format!("cannot listen on {}", settings.listen))?;
     let app = App::start(settings).await?;
     let address = listener.local_addr()?;
     let (stop_worker, worker_stopped) = tokio::sync::watch::channel(false);

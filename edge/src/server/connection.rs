@@ -81,7 +81,12 @@ pub async fn serve(
             }
         };
         tokio::select! {
-            _ = connection.as_mut() => return,
+            ended = connection.as_mut() => {
+                if let Err(error) = ended {
+                    debug!(%peer, %error, "edge: connection ended with an error");
+                }
+                return;
+            }
             () = activity.changed() => {}
             () = expired => {
                 // The phase may have changed at the very moment: then look again.

@@ -213,14 +213,17 @@ async fn slowloris_clients_are_cut_at_the_header_timeout_while_others_are_served
                 };
                 let closed = async {
                     let mut buffer = [0u8; 1024];
-                    while let Ok(n) = reader.read(&mut buffer).await
-                        && n > 0
-                    {}
+                    // The first read ends it: data (a refusal), the close, or a reset.
+                    match reader.read(&mut buffer).await {
+                        Ok(0) => "the edge's close".to_owned(),
+                        Ok(n) => String::from_utf8_lossy(&buffer[..n]).into_owned(),
+                        Err(error) => error.to_string(),
+                    }
                 };
                 let open_for = tokio::time::timeout(header + SLACK, async {
                     tokio::select! {
                         () = dribble => unreachable!(),
-                        () = closed => opened.elapsed(),
+                        how = closed => (opened.elapsed(), how),
                     }
                 })
                 .await;
@@ -253,7 +256,8 @@ async fn slowloris_clients_are_cut_at_the_header_timeout_while_others_are_served
             .await
             .unwrap()
             .expect("cut within the header timeout");
-        assert!(open_for >= header, "cut early: {open_for:?}");
+        let (open_for, how) = open_for;
+        assert!(open_for >= header, "cut early: {open_for:?} by {how}");
     }
 }
 
