@@ -77,8 +77,9 @@ pub struct WsSettings {
     pub heartbeat: Duration,
     /// A client that sends nothing (not even a pong) this long is dropped.
     pub idle_timeout: Duration,
-    /// After the 101 reply, the upgrade must complete within this; until it does, the
-    /// connection's slots are held by a task waiting for it.
+    /// After the 101 reply, hyper must hand the socket over within this; until it does, a
+    /// task waits for it holding one of the address's WebSocket places. A backstop: hyper
+    /// hands it over once the 101 is written.
     pub handshake_timeout: Duration,
 }
 
