@@ -47,7 +47,7 @@ const CATCH_UP_MS: i64 = 1;
 const BUDGET: Duration = Duration::from_micros(500);
 /// Carts per expiry look: one look per sale per turn, so one sale's backlog cannot starve
 /// the others.
-const BATCH: i64 = 200;
+const BATCH: i64 = 64;
 /// The first trim look after a command appended orders to a stream with no look planned:
 /// it then plans the next one from the oldest entry.
 const TRIM_SOON_MS: i64 = 1_000;
