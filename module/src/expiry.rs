@@ -28,10 +28,10 @@ use std::ffi::{c_int, c_void};
 use std::ptr;
 use std::time::{Duration, Instant};
 
+use flash_core::ErrorCode;
 use flash_core::cmd::Expire;
 use flash_core::keys::SaleKeys;
 use flash_core::store::Store;
-use flash_core::ErrorCode;
 use redis_module::raw;
 
 use crate::api::{Ctx, Key, Kind, RString, api, bytes, context_flags, now_ms, selected_db};
@@ -115,7 +115,11 @@ struct Registry {
 impl Registry {
     /// Plans `job` for the sale at `at` (`None`: not at all), replacing what was planned.
     fn plan(&mut self, db: c_int, sale: &str, job: Job, at: Option<i64>) {
-        let Some(plan) = self.sales.get_mut(&db).and_then(|sales| sales.get_mut(sale)) else {
+        let Some(plan) = self
+            .sales
+            .get_mut(&db)
+            .and_then(|sales| sales.get_mut(sale))
+        else {
             return;
         };
         let slot = plan.at(job);
@@ -266,7 +270,12 @@ enum Next {
 /// earliest deadline left (now, if the batch or the budget stopped it).
 fn expire(ctx: Ctx, sale: &str) -> Next {
     let keys = SaleKeys::new(sale);
-    match Key::open(ctx, &RString::new(ctx, keys.sale().as_bytes()), Kind::Hash, false) {
+    match Key::open(
+        ctx,
+        &RString::new(ctx, keys.sale().as_bytes()),
+        Kind::Hash,
+        false,
+    ) {
         Ok(key) if key.is_empty() => return Next::Gone,
         Ok(_) => {}
         // Not a hash (written by hand): not a sale to expire, and no reason to rescan.

@@ -263,7 +263,10 @@ fn expiry_stops_when_its_time_budget_is_spent_and_the_caller_loops() {
     s.now_ms += 1000;
     // Every read of the work clock takes 100 µs: the budget lasts ten carts.
     s.clock_step_us = 100;
-    assert_eq!(run(&mut s, "FLASH.EXPIRE s COUNT 10000"), Ok(Reply::Int(10)));
+    assert_eq!(
+        run(&mut s, "FLASH.EXPIRE s COUNT 10000"),
+        Ok(Reply::Int(10))
+    );
     assert_eq!(s.deadlines.len(), 290);
     let mut calls = 1;
     while run(&mut s, "FLASH.EXPIRE s COUNT 10000") != Ok(Reply::Int(0)) {
@@ -316,7 +319,10 @@ fn counters_are_bounded_far_below_two_to_the_53() {
     let before = s.clone();
     assert_eq!(code(run(&mut s, "FLASH.LOAD s 14 21")), ErrorCode::Err);
     // Checked before the first pair is written, a SKU named twice followed through both.
-    assert_eq!(code(run(&mut s, "FLASH.LOAD s 7 9 14 15 14 21")), ErrorCode::Err);
+    assert_eq!(
+        code(run(&mut s, "FLASH.LOAD s 7 9 14 15 14 21")),
+        ErrorCode::Err
+    );
     assert_eq!(s, before, "a refused load changes nothing");
     assert_eq!(run(&mut s, "FLASH.LOAD s 14 20"), Ok(Reply::Int(1)));
     assert_eq!(s.units(Counter::Loaded, 14), Ok(Some(1_000_000_000_000)));

@@ -121,7 +121,11 @@ async fn counters_stay_within_their_bounds(backend: Backend) {
         e.refused("FLASH.BUY ovf o1 u1 2 1").await.0,
         ErrorCode::Limit
     );
-    assert_eq!(e.dump("ovf").await, before, "a refused reserve changed something");
+    assert_eq!(
+        e.dump("ovf").await,
+        before,
+        "a refused reserve changed something"
+    );
 
     // `loaded` counts every unit ever put on sale: at most 10^12. Reaching it takes a
     // thousand sell-outs of 10^9 units; the stock hash is set as they would leave it.
@@ -148,7 +152,11 @@ async fn counters_stay_within_their_bounds(backend: Backend) {
         e.refused("FLASH.LOAD big 8 5 7 999 7 1001").await.0,
         ErrorCode::Err
     );
-    assert_eq!(e.dump("big").await, before, "a refused load changed something");
+    assert_eq!(
+        e.dump("big").await,
+        before,
+        "a refused load changed something"
+    );
     e.ok("FLASH.LOAD big 7 999").await;
     assert_eq!(e.ledger("big").await[0].1.loaded, 999_999_999_999);
 }
@@ -191,7 +199,10 @@ async fn idle_sales_cost_the_timer_nothing() {
         e.client.info("idle77").await.unwrap().held_carts == 0
     })
     .await;
-    assert!(released, "the hold in one of 100,000 sales was not released");
+    assert!(
+        released,
+        "the hold in one of 100,000 sales was not released"
+    );
 }
 
 /// redis-server's CPU time (user + system) over `window`, as a share of the window.

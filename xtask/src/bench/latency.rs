@@ -93,10 +93,16 @@ pub fn run(args: &BenchLatencyArgs) -> Result<()> {
     let window = Duration::from_secs(args.seconds);
     let mut phases = Vec::new();
 
-    phases.push(measure(&client, &mut conn, "quiet server", String::new(), |_| {
-        sleep(window);
-        Ok(String::new())
-    })?);
+    phases.push(measure(
+        &client,
+        &mut conn,
+        "quiet server",
+        String::new(),
+        |_| {
+            sleep(window);
+            Ok(String::new())
+        },
+    )?);
 
     let started = Instant::now();
     pipelined(&mut conn, args.sales, BATCH, "sale", |pipe, n| {
