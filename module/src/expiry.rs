@@ -160,6 +160,19 @@ impl Registry {
         true
     }
 
+    /// Plans both looks of every known sale at `now` at the latest.
+    fn look_at_all(&mut self, now: i64) {
+        let known: Vec<(c_int, String)> = self
+            .sales
+            .iter()
+            .flat_map(|(db, sales)| sales.keys().map(|sale| (*db, sale.clone())))
+            .collect();
+        for (db, sale) in known {
+            self.plan_by(db, &sale, Job::Expire, now);
+            self.plan_by(db, &sale, Job::Trim, now);
+        }
+    }
+
     /// Forgets a sale and its planned looks.
     fn remove(&mut self, db: c_int, sale: &str) {
         self.plan(db, sale, Job::Expire, None);
@@ -222,6 +235,9 @@ unsafe extern "C" fn tick(ctx: Ctx, _data: *mut c_void) {
     let mut busy = false;
     if master {
         if !REGISTRY.with_borrow(|r| r.was_master) {
+            // As a replica (or while loading) the dataset changed under the agenda, by
+            // writes that told it nothing: look at every known sale, and find the others.
+            REGISTRY.with_borrow_mut(|r| r.look_at_all(now_ms()));
             start_rescan();
         }
         busy |= continue_rescan(ctx, started);
