@@ -1,7 +1,9 @@
 //! Signed session tokens: who is calling, proven, never taken from the request body.
 //!
 //! A token is `base64url(payload) "." base64url(HMAC-SHA256(secret, payload))` where the
-//! payload is `v1:<user id>:<expires unix s>:<username>`. Any edge with the same secret
+//! payload is `v2:<user id>:<expires unix s>:<nonce>:<username>` (the random nonce makes
+//! every token unique, so signing one out never hits another issued in the same second;
+//! `v1` tokens, without it, are still accepted until they expire). Any edge with the same secret
 //! verifies any token, and a restart keeps sessions (when the secret comes from the
 //! environment). The one state kept is the list of tokens signed out before their expiry
 //! ([`revoked`]), shared by every edge through Redis.
@@ -78,7 +80,8 @@ impl Signer {
 
     pub fn issue(&self, user: &User) -> String {
         let expires = now_secs() + self.ttl_secs;
-        let payload = format!("v1:{}:{}:{}", user.id, expires, user.username);
+        let nonce = URL_SAFE_NO_PAD.encode(rand::random::<[u8; 12]>());
+        let payload = format!("v2:{}:{}:{nonce}:{}", user.id, expires, user.username);
         let mut mac = self.mac();
         mac.update(payload.as_bytes());
         let tag = mac.finalize().into_bytes();
@@ -100,13 +103,19 @@ impl Signer {
         // Constant-time comparison: a timing side channel must not leak the tag.
         mac.verify_slice(&tag).ok()?;
         let payload = String::from_utf8(payload).ok()?;
-        let mut parts = payload.splitn(4, ':');
-        if parts.next()? != "v1" {
-            return None;
-        }
+        let mut parts = payload.splitn(5, ':');
+        let version = parts.next()?;
         let id = parts.next()?.parse().ok()?;
         let expires: u64 = parts.next()?.parse().ok()?;
-        let username = parts.next()?.to_owned();
+        let username = match version {
+            // No nonce; the name is the rest (names hold no `:`).
+            "v1" => parts.map(str::to_owned).collect::<Vec<_>>().join(":"),
+            "v2" => {
+                let _nonce = parts.next()?;
+                parts.next()?.to_owned()
+            }
+            _ => return None,
+        };
         (expires > now_secs()).then(|| Session {
             user: User { id, username },
             token_id: tag_text.to_owned(),
@@ -209,6 +218,22 @@ mod tests {
         assert!(signer.verify("garbage").is_none());
         let other = Signer::new(b"another key, also long enough......", 60);
         assert!(other.verify(&token).is_none());
+    }
+
+    #[test]
+    fn every_token_is_unique_and_v1_tokens_still_verify() {
+        let signer = Signer::new(b"0123456789abcdef0123456789abcdef", 60);
+        let (a, b) = (signer.issue(&alice()), signer.issue(&alice()));
+        assert_ne!(a, b);
+        let a = signer.verify(&a).unwrap();
+        assert_ne!(a.token_id, signer.verify(&b).unwrap().token_id);
+        // A token from before the nonce, signed with the same key.
+        let payload = format!("v1:7:{}:alice", now_secs() + 60);
+        let mut mac = signer.mac();
+        mac.update(payload.as_bytes());
+        let tag = URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes());
+        let v1 = format!("{}.{tag}", URL_SAFE_NO_PAD.encode(&payload));
+        assert_eq!(signer.verify(&v1).unwrap().user, alice());
     }
 
     #[test]
