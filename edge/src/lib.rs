@@ -1,5 +1,7 @@
 //! The edge: buyers' HTTP and WebSocket traffic, turned into FLASH commands. It reaches
-//! Redis only through `flash-client` (commands, and the stock events of [`flash_client::StockEvents`]).
+//! the engine only through `flash-client` (commands, and the stock events of
+//! [`flash_client::StockEvents`]); its one key of its own, the revoked-sessions stream, it
+//! reads and writes with plain Redis commands (`session/revoked.rs`).
 //!
 //! Map of the crate:
 //! - [`server`]: the accept loop, the connection cap, graceful shutdown, the embedded worker.
