@@ -1,12 +1,20 @@
 -- FLASH.EXPIRE sale [COUNT n]
 -- core/src/cmd/expire.rs: releases up to COUNT holds past their deadline, earliest first,
--- then trims the order stream (what every group acknowledged and older than RETAIN);
+-- for about a millisecond of work at most, then trims the order stream (what every group acknowledged and older than RETAIN);
 -- replies the number of carts expired.
 --
 -- A script may only touch the keys it is given, so the cart keys are the due carts the
 -- client saw. A due cart the client did not pass is left for the next call; it stops nothing.
 
--- Releases the due holds among the carts this call was given; returns how many expired.
+-- Microseconds by the server's clock, for the work budget (EXPIRE_BUDGET_US): a call with a
+-- backlog stops and replies, and the caller calls again.
+local function clock_us()
+    local time = redis.call('TIME')
+    return tonumber(time[1]) * 1000000 + tonumber(time[2])
+end
+
+-- Releases the due holds among the carts this call was given, for at most EXPIRE_BUDGET_US;
+-- returns how many expired.
 local function release_due(sale, sale_name, due, at_ms)
     local declared = {}
     for i = FIRST_CART_KEY, #KEYS do
@@ -21,6 +29,7 @@ local function release_due(sale, sale_name, due, at_ms)
     end
     guard({ KEYS_STOCK, KEYS_USERS, KEYS_DEADLINES })
 
+    local stop_at_us = clock_us() + EXPIRE_BUDGET_US
     local expired = 0
     for _, due_cart in ipairs(reachable) do
         call('ZREM', DEADLINES_KEY, due_cart.id)
@@ -49,6 +58,9 @@ local function release_due(sale, sale_name, due, at_ms)
             write_cart(due_cart.key, cart)
             retire_cart(sale, due_cart.key, at_ms)
             expired = expired + 1
+        end
+        if clock_us() >= stop_at_us then
+            break
         end
     end
     return expired

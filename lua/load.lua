@@ -26,6 +26,23 @@ return run(function()
             pair.units = pair.units - taken
         end
     end
+    -- No SKU's loaded units may pass MAX_LOADED_UNITS (a SKU named twice is followed through
+    -- both pairs); checked before the first pair is written.
+    local after = {}
+    for _, pair in ipairs(stock) do
+        local state = after[pair.sku]
+        if state == nil then
+            state = { available = stock_units(C_AVAILABLE, pair.sku) or 0,
+                loaded = stock_units(C_LOADED, pair.sku) or 0 }
+            after[pair.sku] = state
+        end
+        state.loaded = state.loaded + pair.units - state.available
+        state.available = pair.units
+        if state.loaded > MAX_LOADED_UNITS then
+            fail(E.ERR, 'sku ' .. int_text(pair.sku) .. ': loading ' .. int_text(pair.units)
+                .. ' units would carry its loaded units past ' .. int_text(MAX_LOADED_UNITS))
+        end
+    end
     guard({ KEYS_STOCK })
     for _, pair in ipairs(stock) do
         local before = stock_units(C_AVAILABLE, pair.sku) or 0

@@ -672,6 +672,11 @@ local function reserve(r, then_writes)
         fail(E.LIMIT, 'at most ' .. int_text(sale.limit) .. ' units per user in this sale; user '
             .. quoted(r.user) .. ' has ' .. int_text(units_of_user))
     end
+    -- The engine's own bound, whatever LIMIT says (a user's units bound each of their carts).
+    if units_of_user + r.qty > MAX_UNITS then
+        fail(E.LIMIT, 'at most ' .. int_text(MAX_UNITS) .. ' units per user in a sale; user '
+            .. quoted(r.user) .. ' has ' .. int_text(units_of_user))
+    end
     if available < r.qty then
         fail(E.SOLDOUT, 'sku ' .. sku_text .. ' has ' .. int_text(available) .. ' units left')
     end

@@ -8,8 +8,14 @@ use crate::error::{Error, ErrorCode, Result};
 
 /// Largest quantity a single reserve, release or buy may move.
 pub const MAX_QTY: i64 = 1_000_000;
-/// Largest stock one SKU may be loaded with.
+/// Largest stock one SKU may be loaded with at once, and the most units one user (so one
+/// cart) may hold in a sale: a reserve past it is refused (LIMIT).
 pub const MAX_UNITS: i64 = 1_000_000_000;
+/// Most units one SKU may be loaded with over a whole sale (its `loaded` counter counts every
+/// unit ever put on sale, so it bounds every other stock counter): a FLASH.LOAD past it is
+/// refused, so no sequence of commands carries a counter out of the range where the Lua
+/// twin's doubles are exact.
+pub const MAX_LOADED_UNITS: i64 = 1_000_000_000_000;
 /// Largest SKU id (2^53 - 1).
 pub const MAX_SKU: i64 = 9_007_199_254_740_991;
 /// Longest hold a sale may give its carts: one day.
@@ -26,6 +32,10 @@ pub const MAX_TIME_MS: i64 = MAX_SKU;
 /// Most carts one FLASH.EXPIRE call releases, and its default.
 pub const MAX_EXPIRE_COUNT: i64 = 10_000;
 pub const DEFAULT_EXPIRE_COUNT: i64 = 1_000;
+/// How long one FLASH.EXPIRE call may release holds before it stops and replies, in µs: the
+/// command runs on Redis's one thread, so a backlog is worked off in short calls (the caller
+/// loops while carts are released) instead of one that stalls every client.
+pub const EXPIRE_BUDGET_US: i64 = 1_000;
 /// Longest sale name, cart id, order id or user id.
 pub const MAX_TOKEN_LEN: usize = 64;
 

@@ -65,6 +65,7 @@ pub fn constants() -> Vec<Constant> {
     let mut all = vec![
         int("MAX_QTY", args::MAX_QTY),
         int("MAX_UNITS", args::MAX_UNITS),
+        int("MAX_LOADED_UNITS", args::MAX_LOADED_UNITS),
         int("MAX_SKU", args::MAX_SKU),
         int("MAX_HOLD_MS", args::MAX_HOLD_MS),
         int("DEFAULT_HOLD_MS", args::DEFAULT_HOLD_MS),
@@ -73,6 +74,7 @@ pub fn constants() -> Vec<Constant> {
         int("MAX_TIME_MS", args::MAX_TIME_MS),
         int("MAX_EXPIRE_COUNT", args::MAX_EXPIRE_COUNT),
         int("DEFAULT_EXPIRE_COUNT", args::DEFAULT_EXPIRE_COUNT),
+        int("EXPIRE_BUDGET_US", args::EXPIRE_BUDGET_US),
         int("MAX_TOKEN_LEN", args::MAX_TOKEN_LEN as i64),
         text("KEY_PREFIX", keys::KEY_PREFIX),
         text("KEY_CART", keys::CART_SUFFIX),

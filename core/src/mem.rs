@@ -14,6 +14,10 @@ use crate::wire::StreamId;
 #[derive(Default, Debug, Clone, PartialEq, Eq)]
 pub struct MemStore {
     pub now_ms: i64,
+    /// The work clock (µs); each read advances it by `clock_step_us`, so a test can make
+    /// work take time.
+    pub clock_us: i64,
+    pub clock_step_us: i64,
     pub sale: Option<Sale>,
     pub counters: HashMap<(Counter, Sku), i64>,
     pub users: HashMap<String, i64>,
@@ -39,6 +43,11 @@ impl Store for MemStore {
 
     fn now_ms(&mut self) -> i64 {
         self.now_ms
+    }
+
+    fn clock_us(&mut self) -> i64 {
+        self.clock_us += self.clock_step_us;
+        self.clock_us
     }
 
     fn guard(&mut self, keys: &[SaleKey], cart: Option<&str>) -> Result<()> {

@@ -15,6 +15,10 @@ pub trait Store {
     /// The clock (unix ms). Read once per command.
     fn now_ms(&mut self) -> i64;
 
+    /// A monotonic clock in microseconds (any origin), for work budgets: FLASH.EXPIRE stops
+    /// after [`crate::args::EXPIRE_BUDGET_US`].
+    fn clock_us(&mut self) -> i64;
+
     /// Fails with WRONGTYPE if any of these keys (or the cart's, if given) exists with
     /// another type. Called before the first write.
     fn guard(&mut self, keys: &[SaleKey], cart: Option<&str>) -> Result<()>;
@@ -51,7 +55,10 @@ pub trait Store {
 
     fn add_deadline(&mut self, cart: &str, deadline_ms: i64) -> Result<()>;
     fn remove_deadline(&mut self, cart: &str) -> Result<()>;
-    /// Up to `count` carts whose deadline is at or before `now_ms`, earliest first.
+    /// Up to `count` carts whose deadline is at or before `now_ms`, earliest first, leaving
+    /// out those this command already removed with [`Store::remove_deadline`] (only the
+    /// earliest due are ever removed before a second look, so a store that applies removals
+    /// at the end may skip that many).
     fn due_carts(&mut self, now_ms: i64, count: i64) -> Result<Vec<String>>;
     fn held_carts(&mut self) -> Result<i64>;
 

@@ -12,10 +12,12 @@ use tokio_postgres::NoTls;
 use tracing::warn;
 
 use crate::catalog::Catalog;
+use crate::health::Health;
 use crate::hub::Hub;
 use crate::limits::Limits;
 use crate::metrics::Metrics;
 use crate::session::Signer;
+use crate::session::revoked::Revocations;
 use crate::settings::EdgeSettings;
 use crate::ws::WsSettings;
 
@@ -25,6 +27,10 @@ pub struct App {
     pub pool: Pool,
     pub catalog: Catalog,
     pub signer: Signer,
+    /// Tokens signed out before their expiry, as every edge must refuse them.
+    pub revocations: Revocations,
+    /// Redis and PostgreSQL, as last probed (`/healthz`).
+    pub health: Health,
     pub limits: Limits,
     pub metrics: Metrics,
     pub hub: Hub,
@@ -77,12 +83,22 @@ impl App {
                 rand::random::<[u8; 32]>().to_vec()
             }
         };
+        let revocations = Revocations::start(
+            &settings.redis_url,
+            engine.connection(),
+            settings.session_ttl_secs,
+        )
+        .await
+        .context("cannot read the revoked sessions")?;
+        let health = Health::start(engine.clone(), pool.clone()).await;
         let hub = Hub::start(&settings.redis_url, &settings.sale, engine.clone())
             .await
             .context("cannot subscribe to the sale's stock messages")?;
         Ok(Arc::new(App {
             catalog: Catalog::new(pool.clone(), settings.catalog_ttl()),
             signer: Signer::new(&secret, settings.session_ttl_secs),
+            revocations,
+            health,
             limits: Limits::new(settings.rate_per_ip, settings.rate_per_user),
             metrics: Metrics::new().context("metrics")?,
             ws: WsSettings {

@@ -57,6 +57,26 @@ impl ApiError {
         ApiError::new(StatusCode::NOT_FOUND, "NOT_FOUND", message)
     }
 
+    /// 404 `NOCART`, for a cart or order that does not exist and for one of another user
+    /// alike, on every route: the two must not be told apart, or ids could be probed. The
+    /// message names no id, so the two replies are the same bytes.
+    pub fn no_cart() -> ApiError {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            ErrorCode::NoCart.as_str(),
+            "no such cart or order",
+        )
+    }
+
+    /// 415: a cookie-carried write that is not `application/json` (see `routes/origin.rs`).
+    pub fn unsupported_media_type(message: impl Into<String>) -> ApiError {
+        ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "UNSUPPORTED_MEDIA_TYPE",
+            message,
+        )
+    }
+
     pub fn too_large(limit: usize) -> ApiError {
         ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -111,8 +131,10 @@ pub fn engine_status(code: ErrorCode) -> StatusCode {
         | ErrorCode::Expired => StatusCode::CONFLICT,
         // The sale is not open: the resource exists but cannot be acted on now.
         ErrorCode::Closed => StatusCode::FORBIDDEN,
-        ErrorCode::NotOwner => StatusCode::FORBIDDEN,
-        ErrorCode::NoCart | ErrorCode::NoSale | ErrorCode::NoSku => StatusCode::NOT_FOUND,
+        // Another user's cart is as unknown as a missing one ([`ApiError::no_cart`]).
+        ErrorCode::NotOwner | ErrorCode::NoCart | ErrorCode::NoSale | ErrorCode::NoSku => {
+            StatusCode::NOT_FOUND
+        }
         ErrorCode::Err => StatusCode::UNPROCESSABLE_ENTITY,
         ErrorCode::WrongType => StatusCode::INTERNAL_SERVER_ERROR,
     }
@@ -121,6 +143,11 @@ pub fn engine_status(code: ErrorCode) -> StatusCode {
 impl From<ClientError> for ApiError {
     fn from(error: ClientError) -> ApiError {
         match error {
+            ClientError::Flash(error)
+                if matches!(error.code, ErrorCode::NoCart | ErrorCode::NotOwner) =>
+            {
+                ApiError::no_cart()
+            }
             ClientError::Flash(error) => ApiError::new(
                 engine_status(error.code),
                 error.code.as_str(),

@@ -1,5 +1,7 @@
 //! The edge: buyers' HTTP and WebSocket traffic, turned into FLASH commands. It reaches
-//! Redis only through `flash-client` (commands, and the stock events of [`flash_client::StockEvents`]).
+//! the engine only through `flash-client` (commands, and the stock events of
+//! [`flash_client::StockEvents`]); its one key of its own, the revoked-sessions stream, it
+//! reads and writes with plain Redis commands (`session/revoked.rs`).
 //!
 //! Map of the crate:
 //! - [`server`]: the accept loop, the connection caps (per process, per address), each
@@ -10,7 +12,9 @@
 //!   check, the path's id); one file per group of handlers: session, products (and the
 //!   sale), cart, orders, health and metrics, the UI's assets; `body.rs` reads JSON bodies.
 //! - [`app`]: the shared state, built once: engine client, database pool, caches, limits.
-//! - [`session`]: signed session tokens: the caller is proven, never read from the body.
+//! - [`session`]: signed session tokens: the caller is proven, never read from the body;
+//!   `session/revoked.rs` the signed-out tokens every edge refuses.
+//! - [`health`]: Redis and PostgreSQL probed once a second, for `/healthz`.
 //! - [`limits`]: rate limits per IP and per user; `limits/connections.rs`: live connections
 //!   per address, capped, each held as a slot (for WebSockets, and for every connection).
 //! - [`catalog`]: products from PostgreSQL, held in memory briefly.
@@ -29,6 +33,7 @@
 pub mod app;
 pub mod catalog;
 pub mod error;
+pub mod health;
 pub mod hub;
 pub mod limits;
 pub mod metrics;

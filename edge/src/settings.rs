@@ -42,8 +42,8 @@ pub struct EdgeSettings {
     /// turns the limit off.
     #[arg(long, env = "FLASH_RATE_PER_USER", default_value_t = 10)]
     pub rate_per_user: u32,
-    /// Browser origins allowed to open the stock WebSocket, comma-separated (an origin with
-    /// the request's own host is always allowed).
+    /// Browser origins allowed to open the stock WebSocket and to write with the session
+    /// cookie, comma-separated (an origin with the request's own host is always allowed).
     #[arg(
         long,
         env = "FLASH_ALLOWED_ORIGINS",

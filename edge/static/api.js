@@ -15,12 +15,12 @@ export const MESSAGES = {
   NOSKU: 'This product is not part of the sale',
   NOCART: 'That cart no longer exists',
   BADSTATE: 'That cart was already checked out',
-  NOTOWNER: 'That cart belongs to another account',
   NETWORK: 'Can’t reach the shop. Check your connection.',
 };
 
-// After these codes the cart id is useless on the server, so we drop it locally too.
-export const CART_GONE = new Set(['EXPIRED', 'NOCART', 'BADSTATE', 'NOTOWNER']);
+// After these codes the cart id is useless on the server, so we drop it locally too. (The
+// server answers someone else's cart with NOCART, exactly as a missing one.)
+export const CART_GONE = new Set(['EXPIRED', 'NOCART', 'BADSTATE']);
 
 export class ApiError extends Error {
   constructor(status, code, message, retryAfterMs) {

@@ -267,12 +267,37 @@ impl Key {
         unsafe { api!(RedisModule_ZsetRem)(self.ptr, member.ptr, &mut deleted) };
     }
 
+    /// The lowest score, if the set has a member.
+    pub fn zset_first_score(&self) -> Option<f64> {
+        if self.is_empty() {
+            return None;
+        }
+        let mut score = 0f64;
+        unsafe {
+            api!(RedisModule_ZsetFirstInScoreRange)(
+                self.ptr,
+                raw::REDISMODULE_NEGATIVE_INFINITE,
+                raw::REDISMODULE_POSITIVE_INFINITE,
+                0,
+                0,
+            );
+            let found = api!(RedisModule_ZsetRangeEndReached)(self.ptr) == 0;
+            if found {
+                let member = api!(RedisModule_ZsetRangeCurrentElement)(self.ptr, &mut score);
+                drop(RString::adopt(self.ctx, member));
+            }
+            api!(RedisModule_ZsetRangeStop)(self.ptr);
+            found.then_some(score)
+        }
+    }
+
     /// Up to `count` members scored at most `max_score`, lowest first.
-    pub fn zset_up_to(&self, max_score: f64, count: usize) -> Vec<Vec<u8>> {
+    pub fn zset_up_to(&self, max_score: f64, skip: usize, count: usize) -> Vec<Vec<u8>> {
         let mut out = Vec::new();
         if self.is_empty() || count == 0 {
             return out;
         }
+        let mut skip = skip;
         unsafe {
             api!(RedisModule_ZsetFirstInScoreRange)(
                 self.ptr,
@@ -283,9 +308,13 @@ impl Key {
             );
             while out.len() < count && api!(RedisModule_ZsetRangeEndReached)(self.ptr) == 0 {
                 let mut score = 0f64;
-                let member = api!(RedisModule_ZsetRangeCurrentElement)(self.ptr, &mut score);
-                if let Some(member) = RString::adopt(self.ctx, member) {
-                    out.push(bytes(member.ptr).to_vec());
+                if skip > 0 {
+                    skip -= 1;
+                } else {
+                    let member = api!(RedisModule_ZsetRangeCurrentElement)(self.ptr, &mut score);
+                    if let Some(member) = RString::adopt(self.ctx, member) {
+                        out.push(bytes(member.ptr).to_vec());
+                    }
                 }
                 if api!(RedisModule_ZsetRangeNext)(self.ptr) == 0 {
                     break;
@@ -294,6 +323,29 @@ impl Key {
             api!(RedisModule_ZsetRangeStop)(self.ptr);
         }
         out
+    }
+
+    /// The millisecond part of a stream's first entry id; `None` for an empty stream.
+    pub fn stream_first_ms(&self) -> Option<u64> {
+        if self.is_empty() {
+            return None;
+        }
+        let mut id = raw::RedisModuleStreamID { ms: 0, seq: 0 };
+        let mut fields: std::ffi::c_long = 0;
+        unsafe {
+            let started = api!(RedisModule_StreamIteratorStart)(
+                self.ptr,
+                0,
+                ptr::null_mut(),
+                ptr::null_mut(),
+            );
+            if started != raw::REDISMODULE_OK as c_int {
+                return None;
+            }
+            let found = api!(RedisModule_StreamIteratorNextID)(self.ptr, &mut id, &mut fields);
+            api!(RedisModule_StreamIteratorStop)(self.ptr);
+            (found == raw::REDISMODULE_OK as c_int).then_some(id.ms)
+        }
     }
 
     /// Appends an entry with an id chosen by the server; returns the id.
@@ -359,6 +411,13 @@ pub fn publish(ctx: Ctx, channel: &RString, message: &[u8]) {
 /// The database the calling client (or timer) has selected.
 pub fn selected_db(ctx: Ctx) -> c_int {
     unsafe { api!(RedisModule_GetSelectedDb)(ctx) }
+}
+
+/// Microseconds on a monotonic clock (from the first reading), for work budgets.
+pub fn monotonic_us() -> i64 {
+    static EPOCH: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    let elapsed = EPOCH.get_or_init(std::time::Instant::now).elapsed();
+    i64::try_from(elapsed.as_micros()).unwrap_or(i64::MAX)
 }
 
 pub fn now_ms() -> i64 {

@@ -37,7 +37,7 @@ fn run(ctx: Ctx, command: &Command) -> Result<Reply, Error> {
     store.flush();
     // The expiry timer learns of sales from the commands that succeed on them (a command
     // on a sale that does not exist must not send it looking).
-    expiry::remember(ctx, command.sale());
+    expiry::remember(ctx, command.sale(), store.news());
     Ok(reply)
 }
 

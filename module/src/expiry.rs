@@ -1,28 +1,37 @@
-//! Hold expiry with no caller: a timer on the master releases overdue holds.
+//! Hold expiry with no caller: a timer on the master releases overdue holds, and trims the
+//! order streams.
 //!
 //! Deadlines live in the dataset (`flash:{S}:deadlines`), not in the timer: the timer only
 //! decides *when* to look. So a restarted or promoted server releases holds that fell due
 //! while it was down on its first ticks, and a replica never expires anything by itself
 //! (its timer sees it is not a master and waits; the master's expiries reach it as effects).
 //!
-//! The timer shares Redis's one thread with every client, so each tick has a time budget:
-//! it expires in batches while the budget lasts, and when work is left it comes back after
-//! 1 ms instead of 50, interleaving with client traffic rather than stalling it.
+//! The timer shares Redis's one thread with every client, so each tick has a time budget
+//! ([`BUDGET`]): when work is left it comes back after 1 ms instead of 50, interleaving with
+//! client traffic rather than stalling it.
 //!
-//! The timer needs the names of the sales. It keeps them in memory: every command notes
-//! the sale it names, and a SCAN of every database (in budgeted steps across ticks) finds
-//! the rest when the server becomes a master (start, load, promotion) or when a known sale
-//! vanished (deleted, flushed, swapped or moved to another database).
+//! A server may hold many sales, most of them idle, so the timer never visits them in turn:
+//! it keeps an agenda, each sale's next look by time. A sale's expiry look is planned at its
+//! earliest deadline (every command that adds a deadline tells it, after the command
+//! succeeded: [`remember`]), and after each look at the earliest deadline still in the set;
+//! a trim look when orders were appended, then when the oldest entry's retention runs out.
+//! A tick pops only what is due, so sales with nothing due cost it nothing.
+//!
+//! The agenda is memory, rebuilt from the dataset: every command notes the sale it names,
+//! and a SCAN of every database (in budgeted steps across ticks) finds the rest when the
+//! server becomes a master (start, load, promotion) or when a known sale vanished (deleted,
+//! flushed, swapped or moved to another database); a sale found so is looked at at once.
 
 use std::cell::RefCell;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ffi::{c_int, c_void};
 use std::ptr;
 use std::time::{Duration, Instant};
 
+use flash_core::ErrorCode;
 use flash_core::cmd::Expire;
 use flash_core::keys::SaleKeys;
-use flash_core::{Error, ErrorCode};
+use flash_core::store::Store;
 use redis_module::raw;
 
 use crate::api::{Ctx, Key, Kind, RString, api, bytes, context_flags, now_ms, selected_db};
@@ -32,36 +41,155 @@ use crate::store::RedisStore;
 const TICK_MS: i64 = 50;
 /// How soon the next tick comes when this one left work undone.
 const CATCH_UP_MS: i64 = 1;
-/// Main-thread time one tick may take.
-const BUDGET: Duration = Duration::from_millis(3);
-/// Carts per expiry batch: the budget is checked between batches.
-const BATCH: i64 = 200;
-/// How often each known sale's order stream is trimmed (FLASH.EXPIRE's second half): a
-/// trim reads the consumer groups (XINFO GROUPS, XPENDING), a few µs per sale, so once a
-/// second is plenty for entries kept a day.
-const TRIM_EVERY_MS: i64 = 1000;
+/// Main-thread time one tick may take (a release that starts just before it runs out may
+/// take up to FLASH.EXPIRE's own budget more): PING's p99 stays at a couple of ms while
+/// 100,000 holds fall due at once.
+const BUDGET: Duration = Duration::from_micros(500);
+/// Carts per expiry look: one look per sale per turn, so one sale's backlog cannot starve
+/// the others.
+const BATCH: i64 = 64;
+/// The first trim look after a command appended orders to a stream with no look planned:
+/// it then plans the next one from the oldest entry.
+const TRIM_SOON_MS: i64 = 1_000;
+/// The next trim look when the oldest entry is past retention but a consumer group still
+/// needs it (pending, or not read yet): a worker usually catches up in seconds, and a
+/// minute is nothing against a day's retention, while 100,000 stalled streams cost the
+/// timer ~1,700 looks a second.
+const TRIM_RETRY_MS: i64 = 60_000;
 
-type Sales = BTreeMap<c_int, BTreeSet<String>>;
+/// What the timer does for a sale at its planned time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Job {
+    /// Release the holds past their deadline.
+    Expire,
+    /// Trim the order stream.
+    Trim,
+}
+
+/// A sale's planned looks (unix ms), `None` when none is needed.
+#[derive(Clone, Copy, Debug, Default)]
+struct Plan {
+    expire_at: Option<i64>,
+    trim_at: Option<i64>,
+}
+
+impl Plan {
+    fn at(&mut self, job: Job) -> &mut Option<i64> {
+        match job {
+            Job::Expire => &mut self.expire_at,
+            Job::Trim => &mut self.trim_at,
+        }
+    }
+}
+
+/// What a command that succeeded wrote that the timer must know.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct News {
+    /// The earliest deadline it added.
+    pub earliest_deadline_ms: Option<i64>,
+    /// It appended to the order stream.
+    pub orders_appended: bool,
+    /// It wrote the sale's settings (FLASH.SALE: RETAIN may have changed).
+    pub settings_written: bool,
+}
 
 /// A SCAN of every database in progress.
 struct Rescan {
     db: c_int,
     cursor: *mut raw::RedisModuleScanCursor,
-    found: Sales,
+    found: BTreeMap<c_int, BTreeSet<String>>,
 }
 
 #[derive(Default)]
 struct Registry {
-    /// db → sale names.
-    sales: Sales,
+    /// db → sale → its planned looks.
+    sales: HashMap<c_int, HashMap<String, Plan>>,
+    /// Every planned look: (when, job, db, sale), earliest first. Holds exactly the times
+    /// in `sales`.
+    agenda: BTreeSet<(i64, Job, c_int, String)>,
     /// Whether the last tick saw a master: a change to master means rescan.
     was_master: bool,
     rescan: Option<Rescan>,
-    /// Where the next tick starts among the sales, so a backlog in one sale cannot starve
-    /// the others.
-    rotation: usize,
-    /// When the order streams were last trimmed (unix ms).
-    trimmed_at_ms: i64,
+}
+
+impl Registry {
+    /// Plans `job` for the sale at `at` (`None`: not at all), replacing what was planned.
+    fn plan(&mut self, db: c_int, sale: &str, job: Job, at: Option<i64>) {
+        let Some(plan) = self
+            .sales
+            .get_mut(&db)
+            .and_then(|sales| sales.get_mut(sale))
+        else {
+            return;
+        };
+        let slot = plan.at(job);
+        if *slot == at {
+            return;
+        }
+        if let Some(old) = slot.take() {
+            self.agenda.remove(&(old, job, db, sale.to_owned()));
+        }
+        *slot = at;
+        if let Some(at) = at {
+            self.agenda.insert((at, job, db, sale.to_owned()));
+        }
+    }
+
+    /// Plans `job` at `at` unless it is planned earlier already.
+    fn plan_by(&mut self, db: c_int, sale: &str, job: Job, at: i64) {
+        let planned = self
+            .sales
+            .get_mut(&db)
+            .and_then(|sales| sales.get_mut(sale))
+            .and_then(|plan| *plan.at(job));
+        if planned.is_none_or(|planned| planned > at) {
+            self.plan(db, sale, job, Some(at));
+        }
+    }
+
+    /// Adds a sale not known yet, with both looks planned at `now` (its deadlines and its
+    /// stream are unknown to the timer); false if it was known.
+    fn add(&mut self, db: c_int, sale: &str, now: i64) -> bool {
+        let sales = self.sales.entry(db).or_default();
+        if sales.contains_key(sale) {
+            return false;
+        }
+        sales.insert(sale.to_owned(), Plan::default());
+        self.plan(db, sale, Job::Expire, Some(now));
+        self.plan(db, sale, Job::Trim, Some(now));
+        true
+    }
+
+    /// Plans both looks of every known sale at `now` at the latest.
+    fn look_at_all(&mut self, now: i64) {
+        let known: Vec<(c_int, String)> = self
+            .sales
+            .iter()
+            .flat_map(|(db, sales)| sales.keys().map(|sale| (*db, sale.clone())))
+            .collect();
+        for (db, sale) in known {
+            self.plan_by(db, &sale, Job::Expire, now);
+            self.plan_by(db, &sale, Job::Trim, now);
+        }
+    }
+
+    /// Forgets a sale and its planned looks.
+    fn remove(&mut self, db: c_int, sale: &str) {
+        self.plan(db, sale, Job::Expire, None);
+        self.plan(db, sale, Job::Trim, None);
+        if let Some(sales) = self.sales.get_mut(&db) {
+            sales.remove(sale);
+        }
+    }
+
+    /// The earliest planned look if it is due at `now`, taken off the agenda (its plan
+    /// cleared: the look plans the next one).
+    fn pop_due(&mut self, now: i64) -> Option<(Job, c_int, String)> {
+        let first = self.agenda.first().filter(|(at, ..)| *at <= now)?;
+        let (_, job, db, sale) = first.clone();
+        self.plan(db, &sale, job, None);
+        Some((job, db, sale))
+    }
 }
 
 thread_local! {
@@ -69,13 +197,24 @@ thread_local! {
     static REGISTRY: RefCell<Registry> = RefCell::new(Registry::default());
 }
 
-/// Notes the sale a command named, in the client's current database.
-pub fn remember(ctx: Ctx, sale: &str) {
+/// Notes the sale a command named (in the client's current database) and what it wrote
+/// that changes the sale's planned looks. On the hot path: one map lookup when nothing
+/// changes, as a later deadline than the planned look changes nothing.
+pub fn remember(ctx: Ctx, sale: &str, news: News) {
     let db = selected_db(ctx);
     REGISTRY.with_borrow_mut(|registry| {
-        let sales = registry.sales.entry(db).or_default();
-        if !sales.contains(sale) {
-            sales.insert(sale.to_owned());
+        let plan = registry.sales.get(&db).and_then(|sales| sales.get(sale));
+        let Some(plan) = plan.copied() else {
+            registry.add(db, sale, now_ms());
+            return;
+        };
+        if let Some(deadline) = news.earliest_deadline_ms
+            && plan.expire_at.is_none_or(|at| at > deadline)
+        {
+            registry.plan(db, sale, Job::Expire, Some(deadline));
+        }
+        if news.settings_written || (news.orders_appended && plan.trim_at.is_none()) {
+            registry.plan_by(db, sale, Job::Trim, now_ms() + TRIM_SOON_MS);
         }
     });
 }
@@ -96,152 +235,133 @@ unsafe extern "C" fn tick(ctx: Ctx, _data: *mut c_void) {
     let mut busy = false;
     if master {
         if !REGISTRY.with_borrow(|r| r.was_master) {
+            // As a replica (or while loading) the dataset changed under the agenda, by
+            // writes that told it nothing: look at every known sale, and find the others.
+            REGISTRY.with_borrow_mut(|r| r.look_at_all(now_ms()));
             start_rescan();
         }
         busy |= continue_rescan(ctx, started);
-        busy |= expire_due(ctx, started);
-        trim_streams(ctx);
+        busy |= run_due(ctx, started);
     }
     REGISTRY.with_borrow_mut(|r| r.was_master = master);
     schedule(ctx, if busy { CATCH_UP_MS } else { TICK_MS });
 }
 
-/// Expires overdue holds of every known sale within the budget; true if work is left.
-fn expire_due(ctx: Ctx, started: Instant) -> bool {
-    let sales = known_sales();
-    let first = REGISTRY.with_borrow(|r| {
-        if sales.is_empty() {
-            0
-        } else {
-            r.rotation % sales.len()
-        }
-    });
-    for (turn, (db, sale)) in sales
-        .iter()
-        .cycle()
-        .skip(first)
-        .take(sales.len())
-        .enumerate()
-    {
-        if unsafe { api!(RedisModule_SelectDb)(ctx, *db) } != raw::REDISMODULE_OK as c_int {
-            continue;
-        }
-        match look(ctx, sale) {
-            Look::Idle => continue,
-            Look::Gone => {
-                forget(*db, sale);
-                continue;
-            }
-            Look::Due => {}
-        }
-        let expire = Expire {
-            sale: sale.clone(),
-            count: BATCH,
-        };
-        loop {
-            let mut store = RedisStore::new(ctx, sale, true);
-            match expire.release_due(&mut store) {
-                Ok(expired) => {
-                    store.flush();
-                    if expired < BATCH {
-                        break;
-                    }
-                }
-                Err(Error {
-                    code: ErrorCode::NoSale,
-                    ..
-                }) => {
-                    forget(*db, sale);
-                    break;
-                }
-                Err(error) => {
-                    log_warning(ctx, &format!("flash: expiry of sale '{sale}': {error}"));
-                    break;
-                }
-            }
-            if started.elapsed() >= BUDGET {
-                // Start the next tick with the sale after this one.
-                REGISTRY.with_borrow_mut(|r| r.rotation = first + turn + 1);
-                return true;
-            }
-        }
-    }
-    false
-}
-
-/// Every sale the timer knows of, with its database.
-fn known_sales() -> Vec<(c_int, String)> {
-    REGISTRY.with_borrow(|r| {
-        r.sales
-            .iter()
-            .flat_map(|(db, names)| names.iter().map(|name| (*db, name.clone())))
-            .collect()
-    })
-}
-
-/// Trims every known sale's order stream, once per [`TRIM_EVERY_MS`].
-fn trim_streams(ctx: Ctx) {
+/// Runs the planned looks that are due, earliest first, within the budget; true if work
+/// is left.
+fn run_due(ctx: Ctx, started: Instant) -> bool {
     let now = now_ms();
-    let due = REGISTRY.with_borrow_mut(|r| {
-        let due = now - r.trimmed_at_ms >= TRIM_EVERY_MS;
-        if due {
-            r.trimmed_at_ms = now;
-        }
-        due
-    });
-    if !due {
-        return;
-    }
-    for (db, sale) in known_sales() {
+    while started.elapsed() < BUDGET {
+        let Some((job, db, sale)) = REGISTRY.with_borrow_mut(|r| r.pop_due(now)) else {
+            return false;
+        };
         if unsafe { api!(RedisModule_SelectDb)(ctx, db) } != raw::REDISMODULE_OK as c_int {
+            REGISTRY.with_borrow_mut(|r| r.remove(db, &sale));
             continue;
         }
-        let expire = Expire {
-            sale: sale.clone(),
-            count: BATCH,
+        let next = match job {
+            Job::Expire => expire(ctx, &sale),
+            Job::Trim => trim(ctx, &sale, now),
         };
-        let mut store = RedisStore::new(ctx, &sale, true);
-        match expire.trim_orders(&mut store) {
-            Ok(_) => store.flush(),
-            // A sale gone since the last look: the expiry pass notices and rescans.
-            Err(error) if error.code == ErrorCode::NoSale => {}
-            Err(error) => log_warning(ctx, &format!("flash: trimming sale '{sale}': {error}")),
+        match next {
+            Next::At(at) => REGISTRY.with_borrow_mut(|r| r.plan_by(db, &sale, job, at)),
+            Next::Never => {}
+            Next::Gone => forget(db, &sale),
         }
     }
+    REGISTRY.with_borrow(|r| r.agenda.first().is_some_and(|(at, ..)| *at <= now))
 }
 
-enum Look {
-    /// A hold is past its deadline.
-    Due,
-    /// Nothing to do now.
-    Idle,
+/// What a look decided.
+enum Next {
+    /// Look again then.
+    At(i64),
+    /// Nothing to look at until a command plans it.
+    Never,
     /// The sale is not here any more (deleted, flushed, swapped or moved away).
     Gone,
 }
 
-/// A glance at a sale in two key lookups, so the many quiet sales of a long-running server
-/// cost each tick next to nothing.
-fn look(ctx: Ctx, sale: &str) -> Look {
+/// One expiry look: releases up to a batch of due holds, then plans the next look at the
+/// earliest deadline left (now, if the batch or the budget stopped it).
+fn expire(ctx: Ctx, sale: &str) -> Next {
     let keys = SaleKeys::new(sale);
-    let name = |name: String| RString::new(ctx, name.as_bytes());
-    match Key::open(ctx, &name(keys.sale()), Kind::Hash, false) {
-        Ok(key) if key.is_empty() => return Look::Gone,
+    match Key::open(
+        ctx,
+        &RString::new(ctx, keys.sale().as_bytes()),
+        Kind::Hash,
+        false,
+    ) {
+        Ok(key) if key.is_empty() => return Next::Gone,
         Ok(_) => {}
         // Not a hash (written by hand): not a sale to expire, and no reason to rescan.
-        Err(_) => return Look::Idle,
+        Err(_) => return Next::Never,
     }
-    let due = Key::open(ctx, &name(keys.deadlines()), Kind::Zset, false)
-        .is_ok_and(|key| !key.zset_up_to(now_ms() as f64, 1).is_empty());
-    if due { Look::Due } else { Look::Idle }
+    let expire = Expire {
+        sale: sale.to_owned(),
+        count: BATCH,
+    };
+    let mut store = RedisStore::new(ctx, sale, true);
+    match expire.release_due(&mut store) {
+        Ok(_) => store.flush(),
+        Err(error) if error.code == ErrorCode::NoSale => return Next::Gone,
+        Err(error) => {
+            // A sale key of another type: the next look would fail the same way, until a
+            // command on the sale (which fails too) or a rescan plans it again.
+            log_warning(ctx, &format!("flash: expiry of sale '{sale}': {error}"));
+            return Next::Never;
+        }
+    }
+    earliest_deadline(ctx, &keys).map_or(Next::Never, Next::At)
+}
+
+/// The earliest deadline in the sale's set, if any.
+fn earliest_deadline(ctx: Ctx, keys: &SaleKeys) -> Option<i64> {
+    let name = RString::new(ctx, keys.deadlines().as_bytes());
+    let key = Key::open(ctx, &name, Kind::Zset, false).ok()?;
+    key.zset_first_score().map(|score| score as i64)
+}
+
+/// One trim look: trims the order stream (FLASH.EXPIRE's second half), then plans the next
+/// look for when the oldest entry left passes retention.
+fn trim(ctx: Ctx, sale: &str, now: i64) -> Next {
+    let expire = Expire {
+        sale: sale.to_owned(),
+        count: BATCH,
+    };
+    let mut store = RedisStore::new(ctx, sale, true);
+    match expire.trim_orders(&mut store) {
+        Ok(_) => store.flush(),
+        // The expiry look notices a sale that went, and rescans.
+        Err(error) if error.code == ErrorCode::NoSale => return Next::Never,
+        Err(error) => {
+            log_warning(ctx, &format!("flash: trimming sale '{sale}': {error}"));
+            return Next::Never;
+        }
+    }
+    let retain_ms = match store.sale() {
+        Ok(Some(settings)) if settings.retain_ms > 0 => settings.retain_ms,
+        // Kept forever (or unreadable): a FLASH.SALE plans the next look.
+        _ => return Next::Never,
+    };
+    let Some(oldest_ms) = store.orders_first_ms() else {
+        // Empty: the next append plans the next look.
+        return Next::Never;
+    };
+    let passes_retention_at = i64::try_from(oldest_ms)
+        .unwrap_or(i64::MAX)
+        .saturating_add(retain_ms)
+        .saturating_add(1);
+    if passes_retention_at > now {
+        Next::At(passes_retention_at)
+    } else {
+        Next::At(now + TRIM_RETRY_MS)
+    }
 }
 
 /// A known sale is gone from where it was: forget it, and look again for where it went.
 fn forget(db: c_int, sale: &str) {
-    REGISTRY.with_borrow_mut(|r| {
-        if let Some(names) = r.sales.get_mut(&db) {
-            names.remove(sale);
-        }
-    });
+    REGISTRY.with_borrow_mut(|r| r.remove(db, sale));
     start_rescan();
 }
 
@@ -252,7 +372,7 @@ fn start_rescan() {
             r.rescan = Some(Rescan {
                 db: 0,
                 cursor,
-                found: Sales::new(),
+                found: BTreeMap::new(),
             });
         }
     });
@@ -267,9 +387,12 @@ fn continue_rescan(ctx: Ctx, started: Instant) -> bool {
         if unsafe { api!(RedisModule_SelectDb)(ctx, rescan.db) } != raw::REDISMODULE_OK as c_int {
             // Past the last database: the scan is complete.
             unsafe { api!(RedisModule_ScanCursorDestroy)(rescan.cursor) };
+            let now = now_ms();
             REGISTRY.with_borrow_mut(|r| {
                 for (db, names) in rescan.found {
-                    r.sales.entry(db).or_default().extend(names);
+                    for name in names {
+                        r.add(db, &name, now);
+                    }
                 }
             });
             return false;

@@ -26,6 +26,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "batch_integrity",
         sql: include_str!("../migrations/0002_batch_integrity.sql"),
     },
+    Migration {
+        version: 3,
+        name: "usernames_case_insensitive",
+        sql: include_str!("../migrations/0003_usernames_case_insensitive.sql"),
+    },
 ];
 
 /// Any constant unique to Flash: the key of the advisory lock migrations take.

@@ -69,6 +69,10 @@ enum Task {
     /// (1,000,000 carts by default), and used_memory once the carts have expired and their
     /// keys are gone (a short HOLD and RETAIN), against before the sale.
     BenchMemory(bench::memory::BenchMemoryArgs),
+    /// Measure what the module's timer costs other clients: PING round trips on a quiet
+    /// server, with 100,000 idle sales, and while 100,000 holds fall due (by the timer alone,
+    /// and with a client calling FLASH.EXPIRE too). Also the last part of `bench`.
+    BenchLatency(bench::latency::BenchLatencyArgs),
     /// Measure the worker: orders applied per second at batch size 1 and at a full batch,
     /// for one hot product and for 100 products (real PostgreSQL, fsync on).
     BenchWorker(bench_worker::BenchWorkerArgs),
@@ -86,6 +90,7 @@ fn main() -> ExitCode {
         Task::Up(args) => up::run(&args),
         Task::Bench(args) => bench::run(&args),
         Task::BenchMemory(args) => bench::memory::run(&args),
+        Task::BenchLatency(args) => bench::latency::run(&args),
         Task::BenchWorker(args) => bench_worker::run(&args),
         Task::BenchEdge(args) => bench_edge::run(&args),
     };

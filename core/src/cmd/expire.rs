@@ -1,5 +1,5 @@
 use super::{add_units, add_user_units, keyword, require_sale, retire_cart};
-use crate::args::{Args, DEFAULT_EXPIRE_COUNT, MAX_EXPIRE_COUNT};
+use crate::args::{Args, DEFAULT_EXPIRE_COUNT, EXPIRE_BUDGET_US, MAX_EXPIRE_COUNT};
 use crate::error::{Error, ErrorCode, Result};
 use crate::keys::Counter;
 use crate::keys::SaleKey;
@@ -7,11 +7,17 @@ use crate::model::{Cart, CartState, Sale};
 use crate::store::Store;
 use crate::wire::StreamId;
 
+/// Due deadlines read per look: a call stopped by its budget after a few hundred carts has
+/// not read (and allocated) the thousands COUNT allowed.
+const DUE_CHUNK: i64 = 64;
+
 /// Releases holds past their deadline: each cart's units return to available and the cart
 /// becomes `expired` (kept for the sale's RETAIN, then removed). Looks at the `COUNT`
-/// earliest deadlines (default 1000). Then trims the order stream: entries every consumer
-/// group has acknowledged and older than RETAIN go (none while the stream has no group,
-/// none with RETAIN 0); the dead letters are never trimmed.
+/// earliest deadlines (default 1000), and stops after about a millisecond of work
+/// ([`EXPIRE_BUDGET_US`]) whatever COUNT says, so one call never stalls Redis's thread: a
+/// caller with a backlog calls again while the reply is above 0. Then trims the order
+/// stream: entries every consumer group has acknowledged and older than RETAIN go (none
+/// while the stream has no group, none with RETAIN 0); the dead letters are never trimmed.
 ///
 /// # Format
 /// `FLASH.EXPIRE sale [COUNT n]`
@@ -83,47 +89,71 @@ impl Expire {
         store.trim_orders(min_id)
     }
 
-    /// Releases holds past their deadline (at most `count`); returns how many carts expired.
+    /// Releases holds past their deadline, earliest first: at most `count`, and for at most
+    /// [`EXPIRE_BUDGET_US`] of work (the deadlines are read a chunk at a time, so a call
+    /// that stops early has not read ids it will not use). Returns how many carts expired.
     pub fn release_due(&self, store: &mut impl Store) -> Result<i64> {
         let now_ms = store.now_ms();
         let sale: Sale = require_sale(store, &self.sale)?;
-        let due = store.due_carts(now_ms, self.count)?;
-        if due.is_empty() {
-            return Ok(0);
-        }
-        store.guard(&[SaleKey::Stock, SaleKey::Users, SaleKey::Deadlines], None)?;
-
+        let stop_at_us = store.clock_us().saturating_add(EXPIRE_BUDGET_US);
+        let mut looked = 0;
         let mut expired = 0;
-        for cart_id in &due {
-            store.remove_deadline(cart_id)?;
-            // A deadline whose cart is gone, no longer held, or not a Flash cart at all (a key
-            // of another type, a hash without a state: written by hand) is stale. Dropping it
-            // is all there is to do, and one bad key must not stall the sale's expiry.
-            let cart = match store
-                .guard(&[], Some(cart_id))
-                .and_then(|()| store.cart(cart_id))
-            {
-                Ok(Some(cart)) if cart.state == CartState::Held => cart,
-                Ok(_) => continue,
-                Err(error) if error.code == ErrorCode::WrongType => continue,
-                Err(error) => return Err(error),
-            };
-            for (sku, qty) in store.cart_lines(cart_id)? {
-                add_units(store, Counter::Held, sku, -qty)?;
-                let available = add_units(store, Counter::Available, sku, qty)?;
-                store.publish_available(sku, available);
+        while looked < self.count {
+            let due = store.due_carts(now_ms, (self.count - looked).min(DUE_CHUNK))?;
+            if due.is_empty() {
+                break;
             }
-            add_user_units(store, &cart.user, -cart.units)?;
-            store.set_cart(
-                cart_id,
-                &Cart {
-                    state: CartState::Expired,
-                    ..cart
-                },
-            )?;
-            retire_cart(store, &sale, cart_id, now_ms)?;
-            expired += 1;
+            if looked == 0 {
+                store.guard(&[SaleKey::Stock, SaleKey::Users, SaleKey::Deadlines], None)?;
+            }
+            for cart_id in &due {
+                looked += 1;
+                if self.release(store, &sale, cart_id, now_ms)? {
+                    expired += 1;
+                }
+                if store.clock_us() >= stop_at_us {
+                    return Ok(expired);
+                }
+            }
         }
         Ok(expired)
+    }
+
+    /// Releases one due cart's hold; false if its deadline was stale (dropped, nothing else).
+    fn release(
+        &self,
+        store: &mut impl Store,
+        sale: &Sale,
+        cart_id: &str,
+        now_ms: i64,
+    ) -> Result<bool> {
+        store.remove_deadline(cart_id)?;
+        // A deadline whose cart is gone, no longer held, or not a Flash cart at all (a key
+        // of another type, a hash without a state: written by hand) is stale. Dropping it is
+        // all there is to do, and one bad key must not stall the sale's expiry.
+        let cart = match store
+            .guard(&[], Some(cart_id))
+            .and_then(|()| store.cart(cart_id))
+        {
+            Ok(Some(cart)) if cart.state == CartState::Held => cart,
+            Ok(_) => return Ok(false),
+            Err(error) if error.code == ErrorCode::WrongType => return Ok(false),
+            Err(error) => return Err(error),
+        };
+        for (sku, qty) in store.cart_lines(cart_id)? {
+            add_units(store, Counter::Held, sku, -qty)?;
+            let available = add_units(store, Counter::Available, sku, qty)?;
+            store.publish_available(sku, available);
+        }
+        add_user_units(store, &cart.user, -cart.units)?;
+        store.set_cart(
+            cart_id,
+            &Cart {
+                state: CartState::Expired,
+                ..cart
+            },
+        )?;
+        retire_cart(store, sale, cart_id, now_ms)?;
+        Ok(true)
     }
 }

@@ -1,6 +1,6 @@
 use super::{add_units, keyword, require_sale};
 use crate::Sku;
-use crate::args::{Args, MAX_UNITS};
+use crate::args::{Args, MAX_LOADED_UNITS, MAX_UNITS};
 use crate::error::{Error, ErrorCode, Result};
 use crate::keys::Counter;
 use crate::keys::SaleKey;
@@ -16,6 +16,9 @@ use crate::store::Store;
 ///
 /// # Format
 /// `FLASH.LOAD sale [TOTAL] sku units [sku units …]`
+///
+/// A SKU's `loaded` counts every unit ever put on sale and may not pass 10^12
+/// ([`MAX_LOADED_UNITS`]): a command that would carry it further is refused whole (ERR).
 ///
 /// Replies the number of pairs applied. Publishes each SKU's new available units.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -65,6 +68,7 @@ impl Load {
             }
             targets.push((sku, units - taken));
         }
+        check_loaded_bound(store, &targets)?;
         store.guard(&[SaleKey::Stock], None)?;
         for (sku, units) in targets {
             let before = store.units(Counter::Available, sku)?.unwrap_or(0);
@@ -74,4 +78,35 @@ impl Load {
         }
         Ok(Reply::Int(self.stock.len() as i64))
     }
+}
+
+/// Refuses the whole command if applying `targets` in order would carry some SKU's `loaded`
+/// counter past [`MAX_LOADED_UNITS`] (a SKU named twice is followed through both pairs).
+fn check_loaded_bound(store: &mut impl Store, targets: &[(Sku, i64)]) -> Result<()> {
+    // SKU → (available, loaded) as the pairs so far would leave them.
+    let mut after: Vec<(Sku, i64, i64)> = Vec::with_capacity(targets.len());
+    for &(sku, units) in targets {
+        let (available, loaded) = match after.iter().find(|(s, _, _)| *s == sku) {
+            Some(&(_, available, loaded)) => (available, loaded),
+            None => (
+                store.units(Counter::Available, sku)?.unwrap_or(0),
+                store.units(Counter::Loaded, sku)?.unwrap_or(0),
+            ),
+        };
+        let loaded = loaded + units - available;
+        if loaded > MAX_LOADED_UNITS {
+            return Err(Error::new(
+                ErrorCode::Err,
+                format!(
+                    "sku {sku}: loading {units} units would carry its loaded units past \
+                     {MAX_LOADED_UNITS}"
+                ),
+            ));
+        }
+        match after.iter_mut().find(|(s, _, _)| *s == sku) {
+            Some(entry) => *entry = (sku, units, loaded),
+            None => after.push((sku, units, loaded)),
+        }
+    }
+    Ok(())
 }

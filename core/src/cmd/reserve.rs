@@ -1,6 +1,6 @@
 use super::{add_units, add_user_units, check_live, check_owner, require_sale, write_line_args};
 use crate::Sku;
-use crate::args::Args;
+use crate::args::{Args, MAX_UNITS};
 use crate::error::{Error, ErrorCode, Result};
 use crate::keys::Counter;
 use crate::keys::SaleKey;
@@ -15,7 +15,8 @@ use crate::store::Store;
 ///
 /// Checks, in order: the sale exists (NOSALE) and is open (CLOSED); the SKU is loaded
 /// (NOSKU); an existing cart is the user's (NOTOWNER), held and before its deadline
-/// (EXPIRED, BADSTATE); the user stays within LIMIT; enough units are available (SOLDOUT).
+/// (EXPIRED, BADSTATE); the user stays within LIMIT, and within MAX_UNITS (10^9) whatever
+/// LIMIT says; enough units are available (SOLDOUT).
 /// A new cart's deadline is now + HOLD; later reserves never extend it.
 ///
 /// Replies `[available, deadline_ms, cart_units]`: the SKU's units left, the cart's
@@ -74,6 +75,18 @@ impl Reserve {
                 format!(
                     "at most {} units per user in this sale; user '{}' has {}",
                     sale.limit, self.user, user_units
+                ),
+            ));
+        }
+        // The engine's own bound, whatever the sale's LIMIT: a user's units (so each of
+        // their carts) stay at or under MAX_UNITS. A user's units are at least any one of
+        // their carts', so the cart is bounded too.
+        if user_units + self.qty > MAX_UNITS {
+            return Err(Error::new(
+                ErrorCode::Limit,
+                format!(
+                    "at most {MAX_UNITS} units per user in a sale; user '{}' has {}",
+                    self.user, user_units
                 ),
             ));
         }

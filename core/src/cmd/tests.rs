@@ -254,6 +254,81 @@ fn expiry_returns_units_and_marks_the_cart() {
 }
 
 #[test]
+fn expiry_stops_when_its_time_budget_is_spent_and_the_caller_loops() {
+    let mut s = sale();
+    run(&mut s, "FLASH.LOAD s 14 1000").expect("load");
+    for cart in 0..300 {
+        run(&mut s, &format!("FLASH.RESERVE s c{cart} u{cart} 14")).expect("reserve");
+    }
+    s.now_ms += 1000;
+    // Every read of the work clock takes 100 µs: the budget lasts ten carts.
+    s.clock_step_us = 100;
+    assert_eq!(
+        run(&mut s, "FLASH.EXPIRE s COUNT 10000"),
+        Ok(Reply::Int(10))
+    );
+    assert_eq!(s.deadlines.len(), 290);
+    let mut calls = 1;
+    while run(&mut s, "FLASH.EXPIRE s COUNT 10000") != Ok(Reply::Int(0)) {
+        calls += 1;
+    }
+    assert_eq!(calls, 30);
+    assert!(s.deadlines.is_empty());
+    assert_eq!(s.units(Counter::Available, 14), Ok(Some(1000)));
+    assert!(conserved(&mut s));
+}
+
+#[test]
+fn expiry_reads_deadlines_a_chunk_at_a_time_up_to_count() {
+    let mut s = sale();
+    run(&mut s, "FLASH.LOAD s 14 1000").expect("load");
+    for cart in 0..150 {
+        run(&mut s, &format!("FLASH.RESERVE s c{cart} u{cart} 14")).expect("reserve");
+    }
+    s.now_ms += 1000;
+    // More than one chunk, and COUNT stops mid-chunk.
+    assert_eq!(run(&mut s, "FLASH.EXPIRE s COUNT 100"), Ok(Reply::Int(100)));
+    assert_eq!(run(&mut s, "FLASH.EXPIRE s"), Ok(Reply::Int(50)));
+    assert!(conserved(&mut s));
+}
+
+#[test]
+fn counters_are_bounded_far_below_two_to_the_53() {
+    let mut s = sale();
+    // A user (so a cart) holds at most 10^9 units, whatever the sale's LIMIT.
+    run(&mut s, "FLASH.LOAD s 14 1000000000").expect("load");
+    run(&mut s, "FLASH.LOAD s 7 1000000000").expect("load");
+    for _ in 0..1000 {
+        run(&mut s, "FLASH.RESERVE s big u1 14 1000000").expect("reserve");
+    }
+    let before = s.clone();
+    assert_eq!(
+        code(run(&mut s, "FLASH.RESERVE s big u1 7 1")),
+        ErrorCode::Limit
+    );
+    assert_eq!(
+        code(run(&mut s, "FLASH.RESERVE s other u1 7 1")),
+        ErrorCode::Limit
+    );
+    assert_eq!(s, before, "a refused reserve changes nothing");
+
+    // `loaded` counts every unit ever put on sale: at most 10^12.
+    let mut s = sale();
+    s.counters.insert((Counter::Loaded, 14), 999_999_999_990);
+    s.counters.insert((Counter::Sold, 14), 999_999_999_980);
+    let before = s.clone();
+    assert_eq!(code(run(&mut s, "FLASH.LOAD s 14 21")), ErrorCode::Err);
+    // Checked before the first pair is written, a SKU named twice followed through both.
+    assert_eq!(
+        code(run(&mut s, "FLASH.LOAD s 7 9 14 15 14 21")),
+        ErrorCode::Err
+    );
+    assert_eq!(s, before, "a refused load changes nothing");
+    assert_eq!(run(&mut s, "FLASH.LOAD s 14 20"), Ok(Reply::Int(1)));
+    assert_eq!(s.units(Counter::Loaded, 14), Ok(Some(1_000_000_000_000)));
+}
+
+#[test]
 fn a_malformed_cart_does_not_stall_expiry() {
     let mut s = sale();
     run(&mut s, "FLASH.RESERVE s bad u1 14").expect("reserve");

@@ -1,4 +1,5 @@
-//! JSON request bodies: at most 16 KiB (413 beyond), and a 422 that names the field.
+//! JSON request bodies: at most 16 KiB (413 beyond), exactly one JSON object (nothing after
+//! it), and a 422 that names the field.
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Limited};
@@ -33,9 +34,16 @@ pub async fn read_json<T: DeserializeOwned>(req: Request<Incoming>) -> Result<T,
     parse_json(&bytes)
 }
 
+/// Every body the API takes is one JSON object. serde reads a struct from an array too
+/// (`[1, "c1"]` as `{product_id: 1, cart_id: "c1"}`) and stops after the first value, so
+/// both are refused here, lest `{…} {…}` act on the first and ignore the rest.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
+    if first.is_some_and(|b| *b != b'{') {
+        return Err(ApiError::invalid("the body must be a JSON object"));
+    }
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
-    serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
+    let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
         let path = error.path().to_string();
         let inner = error.into_inner();
         if inner.is_syntax() || inner.is_eof() {
@@ -46,7 +54,11 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         } else {
             ApiError::invalid(format!("field `{path}`: {inner}"))
         }
-    })
+    })?;
+    deserializer.end().map_err(|error| {
+        ApiError::invalid(format!("nothing may follow the JSON object: {error}"))
+    })?;
+    Ok(value)
 }
 
 #[cfg(test)]
@@ -76,5 +88,26 @@ mod tests {
             "{}",
             broken.message
         );
+    }
+
+    #[test]
+    fn only_one_object_is_a_body() {
+        let good = parse_json::<Add>(b" {\"product_id\": 1, \"cart_id\": \"c\"}\n").unwrap();
+        assert_eq!(good.product_id, 1);
+        for refused in [
+            &br#"{"product_id": 1, "cart_id": "c"} xyz"#[..],
+            br#"{"product_id": 1, "cart_id": "c"}{"product_id": 2}"#,
+            br#"[1, "k2", 1, null]"#,
+            br#""text""#,
+            b"",
+        ] {
+            let error = parse_json::<Add>(refused).unwrap_err();
+            assert_eq!(
+                error.status.as_u16(),
+                422,
+                "{}",
+                String::from_utf8_lossy(refused)
+            );
+        }
     }
 }

@@ -118,18 +118,15 @@ pub async fn caller_cart_json(call: &Call<'_>) -> Result<serde_json::Value, ApiE
     Ok(cart_json(cart_id, &view, &snapshot))
 }
 
-/// The caller's cart or order; someone else's is as unknown as a missing one (404), so ids
-/// cannot be probed.
+/// The caller's cart or order; someone else's is as unknown as a missing one (404
+/// `NOCART`, the very reply the engine's NOCART and NOTOWNER get on the other routes), so
+/// ids cannot be probed.
 pub async fn owned_cart(app: &App, user: &User, cart_id: &str) -> Result<CartView, ApiError> {
-    let not_found = || ApiError::not_found(format!("no cart or order {cart_id}"));
     match app.engine.cart(&app.settings.sale, cart_id).await {
         Ok(view) if view.user == user.engine_id() => Ok(view),
-        Ok(_) => Err(not_found()),
-        Err(ClientError::Flash(error))
-            if matches!(error.code, ErrorCode::NoCart | ErrorCode::Err) =>
-        {
-            Err(not_found())
-        }
+        Ok(_) => Err(ApiError::no_cart()),
+        // A malformed id names no cart either.
+        Err(ClientError::Flash(error)) if error.code == ErrorCode::Err => Err(ApiError::no_cart()),
         Err(other) => Err(other.into()),
     }
 }

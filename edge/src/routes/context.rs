@@ -15,7 +15,7 @@ use serde::de::DeserializeOwned;
 use crate::app::App;
 use crate::error::ApiError;
 use crate::routes::body::read_json;
-use crate::session::User;
+use crate::session::{Session, User};
 
 /// One request on its way to a handler.
 pub struct Call<'a> {
@@ -57,10 +57,18 @@ impl<'a> Call<'a> {
         self.req.uri().query().unwrap_or_default()
     }
 
+    /// The session the request's token proves, unless it was signed out.
+    pub fn session(&self) -> Option<Session> {
+        self.app
+            .signer
+            .caller(self.req.headers())
+            .filter(|session| !self.app.revocations.is_revoked(&session.token_id))
+    }
+
     /// Whoever the session token says, if anyone: for `GET /session`, which answers
     /// "nobody" with a 401 and is not counted against the per-user limit.
     pub fn signed_in(&self) -> Option<User> {
-        self.app.signer.caller(self.req.headers())
+        self.session().map(|session| session.user)
     }
 
     /// The signed-in caller, with the per-user limit applied: for cart and order calls.

@@ -2,7 +2,8 @@
 //!
 //! Every handler takes a [`Call`] (the request with its route, built once here; it gives
 //! the caller, the parsed body and the path's id) and returns `Result<Response, ApiError>`;
-//! [`handle`] turns errors into their JSON replies, applies the per-IP rate limit, and
+//! [`handle`] checks what every request must have (a `Host` on HTTP/1.1, the per-IP rate
+//! limit, `origin.rs`'s cross-site checks), turns errors into their JSON replies, and
 //! records each request's route, status and latency.
 
 mod assets;
@@ -11,6 +12,7 @@ mod cart;
 mod context;
 mod health;
 mod orders;
+mod origin;
 mod products;
 mod session;
 
@@ -19,7 +21,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use hyper::body::Incoming;
-use hyper::{Method, Request, Response, header};
+use hyper::{Method, Request, Response, Version, header};
 
 use crate::app::App;
 use crate::error::{ApiError, Body};
@@ -31,9 +33,9 @@ pub use context::{Call, NamesUser};
 pub async fn handle(app: Arc<App>, req: Request<Incoming>, peer: IpAddr) -> Response<Body> {
     let started = Instant::now();
     let route = route_of(req.uri().path());
-    let result = match app.limits.check_ip(peer) {
-        Err(refused) if route.limited => Err(refused),
-        _ => dispatch(&app, req, peer, route.name).await,
+    let result = match admit(&app, &req, peer, &route) {
+        Ok(()) => dispatch(&app, req, peer, route.name).await,
+        Err(refused) => Err(refused),
     };
     let mut response = result.unwrap_or_else(ApiError::into_response);
     let headers = response.headers_mut();
@@ -50,6 +52,24 @@ pub async fn handle(app: Arc<App>, req: Request<Incoming>, peer: IpAddr) -> Resp
     app.metrics
         .request(route.name, response.status().as_u16(), started.elapsed());
     response
+}
+
+/// The checks before any handler runs, cheapest first.
+fn admit(app: &App, req: &Request<Incoming>, peer: IpAddr, route: &Route) -> Result<(), ApiError> {
+    // RFC 9112 §3.2: a server MUST answer 400 to an HTTP/1.1 request without exactly one
+    // Host (the same-host Origin rule reads it, and proxies route by it).
+    if req.version() == Version::HTTP_11 && req.headers().get_all(header::HOST).iter().count() != 1
+    {
+        return Err(ApiError::bad_request(
+            "an HTTP/1.1 request needs one Host header",
+        ));
+    }
+    // Only limited routes spend the allowance: a health check or a page's files must not
+    // use up the API calls of the shoppers behind one address.
+    if route.limited {
+        app.limits.check_ip(peer)?;
+    }
+    origin::check(req, route.name, &app.settings.allowed_origins)
 }
 
 /// A route's name for metrics (ids folded away) and whether the per-IP limit applies.
@@ -94,12 +114,17 @@ async fn dispatch(
     peer: IpAddr,
     route: &'static str,
 ) -> Result<Response<Body>, ApiError> {
-    let method = req.method().clone();
+    // HEAD is GET without the body (hyper leaves the body out), wherever GET is served; not
+    // for the WebSocket, whose handshake is a GET by definition.
+    let method = match req.method() {
+        &Method::HEAD if route != "/ws/catalog" => Method::GET,
+        method => method.clone(),
+    };
     let call = Call::new(app, route, peer, req);
     match (&method, route) {
         (&Method::GET, "/") => Ok(assets::index()),
         (&Method::GET, "/static") => assets::file(call.path()),
-        (&Method::GET, "/healthz") => health::healthz(app).await,
+        (&Method::GET, "/healthz") => Ok(health::healthz(app)),
         (&Method::GET, "/metrics") => Ok(health::metrics(app)),
         (&Method::GET, "/ws/catalog") => Ok(crate::ws::upgrade(
             call.into_request(),
@@ -109,7 +134,7 @@ async fn dispatch(
         )),
         (&Method::POST, "/session") => session::sign_in(call).await,
         (&Method::GET, "/session") => session::whoami(&call),
-        (&Method::DELETE, "/session") => Ok(session::sign_out()),
+        (&Method::DELETE, "/session") => session::sign_out(&call).await,
         (&Method::GET, "/sale") => products::sale(app).await,
         (&Method::GET, "/products/") => products::page(&call).await,
         (&Method::POST, "/cart/add") => cart::add(call).await,

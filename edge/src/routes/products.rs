@@ -1,5 +1,6 @@
 //! `GET /products/?skip&limit` and `GET /sale`.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -15,8 +16,13 @@ use crate::settings::MAX_PAGE;
 /// engine in one FLASH.AVAILABLE for the whole page.
 pub async fn page(call: &Call<'_>) -> Result<Response<Body>, ApiError> {
     let app = call.app;
-    let query = query_pairs(call.query());
+    let query = query_pairs(call.query())?;
     let skip = number(&query, "skip", 0)?;
+    if skip > MAX_SKIP {
+        return Err(ApiError::invalid(format!(
+            "query `skip`: at most {MAX_SKIP}, not {skip}"
+        )));
+    }
     let limit = number(&query, "limit", 12)?.clamp(1, MAX_PAGE);
     let snapshot = app.catalog.snapshot().await?;
     let products = snapshot.page(skip, limit);
@@ -77,17 +83,34 @@ pub fn now_ms() -> i64 {
         .map_or(0, |d| d.as_millis() as i64)
 }
 
-fn query_pairs(query: &str) -> HashMap<&str, &str> {
-    query
-        .split('&')
-        .filter_map(|pair| pair.split_once('=').or(Some((pair, ""))))
-        .filter(|(name, _)| !name.is_empty())
-        .collect()
+/// A catalog has dozens to thousands of products; a `skip` past this is no page of it, and
+/// bounding it keeps `skip / limit + 1` and the like far from overflow.
+pub const MAX_SKIP: usize = 1_000_000;
+
+/// The query's names and values, percent-decoded (and `+` as a space) as browsers encode
+/// them. A name given twice is refused: which one counts would be a guess, and a proxy in
+/// front may guess otherwise.
+fn query_pairs(query: &str) -> Result<HashMap<Cow<'_, str>, Cow<'_, str>>, ApiError> {
+    let mut pairs = HashMap::new();
+    for (name, value) in form_urlencoded::parse(query.as_bytes()) {
+        if name.is_empty() {
+            continue;
+        }
+        if pairs.contains_key(&name) {
+            return Err(ApiError::invalid(format!("query `{name}` given twice")));
+        }
+        pairs.insert(name, value);
+    }
+    Ok(pairs)
 }
 
-fn number(query: &HashMap<&str, &str>, name: &str, default: usize) -> Result<usize, ApiError> {
-    match query.get(name) {
-        None | Some(&"") => Ok(default),
+fn number(
+    query: &HashMap<Cow<'_, str>, Cow<'_, str>>,
+    name: &str,
+    default: usize,
+) -> Result<usize, ApiError> {
+    match query.get(name).map(|value| value.as_ref()) {
+        None | Some("") => Ok(default),
         Some(text) => text.parse().map_err(|_| {
             ApiError::invalid(format!(
                 "query `{name}`: a non-negative integer, not {text:?}"

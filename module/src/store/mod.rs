@@ -30,9 +30,13 @@ use flash_core::wire::StreamId;
 use flash_core::{Error, Sku};
 use redis_module::{Context, RedisValue, raw};
 
-use crate::api::{Ctx, Key, Kind, RString, bytes, now_ms, replicate, replicate_argv, selected_db};
+use crate::api::{
+    Ctx, Key, Kind, RString, bytes, monotonic_us, now_ms, replicate, replicate_argv, selected_db,
+};
 use buffer::{Bytes, HashWrites, KeyRef, Value};
 use names_cache::{SaleNames, sale_names};
+
+pub use crate::expiry::News;
 
 mod buffer;
 mod events;
@@ -66,6 +70,10 @@ pub struct RedisStore {
     writes: HashWrites,
     /// Buffered deadline changes in order: `Some(ms)` adds the cart, `None` removes it.
     deadline_writes: Vec<(String, Option<i64>)>,
+    /// How many of `deadline_writes` are removals.
+    deadlines_removed: usize,
+    /// What the expiry timer learns from this command once it succeeded.
+    news: News,
     /// Carts to remove at a time (unix ms), applied after their hash writes.
     removals: Vec<(KeyRef, i64)>,
     /// Stock changes to announce once the command succeeded: SKU, available units.
@@ -83,9 +91,21 @@ impl RedisStore {
             carts: Vec::new(),
             writes: HashWrites::default(),
             deadline_writes: Vec::new(),
+            deadlines_removed: 0,
+            news: News::default(),
             removals: Vec::new(),
             stock_changes: Vec::new(),
         }
+    }
+
+    /// What the command wrote that the expiry timer must know (read after [`Self::flush`]).
+    pub fn news(&self) -> News {
+        self.news
+    }
+
+    /// The millisecond part of the order stream's first entry id, if it has one.
+    pub fn orders_first_ms(&mut self) -> Option<u64> {
+        self.fixed(SaleKey::Orders).ok()?.stream_first_ms()
     }
 
     fn fixed(&mut self, key: SaleKey) -> Result<&Key, Error> {
@@ -184,6 +204,7 @@ impl RedisStore {
     pub fn flush(&mut self) {
         if self.writes.of(SALE).is_some() {
             names_cache::forget_settings();
+            self.news.settings_written = true;
         }
         self.flush_hashes();
         self.flush_removals();
@@ -196,9 +217,11 @@ impl RedisStore {
     fn flush_deadlines(&mut self) {
         let ctx = self.ctx;
         let writes = std::mem::take(&mut self.deadline_writes);
+        self.deadlines_removed = 0;
         if writes.is_empty() {
             return;
         }
+        self.news.earliest_deadline_ms = writes.iter().filter_map(|(_, ms)| *ms).min();
         let names = Rc::clone(&self.names);
         let name = &names.fixed[SaleKey::Deadlines.index()];
         let Ok(key) = self.fixed(SaleKey::Deadlines) else {
@@ -325,6 +348,10 @@ const USERS: KeyRef = KeyRef::Fixed(SaleKey::Users);
 impl Store for RedisStore {
     fn now_ms(&mut self) -> i64 {
         *self.now_ms.get_or_insert_with(now_ms)
+    }
+
+    fn clock_us(&mut self) -> i64 {
+        monotonic_us()
     }
 
     fn guard(&mut self, keys: &[SaleKey], cart: Option<&str>) -> Result<(), Error> {
@@ -596,13 +623,17 @@ impl Store for RedisStore {
     fn remove_deadline(&mut self, cart: &str) -> Result<(), Error> {
         self.fixed(SaleKey::Deadlines)?;
         self.deadline_writes.push((cart.to_owned(), None));
+        self.deadlines_removed += 1;
         Ok(())
     }
 
     fn due_carts(&mut self, now_ms: i64, count: i64) -> Result<Vec<String>, Error> {
+        // Removals wait for the flush, and only the earliest due are removed before a second
+        // look (the trait's contract): skipping that many leaves them out.
+        let skip = self.deadlines_removed;
         Ok(self
             .fixed(SaleKey::Deadlines)?
-            .zset_up_to(now_ms as f64, usize::try_from(count).unwrap_or(0))
+            .zset_up_to(now_ms as f64, skip, usize::try_from(count).unwrap_or(0))
             .into_iter()
             .map(|cart| String::from_utf8_lossy(&cart).into_owned())
             .collect())
@@ -621,6 +652,7 @@ impl Store for RedisStore {
             .collect();
         let raw::RedisModuleStreamID { ms, seq } =
             self.fixed(SaleKey::Orders)?.stream_add(&fields)?;
+        self.news.orders_appended = true;
         let name = &self.names.fixed[SaleKey::Orders.index()];
         let id = format!("{ms}-{seq}");
         let mut args: Vec<&[u8]> = vec![name.as_bytes(), id.as_bytes()];

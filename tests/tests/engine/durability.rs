@@ -257,3 +257,58 @@ async fn holds_due_while_the_server_was_down_are_released_on_return(backend: Bac
         CartState::CheckedOut
     );
 }
+
+/// A master that became a replica and then a master again: the writes replicated to it in
+/// between (a hold, here) told its timer nothing, so on promotion it looks at every sale it
+/// knew, not only at the ones the scan finds new.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_master_demoted_and_promoted_again_releases_the_holds_replicated_to_it() {
+    let first = Engine::start(Backend::Module).await;
+    first.ok("FLASH.SALE s HOLD 60000").await;
+    first.ok("FLASH.LOAD s 14 10").await;
+    // The timer's first look at `s`: nothing held, nothing planned for it.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let second = Engine::start(Backend::Module).await;
+    let _: () = redis::cmd("REPLICAOF")
+        .arg("127.0.0.1")
+        .arg(second.server.port)
+        .query_async(&mut first.conn())
+        .await
+        .unwrap();
+    let linked = eventually(Duration::from_secs(10), || async {
+        let info: Result<String, _> = redis::cmd("INFO")
+            .arg("replication")
+            .query_async(&mut first.conn())
+            .await;
+        info.is_ok_and(|info| info.contains("master_link_status:up"))
+    })
+    .await;
+    assert!(
+        linked,
+        "the demoted master never linked:\n{}",
+        first.server.log()
+    );
+    second.ok("FLASH.SALE s HOLD 300").await;
+    second.ok("FLASH.LOAD s 14 10").await;
+    second.client.reserve("s", "c1", "u1", 14, 4).await.unwrap();
+    wait_for_replica(&second).await;
+    let mut second = second;
+    second.server.kill();
+
+    let _: () = redis::cmd("REPLICAOF")
+        .arg("NO")
+        .arg("ONE")
+        .query_async(&mut first.conn())
+        .await
+        .unwrap();
+    let released = eventually(Duration::from_secs(3), || async {
+        first.client.cart("s", "c1").await.unwrap().state == CartState::Expired
+    })
+    .await;
+    assert!(
+        released,
+        "the promoted server did not release the replicated hold"
+    );
+    assert_eq!(first.ledger("s").await[0].1.available, 10);
+}

@@ -4,6 +4,7 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod budgets;
 mod common;
 mod concurrency;
 mod conformance;

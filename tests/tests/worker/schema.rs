@@ -141,3 +141,69 @@ async fn users_and_products_with_orders_cannot_be_deleted_or_renumbered() {
         1
     );
 }
+
+/// A database from before migration 0003 may hold names that differ only in case: each
+/// keeps its row (and so its orders), the later ones renamed, and from then on a name is
+/// unique whatever its case.
+#[tokio::test]
+async fn usernames_become_unique_in_any_case_without_merging_old_twins() {
+    let db = Database::start().await;
+    let mut client = db.connect().await;
+    client
+        .batch_execute(
+            "CREATE TABLE flash_migrations (
+                 version INT PRIMARY KEY,
+                 name TEXT NOT NULL,
+                 applied_at TIMESTAMPTZ NOT NULL DEFAULT now()
+             )",
+        )
+        .await
+        .unwrap();
+    for migration in MIGRATIONS.iter().filter(|m| m.version < 3) {
+        client.batch_execute(migration.sql).await.unwrap();
+        client
+            .execute(
+                "INSERT INTO flash_migrations (version, name) VALUES ($1, $2)",
+                &[&migration.version, &migration.name],
+            )
+            .await
+            .unwrap();
+    }
+    let long = "L".repeat(64);
+    client
+        .batch_execute(&format!(
+            "INSERT INTO users (id, username) VALUES
+                 (1, 'Alice'), (2, 'alice'), (3, 'bob'), (4, 'ALICE'),
+                 (5, '{long}'), (6, '{}')",
+            long.to_lowercase()
+        ))
+        .await
+        .unwrap();
+    assert_eq!(migrate(&mut client).await.unwrap(), [3]);
+    let names: Vec<(i64, String)> = client
+        .query("SELECT id, username FROM users ORDER BY id", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| (row.get(0), row.get(1)))
+        .collect();
+    let cut = format!("{}-6", "l".repeat(62));
+    assert_eq!(
+        names,
+        [
+            (1, "Alice".to_owned()),
+            (2, "alice-2".to_owned()),
+            (3, "bob".to_owned()),
+            (4, "ALICE-4".to_owned()),
+            (5, long),
+            (6, cut),
+        ]
+    );
+    // Explicit ids: the refusal must come from the name, not from the key.
+    let insert = "INSERT INTO users (id, username) VALUES ($1, $2)";
+    for (id, twin) in [(100_i64, "ALICE"), (101, "Bob"), (102, "alice-2")] {
+        let refused = client.execute(insert, &[&id, &twin]).await;
+        assert!(refused.is_err(), "{twin} is taken (in some case)");
+    }
+    client.execute(insert, &[&103_i64, &"carol"]).await.unwrap();
+}

@@ -362,7 +362,7 @@ fn user(users: Users, cart: u64) -> String {
 
 /// Sends `count` commands in pipelined batches; any error reply fails the bench, naming the
 /// command.
-fn pipelined(
+pub(super) fn pipelined(
     conn: &mut Connection,
     count: u64,
     batch: u64,

@@ -27,12 +27,16 @@
 //!
 //! This measures; it never fails on a missed target, only when a run cannot be measured.
 //!
+//! Then, unless `--no-latency`, [`latency`]'s phases (`cargo xtask bench-latency`): PING's
+//! round trip while the module's timer has many idle sales or many due holds.
+//!
 //! Files: `mod.rs` runs the sweep and checks the books; [`config`] starts each
 //! configuration's servers; [`workload`] names what each row sends; [`measure`] runs
 //! redis-benchmark once and reads the server's counters; [`table`] prints the tables and the
 //! targets' ratios.
 
 mod config;
+pub mod latency;
 mod measure;
 pub mod memory;
 mod table;
@@ -85,6 +89,10 @@ pub struct BenchArgs {
     /// own servers; each round visits every configuration in turn.
     #[arg(long, value_enum, value_delimiter = ',', default_values_t = Config::ALL)]
     config: Vec<Config>,
+    /// Skip the last part, `bench-latency`'s phases with its defaults (PING's latency with
+    /// 100,000 idle sales and while 100,000 holds fall due).
+    #[arg(long)]
+    no_latency: bool,
 }
 
 /// Samples per (configuration, workload, pipeline), one per round.
@@ -247,6 +255,11 @@ pub fn run(args: &BenchArgs) -> Result<()> {
                 .collect::<Vec<_>>()
                 .join("\n  ")
         );
+    }
+    // The servers above are done with; the latency phases get a fresh one of their own.
+    drop(servers);
+    if !args.no_latency {
+        latency::run(&latency::BenchLatencyArgs::default())?;
     }
     Ok(())
 }
