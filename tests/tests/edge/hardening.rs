@@ -126,6 +126,16 @@ async fn units(stack: &Stack, sku: i64) -> (i64, i64, i64) {
     (u.available, u.held, u.pending + u.sold)
 }
 
+/// Rows in the users table.
+async fn user_rows(stack: &Stack) -> i64 {
+    let database = stack.database().await.unwrap();
+    let row = database
+        .query_one("SELECT count(*) FROM users", &[])
+        .await
+        .unwrap();
+    row.get(0)
+}
+
 async fn cart_exists(stack: &Stack, cart: &str) -> bool {
     match stack.engine().await.unwrap().cart(&stack.sale, cart).await {
         Ok(_) => true,
@@ -197,15 +207,7 @@ async fn cross_site_writes_with_the_cookie_are_refused_and_change_nothing() {
     assert_eq!(units(&stack, 2).await, (3, 0, 0));
     assert!(!cart_exists(&stack, "csrf-1").await);
     assert!(!cart_exists(&stack, "csrf-2").await);
-    let users: i64 = stack
-        .database()
-        .await
-        .unwrap()
-        .query_one("SELECT count(*) FROM users", &[])
-        .await
-        .unwrap()
-        .get(0);
-    assert_eq!(users, 1);
+    assert_eq!(user_rows(&stack).await, 1);
 
     // Our own pages: the same host, or Sec-Fetch-Site: same-origin; with JSON only.
     let own = format!("Origin: http://{}", stack.address);
@@ -461,15 +463,7 @@ async fn a_username_is_one_account_in_any_case_and_signing_in_again_burns_no_id(
     // The next new user takes the very next id: none was burnt by the repeats.
     let bob = anyone.sign_in("bob").await.unwrap().user;
     assert_eq!(bob.id, first.id + 1);
-    let users: i64 = stack
-        .database()
-        .await
-        .unwrap()
-        .query_one("SELECT count(*) FROM users", &[])
-        .await
-        .unwrap()
-        .get(0);
-    assert_eq!(users, 2);
+    assert_eq!(user_rows(&stack).await, 2);
 }
 
 /// Another edge on the same Redis and PostgreSQL, with the same secret (and no worker).

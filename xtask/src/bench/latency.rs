@@ -22,15 +22,13 @@ use std::thread::{self, sleep};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, ensure};
-use flash_tests::{RedisServer, ServerOptions};
 use hdrhistogram::Histogram;
 use redis::{Client, Connection, Value};
 
 use super::config::cpu_seconds;
 use super::memory::pipelined;
-use super::{SKU, info_total, send};
-use crate::deps;
-use crate::workspace::{Profile, build_module, info_field};
+use super::{SKU, info_total, release_server, send};
+use crate::workspace::info_field;
 
 const DUE_SALE: &str = "due";
 /// Commands per pipelined round trip while the sales and carts are made.
@@ -69,13 +67,7 @@ struct Phase {
 }
 
 pub fn run(args: &BenchLatencyArgs) -> Result<()> {
-    deps::ensure()?;
-    let module = build_module(Profile::Release)?;
-    let server = RedisServer::start(ServerOptions {
-        module: Some(module.clone()),
-        ..ServerOptions::default()
-    })
-    .context("cannot start redis-server with the release module")?;
+    let (module, server) = release_server()?;
     let client = server.client();
     let mut conn = client
         .get_connection()

@@ -19,13 +19,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail, ensure};
 use flash_core::keys::SaleKeys;
-use flash_tests::{RedisServer, ServerOptions};
 use redis::{Connection, Value};
 
 use super::config::info_number;
-use super::{SKU, info_total, send};
-use crate::deps;
-use crate::workspace::{Profile, build_module, info_field};
+use super::{SKU, info_total, release_server, send};
+use crate::workspace::info_field;
 
 const SALE: &str = "mem";
 
@@ -133,13 +131,7 @@ pub fn run(args: &BenchMemoryArgs) -> Result<()> {
         "--checkouts {checkouts} is more than --carts {}",
         args.carts
     );
-    deps::ensure()?;
-    let module = build_module(Profile::Release)?;
-    let server = RedisServer::start(ServerOptions {
-        module: Some(module.clone()),
-        ..ServerOptions::default()
-    })
-    .context("cannot start redis-server with the release module")?;
+    let (module, server) = release_server()?;
     let mut conn = server
         .client()
         .get_connection()

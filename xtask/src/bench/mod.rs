@@ -264,6 +264,19 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     Ok(())
 }
 
+/// A fresh redis-server (no persistence) with the release module, built if needed: the
+/// server of `bench-memory` and `bench-latency`.
+pub(super) fn release_server() -> Result<(std::path::PathBuf, flash_tests::RedisServer)> {
+    deps::ensure()?;
+    let module = build_module(Profile::Release)?;
+    let server = flash_tests::RedisServer::start(flash_tests::ServerOptions {
+        module: Some(module.clone()),
+        ..flash_tests::ServerOptions::default()
+    })
+    .context("cannot start redis-server with the release module")?;
+    Ok((module, server))
+}
+
 /// The books of one configuration's sales after its runs; with a replica, the replica's
 /// books once it has caught up, which must match the master's.
 fn check_config(
