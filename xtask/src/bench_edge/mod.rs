@@ -126,6 +126,14 @@ impl BenchEdgeArgs {
 pub fn run(args: &BenchEdgeArgs) -> Result<()> {
     let started = Instant::now();
     println!("{}", args.command_line());
+    if cfg!(debug_assertions) {
+        // The load generator runs in this process: built in debug it, not the edge, is
+        // what saturates first (measured: /cart/add at half its release figure).
+        println!(
+            "WARNING: this xtask is a debug build, so is the load generator; for figures to \
+             compare, run `cargo run --release -p xtask -- bench-edge`"
+        );
+    }
     deps::ensure()?;
     let module = build_module(Profile::Release)?;
     let edge_binary = build_edge()?;
