@@ -8,10 +8,12 @@
 //!   a timeout, killed on drop; optionally supervised (its own process group, stopped by the
 //!   kernel should the parent die).
 //! - [`redis`]: redis-server's command line ([`RedisConfig`]) and the wait until it answers.
+//! - [`cluster`]: running nodes made into one Redis Cluster, and the wait until it is ready.
 //! - [`postgres`]: a cluster made by initdb (as `nobody` when root), `postgres` on a port,
 //!   the wait until it answers.
 //! - [`paths`]: the built module's location, and paths shown as a user would type them.
 
+pub mod cluster;
 pub mod paths;
 pub mod postgres;
 pub mod process;
@@ -19,4 +21,4 @@ pub mod redis;
 
 pub use paths::{MODULE_FILE, find_module, shown};
 pub use process::{Server, Stopped, Supervision};
-pub use redis::{Aof, RedisConfig};
+pub use redis::{Aof, ClusterNode, RedisConfig};

@@ -36,6 +36,16 @@ pub struct RedisConfig {
     pub replica_of: Option<u16>,
     /// Allow DEBUG from loopback (the tests use it; `flash up` does not).
     pub debug_command: bool,
+    /// Run as a Redis Cluster node (its bus on port + 10000); `None`: a standalone server.
+    pub cluster: Option<ClusterNode>,
+}
+
+/// A Redis Cluster node's settings.
+#[derive(Clone, Copy, Debug)]
+pub struct ClusterNode {
+    /// How long a master may be unreachable before its replica is promoted
+    /// (`cluster-node-timeout`): small in tests, so a failover takes about a second.
+    pub node_timeout_ms: u64,
 }
 
 impl RedisConfig {
@@ -80,6 +90,18 @@ impl RedisConfig {
         }
         if self.debug_command {
             command.args(["--enable-debug-command", "local"]);
+        }
+        if let Some(node) = self.cluster {
+            // `nodes.conf` in the node's own folder: the cluster's view survives a restart.
+            command
+                .args([
+                    "--cluster-enabled",
+                    "yes",
+                    "--cluster-config-file",
+                    "nodes.conf",
+                ])
+                .arg("--cluster-node-timeout")
+                .arg(node.node_timeout_ms.to_string());
         }
         if let Some(master) = self.replica_of {
             command.args(["--replicaof", "127.0.0.1", &master.to_string()]);
@@ -179,6 +201,7 @@ mod tests {
             aof: Aof::EverySecond,
             replica_of: None,
             debug_command: false,
+            cluster: None,
         }
     }
 

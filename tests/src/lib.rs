@@ -2,15 +2,17 @@
 //! integration suites live in `tests/`; `cargo xtask bench` uses the same guards.
 //!
 //! - [`redis_server`]: [`RedisServer`], with or without the Flash module.
+//! - [`redis_cluster`]: [`RedisCluster`], a real Redis Cluster of such servers.
 //! - [`postgres`]: [`PostgresServer`], initdb into a temp dir, one fresh database per test.
 //! - [`stack`]: [`Stack`]: both servers, a catalog, an open sale and the edge, for the edge's
 //!   tests and benchmarks.
-//! - here: [`flash_binary`], [`free_port`].
+//! - here: [`flash_binary`], [`free_port`], [`free_cluster_port`].
 //!
 //! Both guards start their server through `flash-servers`, the code `flash up` starts its own
 //! with; they add what tests need: temp folders, free ports, a synchronous API.
 
 pub mod postgres;
+pub mod redis_cluster;
 pub mod redis_server;
 pub mod stack;
 
@@ -21,6 +23,7 @@ use std::path::PathBuf;
 
 pub use flash_servers::MODULE_FILE;
 pub use postgres::PostgresServer;
+pub use redis_cluster::{ClusterOptions, RedisCluster};
 pub use redis_server::{RedisServer, ServerOptions, module_path, workspace_root};
 pub use stack::{Stack, StackOptions};
 
@@ -47,6 +50,22 @@ pub fn free_port() -> io::Result<u16> {
     Ok(TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?
         .local_addr()?
         .port())
+}
+
+/// A free port whose cluster bus port (+ 10000) is free too, for a Redis Cluster node.
+pub fn free_cluster_port() -> io::Result<u16> {
+    for _ in 0..100 {
+        let port = free_port()?;
+        let Some(bus) = port.checked_add(10_000) else {
+            continue;
+        };
+        if TcpListener::bind((Ipv4Addr::LOCALHOST, bus)).is_ok() {
+            return Ok(port);
+        }
+    }
+    Err(io::Error::other(
+        "no port with a free bus port after 100 tries",
+    ))
 }
 
 /// Runs a start-up step of `flash-servers` (async, as `flash up` needs it) to completion for

@@ -7,9 +7,9 @@ use std::thread::sleep;
 use std::time::Duration;
 
 use flash_servers::redis::ready;
-use flash_servers::{Aof, RedisConfig, Server, Supervision, find_module};
+use flash_servers::{Aof, ClusterNode, RedisConfig, Server, Supervision, find_module};
 
-use crate::{block_on, free_port, io_error};
+use crate::{block_on, free_cluster_port, free_port, io_error};
 
 /// How long a test waits for a server to answer (an append-only file may be replayed).
 const START_TIMEOUT: Duration = Duration::from_secs(20);
@@ -23,6 +23,8 @@ pub struct ServerOptions {
     pub aof: bool,
     /// Replicate from this port.
     pub replica_of: Option<u16>,
+    /// Start as a Redis Cluster node (on a port whose bus port, + 10000, is free too).
+    pub cluster: Option<ClusterNode>,
 }
 
 /// A running redis-server. Dropping it kills the process, then removes the data dir.
@@ -78,7 +80,11 @@ impl RedisServer {
 
     /// Starts one server; `Err` hands back the failed one (with its log and data dir).
     fn spawn(options: ServerOptions, dir: DataDir) -> io::Result<Result<RedisServer, RedisServer>> {
-        let port = free_port()?;
+        let port = if options.cluster.is_some() {
+            free_cluster_port()?
+        } else {
+            free_port()?
+        };
         let config = RedisConfig {
             port,
             dir: dir.path().to_path_buf(),
@@ -86,6 +92,7 @@ impl RedisServer {
             aof: if options.aof { Aof::Always } else { Aof::Off },
             replica_of: options.replica_of,
             debug_command: true,
+            cluster: options.cluster,
         };
         let mut server = config
             .spawn(Supervision::Attached)

@@ -28,6 +28,7 @@ pub async fn start(
         aof: Aof::EverySecond,
         replica_of: None,
         debug_command: false,
+        cluster: None,
     };
     let server = slot.insert(config.spawn(Supervision::Supervised)?);
     let version = ready(server, port, START_TIMEOUT).await?;
