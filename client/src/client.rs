@@ -7,9 +7,10 @@ use flash_core::cmd::{
 use flash_core::keys::SaleKeys;
 use flash_core::model::CartState;
 use flash_core::{Command, CommandSpec, Sku};
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::cluster_routing::Slot;
 use redis::{AsyncCommands, Value};
 
+use crate::connection::FlashConnection;
 use crate::error::ClientError;
 use crate::lua;
 use crate::replies::{CartView, Order, Reader, Reservation, SaleInfo};
@@ -34,41 +35,59 @@ pub struct SaleSettings {
     pub retain_ms: Option<i64>,
 }
 
-/// A cheap-to-clone handle: clones share one multiplexed connection.
+/// A cheap-to-clone handle: clones share one multiplexed connection (per node, on a
+/// cluster).
 #[derive(Clone)]
 pub struct FlashClient {
-    conn: ConnectionManager,
+    conn: FlashConnection,
     backend: Backend,
 }
 
 impl FlashClient {
-    /// Connects and picks the backend: the module when the server knows `FLASH.RESERVE`.
+    /// Connects as `url` (`REDIS_URL`) says, a single server (`redis://…`) or a cluster
+    /// (`redis+cluster://host:port,host:port,…`: see [`crate::connection`]), and picks the
+    /// backend: the module when the server knows `FLASH.RESERVE`.
     ///
-    /// The connection is multiplexed (clones share it, requests are pipelined) and managed:
-    /// after Redis restarts or the link drops, the calls in flight fail and the next ones
-    /// reconnect, so a long-running edge or worker recovers by itself. A reply may take up
-    /// to 5 s (the crate's default, 0.5 s, is the worker's XREADGROUP BLOCK time and would
-    /// cut it off).
+    /// The connection is multiplexed (clones share it, requests are pipelined) and
+    /// recovers by itself: after Redis restarts, the link drops or a cluster fails over,
+    /// the calls in flight may fail and the next ones reconnect.
     pub async fn connect(url: &str) -> Result<FlashClient, ClientError> {
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(std::time::Duration::from_secs(5)))
-            .set_response_timeout(Some(std::time::Duration::from_secs(5)))
-            .set_number_of_retries(2);
-        let conn = ConnectionManager::new_with_config(redis::Client::open(url)?, config).await?;
-        FlashClient::with_connection(conn).await
+        FlashClient::with_connection(FlashConnection::connect(url).await?).await
     }
 
-    pub async fn with_connection(mut conn: ConnectionManager) -> Result<FlashClient, ClientError> {
-        let info: Value = redis::cmd("COMMAND")
-            .arg("INFO")
-            .arg("FLASH.RESERVE")
-            .query_async(&mut conn)
-            .await?;
-        let backend = match info {
-            Value::Array(items) if items.first().is_some_and(|i| *i != Value::Nil) => {
-                Backend::Module
+    pub async fn with_connection(
+        conn: impl Into<FlashConnection>,
+    ) -> Result<FlashClient, ClientError> {
+        let mut conn = conn.into();
+        let mut ask = redis::cmd("COMMAND");
+        ask.arg("INFO").arg("FLASH.RESERVE");
+        // Every master of a cluster is asked: a sale runs on whichever master owns its
+        // slot, so the module must be on all of them or on none.
+        let mut backends = Vec::new();
+        for reply in conn.run_on_masters(&ask).await? {
+            backends.push(match reply.extract_error()? {
+                Value::Array(items) if items.first().is_some_and(|i| *i != Value::Nil) => {
+                    Backend::Module
+                }
+                _ => Backend::Lua,
+            });
+        }
+        let backend = match backends.first() {
+            Some(&first) if backends.iter().all(|&backend| backend == first) => first,
+            Some(_) => {
+                return Err(ClientError::Reply {
+                    command: "COMMAND INFO",
+                    detail: "the flash module is loaded on some cluster masters only: load \
+                             it on every node, or on none for the Lua twin"
+                        .into(),
+                });
             }
-            _ => Backend::Lua,
+            None => {
+                return Err(ClientError::Reply {
+                    command: "COMMAND INFO",
+                    detail: "no master answered".into(),
+                });
+            }
         };
         Ok(FlashClient { conn, backend })
     }
@@ -77,8 +96,9 @@ impl FlashClient {
         self.backend
     }
 
-    /// The underlying connection, for plain Redis commands.
-    pub fn connection(&self) -> ConnectionManager {
+    /// The underlying connection, for plain Redis commands (on a cluster, routed by their
+    /// keys).
+    pub fn connection(&self) -> FlashConnection {
         self.conn.clone()
     }
 
@@ -118,8 +138,14 @@ impl FlashClient {
     }
 
     /// Runs several commands, each with its arguments, in one pipeline (one round trip), on
-    /// either backend. Each command gets its own result; the outer error is connection
-    /// trouble.
+    /// either backend. Each command gets its own result, in the order of `calls`; the outer
+    /// error is connection trouble.
+    ///
+    /// On a cluster a pipeline must stay within one slot (the crate sends it whole to the
+    /// node of its first key), so the calls are split by their sale's slot: one pipeline
+    /// per slot, in the calls' order within it, all sent at once. Calls on different sales
+    /// are independent, so only the order within a slot matters. There, connection trouble
+    /// with one node fails only the calls sent to it, each with that error.
     pub async fn call_each(
         &self,
         calls: &[(&str, &[String])],
@@ -128,12 +154,80 @@ impl FlashClient {
         if calls.is_empty() {
             return Ok(Vec::new());
         }
+        let groups = self.pipelines_for(calls);
+        if let [only] = &groups[..] {
+            return self.call_pipeline(calls, only).await;
+        }
+        let runs = futures::future::join_all(
+            groups
+                .iter()
+                .map(|indices| self.call_pipeline(calls, indices)),
+        )
+        .await;
+        let mut results: Vec<Option<Result<Value, ClientError>>> = Vec::new();
+        results.resize_with(calls.len(), || None);
+        for (indices, run) in groups.iter().zip(runs) {
+            match run {
+                Ok(replies) => {
+                    for (&i, reply) in indices.iter().zip(replies) {
+                        results[i] = Some(reply);
+                    }
+                }
+                Err(error) => {
+                    for &i in indices {
+                        results[i] = Some(Err(error.clone()));
+                    }
+                }
+            }
+        }
+        Ok(results
+            .into_iter()
+            .map(|r| r.unwrap_or_else(no_reply))
+            .collect())
+    }
+
+    /// The calls' indices, one list per pipeline: all of them on a single server, one list
+    /// per slot (in order of first appearance, each ascending) on a cluster.
+    fn pipelines_for(&self, calls: &[(&str, &[String])]) -> Vec<Vec<usize>> {
+        if !self.conn.is_cluster() {
+            return vec![(0..calls.len()).collect()];
+        }
+        let mut groups: Vec<(Slot, Vec<usize>)> = Vec::new();
+        for (i, (_, args)) in calls.iter().enumerate() {
+            let sale = args.first().map(String::as_str).unwrap_or_default();
+            let slot = Slot::for_key(self.route_key(sale));
+            match groups.iter_mut().find(|(known, _)| *known == slot) {
+                Some((_, indices)) => indices.push(i),
+                None => groups.push((slot, vec![i])),
+            }
+        }
+        groups.into_iter().map(|(_, indices)| indices).collect()
+    }
+
+    /// The key a call on `sale` is routed by: the sale itself for the module (each command
+    /// declares its first argument as its key), the sale's first key for a script (its
+    /// KEYS[1]). Both hash to the sale's slot for a valid name; a name with braces is
+    /// grouped where the crate will really send it.
+    fn route_key(&self, sale: &str) -> String {
+        match self.backend {
+            Backend::Module => sale.to_owned(),
+            Backend::Lua => SaleKeys::new(sale).sale(),
+        }
+    }
+
+    /// Runs `calls[i]` for each of `indices` in one pipeline; the replies in that order.
+    async fn call_pipeline(
+        &self,
+        calls: &[(&str, &[String])],
+        indices: &[usize],
+    ) -> Result<Vec<Result<Value, ClientError>>, ClientError> {
         let mut conn = self.conn.clone();
         let mut results: Vec<Option<Result<Value, ClientError>>> = Vec::new();
         results.resize_with(calls.len(), || None);
-        let mut todo: Vec<usize> = (0..calls.len()).collect();
-        // Twice at most: a NOSCRIPT (the script cache was flushed) loads the scripts again
-        // and retries just the calls that did not run.
+        let mut todo: Vec<usize> = indices.to_vec();
+        // Twice at most: a NOSCRIPT (the script cache was flushed, or a replica was promoted
+        // that never loaded it) loads the scripts again and retries just the calls that did
+        // not run.
         for attempt in 0..2 {
             let mut pipe = redis::pipe();
             pipe.ignore_errors();
@@ -165,25 +259,23 @@ impl FlashClient {
             }
             let mut loaded = std::collections::BTreeSet::new();
             for &i in &again {
-                let command = calls[i].0;
+                let (command, args) = calls[i];
                 if loaded.insert(command)
-                    && let Some(script) = lua::script(command)
+                    && let Some(load) = lua::load_command(command)
                 {
-                    script.load_async(&mut conn).await?;
+                    // Where the pipeline ran: every call here is on one slot, so its
+                    // master is the node that answered NOSCRIPT.
+                    let sale = args.first().map(String::as_str).unwrap_or_default();
+                    conn.run_at_key(&self.route_key(sale), &load)
+                        .await?
+                        .extract_error()?;
                 }
             }
             todo = again;
         }
-        Ok(results
-            .into_iter()
-            .map(|r| {
-                r.unwrap_or_else(|| {
-                    Err(ClientError::Reply {
-                        command: "call_each",
-                        detail: "no reply".into(),
-                    })
-                })
-            })
+        Ok(indices
+            .iter()
+            .map(|&i| results[i].take().unwrap_or_else(no_reply))
             .collect())
     }
 
@@ -235,7 +327,9 @@ impl FlashClient {
             return Ok(Vec::new());
         };
         // Due by the server's clock, which the script rechecks; a cart falling due in
-        // between waits for the next call.
+        // between waits for the next call. (On a cluster TIME goes to any node: their
+        // clocks may differ a little, and the script's own check is the one that counts.)
+        // The ZRANGEBYSCORE is routed by the deadlines key, to the sale's master.
         let mut conn = self.conn.clone();
         let (secs, micros): (i64, i64) = redis::cmd("TIME").query_async(&mut conn).await?;
         let now_ms = secs * 1000 + micros / 1000;
@@ -516,6 +610,13 @@ fn release_line(sale: &str, cart: &str, user: &str, sku: Sku, qty: i64) -> Relea
 /// Most due carts handed to one FLASH.EXPIRE script: more than its time budget
 /// (`EXPIRE_BUDGET_US`) gets through, fewer than COUNT's 10,000 keys to ship and declare.
 const LUA_EXPIRE_CARTS: i64 = 256;
+
+fn no_reply() -> Result<Value, ClientError> {
+    Err(ClientError::Reply {
+        command: "call_each",
+        detail: "no reply".into(),
+    })
+}
 
 /// Commands that only read (the table says): safe to run again.
 fn is_read(command: &str) -> bool {

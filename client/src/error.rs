@@ -2,7 +2,7 @@
 
 use flash_core::{Error as FlashError, ErrorCode};
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 pub enum ClientError {
     /// The engine refused the command (SOLDOUT, LIMIT, …): nothing changed.
     #[error("{0}")]

@@ -2,11 +2,14 @@
 //!
 //! It speaks `FLASH.*` to a redis-server that loaded the module, and runs the same commands
 //! as the Lua twin's scripts (EVALSHA, reloaded on NOSCRIPT) where the module is absent:
-//! [`FlashClient::connect`] asks the server whether `FLASH.RESERVE` exists and picks.
+//! [`FlashClient::connect`] asks the server (every master of a cluster) whether
+//! `FLASH.RESERVE` exists and picks.
 //!
 //! Map of the crate:
 //! - [`client`]: [`FlashClient`]: one method per command, typed replies, and [`FlashClient::call`]
 //!   for the raw reply.
+//! - [`connection`]: [`FlashConnection`]: one connection type for a single server or a
+//!   Redis Cluster, chosen by `REDIS_URL` (`redis://…` or `redis+cluster://h:p,h:p,…`).
 //! - [`replies`]: the typed replies ([`Reservation`], [`Order`], [`CartView`], [`SaleInfo`]).
 //! - [`error`]: [`ClientError`]: an engine refusal (with its stable code) apart from
 //!   connection trouble and malformed replies.
@@ -18,6 +21,7 @@
 //!   items, on a subscription that pings itself and reconnects with backoff.
 
 pub mod client;
+pub mod connection;
 pub mod error;
 pub mod events;
 pub mod lua;
@@ -25,6 +29,7 @@ pub mod replies;
 pub mod stream;
 
 pub use client::{Backend, FlashClient, SaleSettings};
+pub use connection::FlashConnection;
 pub use error::ClientError;
 pub use events::{StockEvents, SubscriptionEvent, SubscriptionSettings};
 pub use flash_core::cmd::Verdict;

@@ -15,13 +15,13 @@ use flash_core::names;
 use flash_core::wire::DecodeError;
 use redis::AsyncCommands;
 use redis::Value;
-use redis::aio::ConnectionManager;
 use redis::streams::{
     StreamAutoClaimOptions, StreamAutoClaimReply, StreamId, StreamPendingCountReply,
     StreamReadOptions, StreamReadReply,
 };
 
 use crate::client::FlashClient;
+use crate::connection::FlashConnection;
 use crate::error::ClientError;
 
 /// One entry as delivered to this consumer.
@@ -38,7 +38,7 @@ pub struct Delivery {
 /// A sale's order stream, seen by one consumer of one group.
 #[derive(Clone)]
 pub struct OrderStream {
-    conn: ConnectionManager,
+    conn: FlashConnection,
     orders: String,
     dead_letters: String,
     group: String,

@@ -69,6 +69,48 @@ impl RedisCluster {
         self.nodes.iter().map(RedisServer::url).collect()
     }
 
+    /// The one setting (`REDIS_URL`) that points Flash at this cluster: every node as a
+    /// seed, in the client's cluster form.
+    pub fn redis_url(&self) -> String {
+        let seeds: Vec<String> = self
+            .nodes
+            .iter()
+            .map(|node| format!("127.0.0.1:{}", node.port))
+            .collect();
+        format!(
+            "{}{}",
+            flash_client::connection::CLUSTER_SCHEME,
+            seeds.join(",")
+        )
+    }
+
+    /// The live master serving `key`'s slot now, by a live node's `CLUSTER NODES`
+    /// (which follows a failover once the nodes agree on it).
+    pub async fn master_of(&self, key: &str) -> redis::RedisResult<Option<u16>> {
+        let mut last_error = None;
+        for node in &self.nodes {
+            let asked = async {
+                let mut conn = node.client().get_multiplexed_async_connection().await?;
+                let slot: u16 = redis::cmd("CLUSTER")
+                    .arg("KEYSLOT")
+                    .arg(key)
+                    .query_async(&mut conn)
+                    .await?;
+                let nodes: String = redis::cmd("CLUSTER")
+                    .arg("NODES")
+                    .query_async(&mut conn)
+                    .await?;
+                Ok::<_, redis::RedisError>(serving(&nodes, slot))
+            };
+            // A killed node does not answer: ask the next.
+            match asked.await {
+                Ok(port) => return Ok(port),
+                Err(error) => last_error = Some(error),
+            }
+        }
+        Err(last_error.unwrap_or_else(|| (redis::ErrorKind::Io, "no nodes").into()))
+    }
+
     /// A cluster client knowing every node.
     pub fn client(&self) -> redis::cluster::ClusterClient {
         // The URLs are built from port numbers; they always parse.
@@ -79,4 +121,29 @@ impl RedisCluster {
     pub fn node(&self, port: u16) -> Option<&RedisServer> {
         self.nodes.iter().find(|node| node.port == port)
     }
+}
+
+/// The port of the master that `CLUSTER NODES` (one line per node: `id host:port@bus flags
+/// master-id ping pong epoch link slot-ranges…`) shows serving `slot`, if it is not failed.
+fn serving(nodes: &str, slot: u16) -> Option<u16> {
+    nodes.lines().find_map(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let flags = fields.get(2)?;
+        if !flags.contains("master") || flags.contains("fail") {
+            return None;
+        }
+        let owns = fields.iter().skip(8).any(|range| {
+            let (first, last) = range.split_once('-').unwrap_or((range, range));
+            match (first.parse::<u16>(), last.parse::<u16>()) {
+                (Ok(first), Ok(last)) => (first..=last).contains(&slot),
+                // `[slot->-node]` / `[slot-<-node]`: a slot in migration, not owned here.
+                _ => false,
+            }
+        });
+        if !owns {
+            return None;
+        }
+        let address = fields.get(1)?.split('@').next()?;
+        address.rsplit_once(':')?.1.parse().ok()
+    })
 }

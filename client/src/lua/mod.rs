@@ -50,19 +50,37 @@ fn script_source(body: &str) -> String {
     header::script(&format!("{prelude}\n{body}"))
 }
 
+/// Every command's script and its source (SCRIPT LOAD sends the source), built once.
+fn scripts() -> &'static [(&'static str, redis::Script, String)] {
+    static SCRIPTS: OnceLock<Vec<(&'static str, redis::Script, String)>> = OnceLock::new();
+    SCRIPTS.get_or_init(|| {
+        BODIES
+            .iter()
+            .map(|&(name, body)| {
+                let source = script_source(body);
+                (name, redis::Script::new(&source), source)
+            })
+            .collect()
+    })
+}
+
 /// The script for a FLASH command name (case-insensitive, e.g. "FLASH.RESERVE"), built once.
 pub fn script(command: &str) -> Option<&'static redis::Script> {
-    static SCRIPTS: OnceLock<Vec<(&'static str, redis::Script)>> = OnceLock::new();
-    SCRIPTS
-        .get_or_init(|| {
-            BODIES
-                .iter()
-                .map(|&(name, body)| (name, redis::Script::new(&script_source(body))))
-                .collect()
-        })
+    scripts()
         .iter()
-        .find(|(name, _)| name.eq_ignore_ascii_case(command))
-        .map(|(_, script)| script)
+        .find(|(name, _, _)| name.eq_ignore_ascii_case(command))
+        .map(|(_, script, _)| script)
+}
+
+/// `SCRIPT LOAD` of a command's script, to send where the script is missing: on a cluster,
+/// to the one node that answered NOSCRIPT (each node keeps its own script cache).
+pub fn load_command(command: &str) -> Option<redis::Cmd> {
+    let (_, _, source) = scripts()
+        .iter()
+        .find(|(name, _, _)| name.eq_ignore_ascii_case(command))?;
+    let mut load = redis::cmd("SCRIPT");
+    load.arg("LOAD").arg(source.as_str());
+    Some(load)
 }
 
 /// KEYS for any script: the sale's keys in [`SaleKey::ALL`] order (the `KEYS_*`

@@ -21,7 +21,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use redis::aio::{ConnectionManager, MultiplexedConnection};
+use flash_client::FlashConnection;
+use redis::aio::MultiplexedConnection;
 use redis::streams::StreamReadReply;
 use redis::{AsyncConnectionConfig, RedisError};
 use tokio::task::AbortHandle;
@@ -46,7 +47,7 @@ type Revoked = RwLock<HashMap<String, u64>>;
 
 pub struct Revocations {
     revoked: Arc<Revoked>,
-    conn: ConnectionManager,
+    conn: FlashConnection,
     ttl_secs: u64,
     follower: AbortHandle,
 }
@@ -62,7 +63,7 @@ impl Revocations {
     /// refused from its first request), then follows the stream in the background.
     pub async fn start(
         redis_url: &str,
-        conn: ConnectionManager,
+        conn: FlashConnection,
         ttl_secs: u64,
     ) -> Result<Revocations, RedisError> {
         let revoked = Arc::new(Revoked::default());

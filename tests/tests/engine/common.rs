@@ -4,11 +4,12 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use flash_client::FlashConnection;
 use flash_client::{Backend, ClientError, FlashClient, SkuUnits};
 use flash_core::ErrorCode;
 use flash_tests::{RedisServer, ServerOptions, module_path};
 use redis::Value;
-use redis::aio::{ConnectionLike, ConnectionManager};
+use redis::aio::ConnectionLike;
 
 /// Runs an `async fn(Backend)` test once per backend.
 macro_rules! both_backends {
@@ -68,7 +69,7 @@ impl Engine {
             .expect("connect")
     }
 
-    pub fn conn(&self) -> ConnectionManager {
+    pub fn conn(&self) -> FlashConnection {
         self.client.connection()
     }
 
