@@ -41,17 +41,30 @@ pub fn create(ports: &[u16], replicas: usize) -> Result<()> {
     Ok(())
 }
 
-/// Waits until every node on `ports` reports `cluster_state:ok`, knows all the others, and
-/// every replica's link to its master is up, for at most `timeout`.
-pub async fn wait_ready(ports: &[u16], timeout: Duration) -> Result<()> {
+/// Waits until every node on `ports` reports `cluster_state:ok` and knows all the others,
+/// and `replicas` of them are replicas whose first sync is done, for at most `timeout`. (A
+/// node becomes a replica a moment after `redis-cli --cluster create` returns, and its
+/// master may delay the first sync by `repl-diskless-sync-delay`: a replica promoted before
+/// it has synced would come up empty.)
+pub async fn wait_ready(ports: &[u16], replicas: usize, timeout: Duration) -> Result<()> {
     let deadline = Instant::now() + timeout;
     loop {
         let mut waiting_for = None;
+        let mut synced_replicas = 0;
         for port in ports {
-            if let Some(reason) = not_ready(*port, ports.len()).await? {
-                waiting_for = Some(format!("127.0.0.1:{port}: {reason}"));
-                break;
+            match readiness(*port, ports.len()).await? {
+                Readiness::NotReady(reason) => {
+                    waiting_for = Some(format!("127.0.0.1:{port}: {reason}"));
+                    break;
+                }
+                Readiness::Master => {}
+                Readiness::SyncedReplica => synced_replicas += 1,
             }
+        }
+        if waiting_for.is_none() && synced_replicas < replicas {
+            waiting_for = Some(format!(
+                "{synced_replicas} of {replicas} replicas have finished their first sync"
+            ));
         }
         let Some(reason) = waiting_for else {
             return Ok(());
@@ -63,31 +76,42 @@ pub async fn wait_ready(ports: &[u16], timeout: Duration) -> Result<()> {
     }
 }
 
-/// Why the node is not ready yet; `None` when it is.
-async fn not_ready(port: u16, nodes: usize) -> Result<Option<String>> {
+enum Readiness {
+    NotReady(String),
+    Master,
+    SyncedReplica,
+}
+
+/// Whether the node is ready, and as what.
+async fn readiness(port: u16, nodes: usize) -> Result<Readiness> {
     let client = redis::Client::open(url(port)).context("a Redis URL")?;
     let Ok(mut conn) = client.get_multiplexed_async_connection().await else {
-        return Ok(Some("does not answer".to_owned()));
+        return Ok(Readiness::NotReady("does not answer".to_owned()));
     };
     let cluster: String = redis::cmd("CLUSTER")
         .arg("INFO")
         .query_async(&mut conn)
         .await?;
     if !cluster.contains("cluster_state:ok") {
-        return Ok(Some("cluster_state is not ok".to_owned()));
+        return Ok(Readiness::NotReady("cluster_state is not ok".to_owned()));
     }
     let known = field(&cluster, "cluster_known_nodes").unwrap_or(0);
     if known < nodes {
-        return Ok(Some(format!("knows {known} of {nodes} nodes")));
+        return Ok(Readiness::NotReady(format!(
+            "knows {known} of {nodes} nodes"
+        )));
     }
     let replication: String = redis::cmd("INFO")
         .arg("replication")
         .query_async(&mut conn)
         .await?;
-    if replication.contains("role:slave") && !replication.contains("master_link_status:up") {
-        return Ok(Some("its first sync is not done".to_owned()));
+    if !replication.contains("role:slave") {
+        return Ok(Readiness::Master);
     }
-    Ok(None)
+    if !replication.contains("master_link_status:up") {
+        return Ok(Readiness::NotReady("its first sync is not done".to_owned()));
+    }
+    Ok(Readiness::SyncedReplica)
 }
 
 fn field(info: &str, name: &str) -> Option<usize> {

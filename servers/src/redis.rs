@@ -101,7 +101,11 @@ impl RedisConfig {
                     "nodes.conf",
                 ])
                 .arg("--cluster-node-timeout")
-                .arg(node.node_timeout_ms.to_string());
+                .arg(node.node_timeout_ms.to_string())
+                // A replica's first sync starts at once rather than after 5 s of waiting for
+                // more replicas to share it: until it is done, a failover would promote an
+                // empty node.
+                .args(["--repl-diskless-sync-delay", "0"]);
         }
         if let Some(master) = self.replica_of {
             command.args(["--replicaof", "127.0.0.1", &master.to_string()]);

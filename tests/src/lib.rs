@@ -45,11 +45,34 @@ pub fn flash_binary() -> PathBuf {
     path
 }
 
-/// A port nobody listens on right now (the OS picks it).
+/// Ports this process will not hand out again (see [`redis_server::RedisServer::kill`]).
+static RETIRED_PORTS: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+
+fn retire_port(port: u16) {
+    RETIRED_PORTS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .push(port);
+}
+
+fn is_retired(port: u16) -> bool {
+    RETIRED_PORTS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .contains(&port)
+}
+
+/// A port nobody listens on right now (the OS picks it), and not one retired here.
 pub fn free_port() -> io::Result<u16> {
-    Ok(TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?
-        .local_addr()?
-        .port())
+    for _ in 0..100 {
+        let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?
+            .local_addr()?
+            .port();
+        if !is_retired(port) {
+            return Ok(port);
+        }
+    }
+    Err(io::Error::other("only retired ports after 100 tries"))
 }
 
 /// A free port whose cluster bus port (+ 10000) is free too, for a Redis Cluster node.
@@ -59,7 +82,7 @@ pub fn free_cluster_port() -> io::Result<u16> {
         let Some(bus) = port.checked_add(10_000) else {
             continue;
         };
-        if TcpListener::bind((Ipv4Addr::LOCALHOST, bus)).is_ok() {
+        if !is_retired(bus) && TcpListener::bind((Ipv4Addr::LOCALHOST, bus)).is_ok() {
             return Ok(port);
         }
     }

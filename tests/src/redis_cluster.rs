@@ -60,7 +60,8 @@ impl RedisCluster {
         }
         let ports: Vec<u16> = nodes.iter().map(|node| node.port).collect();
         create(&ports, options.replicas_per_master).map_err(|error| io_error(&error))?;
-        block_on(wait_ready(&ports, READY_TIMEOUT))?.map_err(|error| io_error(&error))?;
+        let replicas = options.masters * options.replicas_per_master;
+        block_on(wait_ready(&ports, replicas, READY_TIMEOUT))?.map_err(|error| io_error(&error))?;
         Ok(RedisCluster { nodes })
     }
 
@@ -111,6 +112,56 @@ impl RedisCluster {
         Err(last_error.unwrap_or_else(|| (redis::ErrorKind::Io, "no nodes").into()))
     }
 
+    /// Waits until every replica of the master on `port` has acknowledged everything the
+    /// master had written when asked (its `master_repl_offset`). `WAIT` on a connection of
+    /// our own would not do: it waits for that connection's own writes only, and the writes
+    /// to wait for came through the cluster client's connections.
+    pub async fn wait_replicated(&self, port: u16) -> io::Result<()> {
+        let node = self
+            .node(port)
+            .ok_or_else(|| io::Error::other(format!("no node on port {port}")))?;
+        let mut conn = node
+            .client()
+            .get_multiplexed_async_connection()
+            .await
+            .map_err(io::Error::other)?;
+        let info = |conn: &mut redis::aio::MultiplexedConnection| {
+            let mut conn = conn.clone();
+            async move {
+                redis::cmd("INFO")
+                    .arg("replication")
+                    .query_async::<String>(&mut conn)
+                    .await
+                    .map_err(io::Error::other)
+            }
+        };
+        let written = replication_number(&info(&mut conn).await?, "master_repl_offset")
+            .ok_or_else(|| io::Error::other("INFO replication has no master_repl_offset"))?;
+        let deadline = std::time::Instant::now() + READY_TIMEOUT;
+        loop {
+            let replication = info(&mut conn).await?;
+            let offsets: Vec<u64> = replication
+                .lines()
+                .filter(|line| line.starts_with("slave"))
+                .filter_map(|line| {
+                    line.split(',')
+                        .find_map(|part| part.strip_prefix("offset="))?
+                        .parse()
+                        .ok()
+                })
+                .collect();
+            if !offsets.is_empty() && offsets.iter().all(|offset| *offset >= written) {
+                return Ok(());
+            }
+            if std::time::Instant::now() > deadline {
+                return Err(io::Error::other(format!(
+                    "the replicas of {port} did not reach offset {written}:\n{replication}"
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// A cluster client knowing every node.
     pub fn client(&self) -> redis::cluster::ClusterClient {
         // The URLs are built from port numbers; they always parse.
@@ -146,4 +197,10 @@ fn serving(nodes: &str, slot: u16) -> Option<u16> {
         let address = fields.get(1)?.split('@').next()?;
         address.rsplit_once(':')?.1.parse().ok()
     })
+}
+
+fn replication_number(info: &str, name: &str) -> Option<u64> {
+    info.lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(':'))
+        .and_then(|value| value.trim().parse().ok())
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use flash_servers::redis::ready;
 use flash_servers::{Aof, ClusterNode, RedisConfig, Server, Supervision, find_module};
 
-use crate::{block_on, free_cluster_port, free_port, io_error};
+use crate::{block_on, free_cluster_port, free_port, io_error, retire_port};
 
 /// How long a test waits for a server to answer (an append-only file may be replayed).
 const START_TIMEOUT: Duration = Duration::from_secs(20);
@@ -138,9 +138,20 @@ impl RedisServer {
     }
 
     /// Kills the process now (SIGKILL); the guard keeps the data dir until it drops.
+    ///
+    /// A cluster node's ports (client and bus) are retired: no server this process starts
+    /// later gets them. The other nodes and the clients still know the dead node's address,
+    /// and a node of another test's cluster started there meanwhile would answer them as if
+    /// it were that node (a MOVED into the other cluster).
     pub fn kill(&mut self) {
         if let Some(mut server) = self.server.take() {
             server.kill();
+            if self.options.cluster.is_some() {
+                retire_port(self.port);
+                if let Some(bus) = self.port.checked_add(10_000) {
+                    retire_port(bus);
+                }
+            }
         }
     }
 }

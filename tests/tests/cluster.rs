@@ -139,8 +139,7 @@ async fn many_sales_land_on_every_shard_and_each_runs_whole_on_its_own() {
 
     // Each master's replica holds what its master holds once it has caught up.
     for port in &masters {
-        let acked: i64 = on_node(&cluster, *port, &["WAIT", "1", "5000"]).await;
-        assert_eq!(acked, 1, "master {port}'s replica did not acknowledge");
+        cluster.wait_replicated(*port).await.unwrap();
         let master_keys: i64 = on_node(&cluster, *port, &["DBSIZE"]).await;
         let info: String = on_node(&cluster, *port, &["INFO", "replication"]).await;
         let replica_port: u16 = info
@@ -215,8 +214,7 @@ async fn a_killed_masters_replica_takes_over_its_sales_and_their_holds() {
     run(&mut conn, &["FLASH.RESERVE", "f", "held", "u1", "14", "3"]).await;
     run(&mut conn, &["FLASH.BUY", "f", "order", "u2", "14", "2"]).await;
     let owner = owner_of(&cluster, "f").await;
-    let acked: i64 = on_node(&cluster, owner, &["WAIT", "1", "5000"]).await;
-    assert_eq!(acked, 1);
+    cluster.wait_replicated(owner).await.unwrap();
     cluster
         .nodes
         .iter_mut()

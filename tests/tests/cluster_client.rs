@@ -300,8 +300,7 @@ async fn the_client_follows_a_killed_masters_promoted_replica(backend: Backend) 
     client.reserve(sale, "held", "u1", 14, 3).await.unwrap();
     client.buy(sale, "order", "u2", 14, 2).await.unwrap();
     let owner = master_of(&cluster, sale).await;
-    let acked: i64 = on_node(&cluster, owner, &["WAIT", "1", "5000"]).await;
-    assert_eq!(acked, 1, "the replica did not acknowledge the writes");
+    cluster.wait_replicated(owner).await.unwrap();
     cluster
         .nodes
         .iter_mut()
