@@ -62,6 +62,26 @@ fn is_retired(port: u16) -> bool {
         .contains(&port)
 }
 
+/// Runs an `async fn(Backend)` test once per backend: `mod name { fn module(); fn lua(); }`.
+#[macro_export]
+macro_rules! both_backends {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn module() {
+                    super::$name(flash_client::Backend::Module).await
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn lua() {
+                    super::$name(flash_client::Backend::Lua).await
+                }
+            }
+        )*
+    };
+}
+
 /// A port nobody listens on right now (the OS picks it), and not one retired here.
 pub fn free_port() -> io::Result<u16> {
     for _ in 0..100 {

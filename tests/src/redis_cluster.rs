@@ -168,6 +168,30 @@ impl RedisCluster {
         redis::cluster::ClusterClient::new(self.urls()).expect("valid cluster seed URLs")
     }
 
+    /// Runs one command on the node on `port` (not through the cluster: no redirection).
+    pub async fn query<T: redis::FromRedisValue>(
+        &self,
+        port: u16,
+        words: &[&str],
+    ) -> redis::RedisResult<T> {
+        let node = self
+            .node(port)
+            .ok_or_else(|| redis::RedisError::from((redis::ErrorKind::Io, "no such node")))?;
+        let mut conn = node.client().get_multiplexed_async_connection().await?;
+        let mut command = redis::cmd(words[0]);
+        for word in &words[1..] {
+            command.arg(*word);
+        }
+        command.query_async(&mut conn).await
+    }
+
+    /// Kills the node on `port` with SIGKILL (a crash); it stays down.
+    pub fn kill_node(&mut self, port: u16) {
+        if let Some(node) = self.nodes.iter_mut().find(|node| node.port == port) {
+            node.kill();
+        }
+    }
+
     /// The node serving `port`.
     pub fn node(&self, port: u16) -> Option<&RedisServer> {
         self.nodes.iter().find(|node| node.port == port)

@@ -30,28 +30,10 @@ async fn run(conn: &mut ClusterConnection, words: &[&str]) -> Value {
 
 /// A command on one node, by its port.
 async fn on_node<T: redis::FromRedisValue>(cluster: &RedisCluster, port: u16, words: &[&str]) -> T {
-    try_on_node(cluster, port, words)
+    cluster
+        .query(port, words)
         .await
         .unwrap_or_else(|error| panic!("{words:?} on {port}: {error}"))
-}
-
-/// A command on one node that may be down.
-async fn try_on_node<T: redis::FromRedisValue>(
-    cluster: &RedisCluster,
-    port: u16,
-    words: &[&str],
-) -> redis::RedisResult<T> {
-    let mut conn = cluster
-        .node(port)
-        .unwrap()
-        .client()
-        .get_multiplexed_async_connection()
-        .await?;
-    let mut command = redis::cmd(words[0]);
-    for word in &words[1..] {
-        command.arg(*word);
-    }
-    command.query_async(&mut conn).await
 }
 
 /// The ports of the nodes that are masters now.
@@ -60,7 +42,7 @@ async fn masters(cluster: &RedisCluster) -> Vec<u16> {
     for node in &cluster.nodes {
         // A killed node is no master.
         let info: redis::RedisResult<String> =
-            try_on_node(cluster, node.port, &["INFO", "replication"]).await;
+            cluster.query(node.port, &["INFO", "replication"]).await;
         if info.is_ok_and(|info| info.contains("role:master")) {
             masters.push(node.port);
         }
@@ -186,23 +168,13 @@ async fn holds_run_out_on_every_shard_by_the_module_timer() {
     }
 }
 
-/// The node whose slot holds `sale`, among the masters now.
+/// The master serving `sale`'s slot now.
 async fn owner_of(cluster: &RedisCluster, sale: &str) -> u16 {
-    let masters = masters(cluster).await;
-    let key = SaleKeys::new(sale).sale();
-    let slot: i64 = on_node(cluster, masters[0], &["CLUSTER", "KEYSLOT", &key]).await;
-    for port in masters {
-        let count: i64 = on_node(
-            cluster,
-            port,
-            &["CLUSTER", "COUNTKEYSINSLOT", &slot.to_string()],
-        )
-        .await;
-        if count > 0 {
-            return port;
-        }
-    }
-    panic!("no master holds sale {sale}'s slot {slot}");
+    cluster
+        .master_of(&SaleKeys::new(sale).sale())
+        .await
+        .unwrap()
+        .unwrap_or_else(|| panic!("no master serves sale {sale}"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -215,12 +187,7 @@ async fn a_killed_masters_replica_takes_over_its_sales_and_their_holds() {
     run(&mut conn, &["FLASH.BUY", "f", "order", "u2", "14", "2"]).await;
     let owner = owner_of(&cluster, "f").await;
     cluster.wait_replicated(owner).await.unwrap();
-    cluster
-        .nodes
-        .iter_mut()
-        .find(|node| node.port == owner)
-        .unwrap()
-        .kill();
+    cluster.kill_node(owner);
 
     // The replica is promoted after cluster-node-timeout; the client follows it.
     let started = Instant::now();

@@ -14,24 +14,7 @@ use flash_core::model::CartState;
 use flash_tests::{ClusterOptions, RedisCluster, module_path};
 use redis::Value;
 
-/// Runs an `async fn(Backend)` test once per backend.
-macro_rules! both_backends {
-    ($($name:ident),* $(,)?) => {
-        $(
-            mod $name {
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn module() {
-                    super::$name(flash_client::Backend::Module).await
-                }
-
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn lua() {
-                    super::$name(flash_client::Backend::Lua).await
-                }
-            }
-        )*
-    };
-}
+use flash_tests::both_backends;
 
 both_backends!(
     typed_commands_run_whole_per_sale_on_every_master,
@@ -62,19 +45,8 @@ fn sales(prefix: &str, count: usize) -> Vec<String> {
 
 /// A command on one node, by its port.
 async fn on_node<T: redis::FromRedisValue>(cluster: &RedisCluster, port: u16, words: &[&str]) -> T {
-    let mut conn = cluster
-        .node(port)
-        .unwrap()
-        .client()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap();
-    let mut command = redis::cmd(words[0]);
-    for word in &words[1..] {
-        command.arg(*word);
-    }
-    command
-        .query_async(&mut conn)
+    cluster
+        .query(port, words)
         .await
         .unwrap_or_else(|error| panic!("{words:?} on {port}: {error}"))
 }
@@ -301,12 +273,7 @@ async fn the_client_follows_a_killed_masters_promoted_replica(backend: Backend) 
     client.buy(sale, "order", "u2", 14, 2).await.unwrap();
     let owner = master_of(&cluster, sale).await;
     cluster.wait_replicated(owner).await.unwrap();
-    cluster
-        .nodes
-        .iter_mut()
-        .find(|node| node.port == owner)
-        .unwrap()
-        .kill();
+    cluster.kill_node(owner);
 
     // Calls fail while the cluster elects the replica, then succeed on it (for the Lua
     // twin after loading the scripts there: a replica never got SCRIPT LOAD). A read is

@@ -11,25 +11,7 @@ use flash_tests::{RedisServer, ServerOptions, module_path};
 use redis::Value;
 use redis::aio::ConnectionLike;
 
-/// Runs an `async fn(Backend)` test once per backend.
-macro_rules! both_backends {
-    ($($name:ident),* $(,)?) => {
-        $(
-            mod $name {
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn module() {
-                    super::$name(flash_client::Backend::Module).await
-                }
-
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn lua() {
-                    super::$name(flash_client::Backend::Lua).await
-                }
-            }
-        )*
-    };
-}
-pub(crate) use both_backends;
+pub(crate) use flash_tests::both_backends;
 
 pub fn options(backend: Backend) -> ServerOptions {
     ServerOptions {
