@@ -235,7 +235,17 @@ impl FlashClient {
                 let (command, args) = calls[i];
                 pipe.add_command(self.command_for(command, args).await?);
             }
-            let replies: Vec<redis::RedisResult<Value>> = pipe.query_async(&mut conn).await?;
+            let replies: Vec<redis::RedisResult<Value>> = match pipe.query_async(&mut conn).await {
+                Ok(replies) => replies,
+                // The cluster connection, retrying a pipeline after a failover, may answer a
+                // NOSCRIPT for the whole pipeline instead of in its place. With one call that
+                // is the call's own answer (the script did not run); with several it is not
+                // known which ran, so the error stands.
+                Err(error) if error.code() == Some("NOSCRIPT") && todo.len() == 1 => {
+                    vec![Err(error)]
+                }
+                Err(error) => return Err(error.into()),
+            };
             let mut again = Vec::new();
             let mut first_missing: Option<usize> = None;
             for (&i, reply) in todo.iter().zip(replies) {
