@@ -56,7 +56,7 @@ return run(function()
         R.END_MS, sale.end_ms,
         R.RETAIN_MS, sale.retain_ms,
         R.OPEN, is_open(sale, at_ms) and 1 or 0,
-        R.HELD_CARTS, call('ZCARD', DEADLINES_KEY),
+        R.HELD_CARTS, stored_int(call('HGET', STOCK_KEY, HELD_CARTS_FIELD)) or 0,
         R.TOTAL, total,
         R.SKUS, sku_rows,
     }

@@ -4,7 +4,8 @@
 -- The constants come from core's contract (core/src/contract.rs), put in by the client
 -- (client/src/lua/header.rs): the limits (MAX_*, DEFAULT_*), the key layout (KEY_*, SALE_KEYS,
 -- SALE_KEY_TYPES, and KEYS_* each sale key's place in KEYS), the stock counters (C_*,
--- COUNTERS), the fields of the sale (SALE_*), cart (CART_*) and order entry (ORDER_*), the
+-- COUNTERS), the fields of the sale (SALE_*) and order entry (ORDER_*), the cart record's
+-- separators (CART_*), the deadline lists (KEY_DEADLINES, DEADLINE_SEPARATOR), the
 -- cart states (S_*, CART_STATES), the stock event's members (EVENT_*), and the reply labels,
 -- option keywords and error words (R.HELD_CARTS, KW.HOLD, E.SOLDOUT). A name for one value is
 -- written as that value where the code names it; the lists are locals of a short header. The
@@ -16,13 +17,17 @@
 --
 -- The behaviour is the Rust engine's in core/src: every check, its order, every error
 -- message and every write here copies it, and where core leaves a detail to the storage (a
--- stored value that is not an integer, a cart hash without a state) this follows the
+-- stored value that is not an integer, a cart record Flash did not write) this follows the
 -- module's store (module/src/store/). The conformance suite (tests/tests/engine) runs every
 -- engine test on both and compares the replies and error lines. Conventions (README "The Lua
 -- twin", core/src/keys.rs, client/src/lua):
 --   KEYS[1..#SALE_KEYS]  the sale's keys, in SALE_KEYS order
 --   KEYS[#SALE_KEYS+1..] cart keys (the cart named in ARGV, or EXPIRE's due candidates)
 --   ARGV                 the module command's arguments, without the command name.
+-- The deadline lists (`flash:{S}:deadlines:<hold>`) are the one exception: their names come
+-- from the sale's settings, read by the script, so they are not in KEYS. They carry the
+-- sale's hash tag, so on a cluster they are in the slot of the keys declared, which Redis
+-- allows a script to reach (as the module reaches every key of the sale it is given).
 --
 -- Errors are raised as {flash_error = line} and turned into an error reply by run(), so that
 -- a check deep in a helper stops the command. Every check runs before the first write.
@@ -52,11 +57,7 @@ local FIRST_CART_KEY = #SALE_KEYS + 1
 local SETTINGS_KEY = KEYS[KEYS_SALE]
 local STOCK_KEY = KEYS[KEYS_STOCK]
 local USERS_KEY = KEYS[KEYS_USERS]
-local DEADLINES_KEY = KEYS[KEYS_DEADLINES]
 local ORDERS_KEY = KEYS[KEYS_ORDERS]
-
--- A cart is a hash (Redis's TYPE name; carts are not among SALE_KEY_TYPES).
-local CART_KEY_TYPE = 'hash'
 
 -- Set by begin(): the start of every key name of the sale (`flash:{spring}:`), and the
 -- pub/sub channel, which is not a key, so it comes from the sale name.
@@ -297,11 +298,17 @@ local function declared_cart_key(cart_id)
     return key
 end
 
+-- The deadline list of the carts held for `hold_ms` (keys::SaleKeys::deadlines).
+local function lane_key(hold_ms)
+    return sale_key_prefix .. KEY_DEADLINES .. int_text(hold_ms)
+end
+
 -- Store::guard: a key about to be written without being read first must not hold another
 -- type, checked before the first write so that the error changes nothing.
--- `positions` are sale keys' places in KEYS (KEYS_*). check_type is made here, not at the
--- top, so that only a script that guards makes it, and only when it does.
-local function guard(positions, cart_key)
+-- `positions` are sale keys' places in KEYS (KEYS_*), `deadlines_key` a deadline list
+-- (Store::guard_lane). check_type is made here, not at the top, so that only a script that
+-- guards makes it, and only when it does.
+local function guard(positions, cart_key, deadlines_key)
     local function check_type(key, expected)
         local actual = call('TYPE', key).ok
         if actual ~= 'none' and actual ~= expected then
@@ -313,6 +320,9 @@ local function guard(positions, cart_key)
     end
     if cart_key then
         check_type(cart_key, CART_KEY_TYPE)
+    end
+    if deadlines_key then
+        check_type(deadlines_key, DEADLINES_KEY_TYPE)
     end
 end
 
@@ -367,10 +377,58 @@ end
 -- The settings, or nil when the sale does not exist (an empty hash does not exist). One
 -- HMGET of the fields it knows (a missing field reads as false); only a hash with none of
 -- them needs EXISTS to tell an empty sale from none.
+-- Splits `text` at each `separator` (plain, not a pattern) into at most `most` parts, the
+-- last one taking the rest.
+local function split_plain(text, separator, most)
+    local parts, from = {}, 1
+    while #parts < most - 1 do
+        local at = text:find(separator, from, true)
+        if at == nil then
+            break
+        end
+        parts[#parts + 1] = text:sub(from, at - 1)
+        from = at + #separator
+    end
+    parts[#parts + 1] = text:sub(from)
+    return parts
+end
+
+-- model::Lanes::insert: each hold once, at most MAX_LANES; false when full.
+local function add_lane(lanes, hold_ms)
+    for _, known in ipairs(lanes) do
+        if known == hold_ms then
+            return true
+        end
+    end
+    if #lanes == MAX_LANES then
+        return false
+    end
+    lanes[#lanes + 1] = hold_ms
+    return true
+end
+
+-- model::Lanes::parse: what does not read as a hold is skipped.
+local function parse_lanes(text)
+    local lanes = {}
+    if text then
+        for _, part in ipairs(split_plain(text, SALE_LANE_SEPARATOR, MAX_LANES * 4)) do
+            local hold_ms = stored_int(part)
+            if hold_ms and hold_ms > 0 then
+                add_lane(lanes, hold_ms)
+            end
+        end
+    end
+    return lanes
+end
+
+-- The settings, or nil when the sale does not exist (an empty hash does not exist). One
+-- HMGET of the fields it knows (a missing field reads as false); only a hash with none of
+-- them needs EXISTS to tell an empty sale from none.
 local function read_sale()
     local v = call('HMGET', SETTINGS_KEY,
-        SALE_HOLD_MS, SALE_LIMIT, SALE_START_MS, SALE_END_MS, SALE_RETAIN_MS)
-    if not (v[1] or v[2] or v[3] or v[4] or v[5]) and call('EXISTS', SETTINGS_KEY) == 0 then
+        SALE_HOLD_MS, SALE_LIMIT, SALE_START_MS, SALE_END_MS, SALE_RETAIN_MS, SALE_LANES)
+    if not (v[1] or v[2] or v[3] or v[4] or v[5] or v[6])
+        and call('EXISTS', SETTINGS_KEY) == 0 then
         return nil
     end
     return {
@@ -379,21 +437,37 @@ local function read_sale()
         start_ms = stored_int(v[3]) or 0,
         end_ms = stored_int(v[4]) or 0,
         retain_ms = stored_int(v[5]) or DEFAULT_RETAIN_MS,
+        lanes = parse_lanes(v[6] or nil),
     }
 end
 
 local function default_sale()
     return { hold_ms = DEFAULT_HOLD_MS, limit = 0, start_ms = 0, end_ms = 0,
-        retain_ms = DEFAULT_RETAIN_MS }
+        retain_ms = DEFAULT_RETAIN_MS, lanes = {} }
+end
+
+-- Sale::lanes_to_look_at: the recorded lanes and the current HOLD's.
+local function lanes_to_look_at(sale)
+    local lanes = {}
+    for _, hold_ms in ipairs(sale.lanes) do
+        lanes[#lanes + 1] = hold_ms
+    end
+    add_lane(lanes, sale.hold_ms)
+    return lanes
 end
 
 local function write_sale(sale)
+    local lanes = {}
+    for i, hold_ms in ipairs(sale.lanes) do
+        lanes[i] = int_text(hold_ms)
+    end
     call('HSET', SETTINGS_KEY,
         SALE_HOLD_MS, int_text(sale.hold_ms),
         SALE_LIMIT, int_text(sale.limit),
         SALE_START_MS, int_text(sale.start_ms),
         SALE_END_MS, int_text(sale.end_ms),
-        SALE_RETAIN_MS, int_text(sale.retain_ms))
+        SALE_RETAIN_MS, int_text(sale.retain_ms),
+        SALE_LANES, table.concat(lanes, SALE_LANE_SEPARATOR))
 end
 
 -- A cart just finished (settled, rejected, expired): Redis removes it once the sale's
@@ -459,6 +533,12 @@ local function add_user_units(user, delta)
     end
 end
 
+-- The sale's held carts (Store::held_carts), a field of the stock hash.
+local function add_held_carts(delta)
+    local carts = stored_int(call('HGET', STOCK_KEY, HELD_CARTS_FIELD)) or 0
+    call('HSET', STOCK_KEY, HELD_CARTS_FIELD, int_text(carts + delta))
+end
+
 local function publish_available(sku, available)
     -- wire::StockEvent::to_json: {"sku":14,"available":7}
     call('PUBLISH', events_channel, '{"' .. EVENT_SKU .. '":' .. int_text(sku)
@@ -466,19 +546,7 @@ local function publish_available(sku, available)
 end
 
 ---------------------------------------------------------------------------------------------
--- Carts (core/src/model.rs Cart; hash fields in core/src/names.rs, lines in keys.rs)
-
-local function line_field(sku)
-    return CART_LINE_PREFIX .. int_text(sku)
-end
-
--- The SKU of a line field's name (`line:14` → 14); nil for any other field.
-local function line_sku(field)
-    if field:sub(1, #CART_LINE_PREFIX) == CART_LINE_PREFIX then
-        return stored_int(field:sub(#CART_LINE_PREFIX + 1))
-    end
-    return nil
-end
+-- Carts (core/src/model.rs CartRecord: one string per cart; its format in core/src/names.rs)
 
 local function is_cart_state(word)
     for _, state in ipairs(CART_STATES) do
@@ -489,74 +557,57 @@ local function is_cart_state(word)
     return false
 end
 
--- The cart's scalar fields and its lines ascending by SKU, or nil when it does not exist.
-local function read_cart(key)
-    local fields = call('HGETALL', key)
-    if #fields == 0 then
+-- The order stream's `lines` field, and a cart record's lines: sku:qty pairs ascending by SKU.
+local function lines_field(lines)
+    local pairs_text = {}
+    for _, line in ipairs(lines) do
+        pairs_text[#pairs_text + 1] = int_text(line.sku) .. ORDER_QTY_SEPARATOR
+            .. int_text(line.qty)
+    end
+    return table.concat(pairs_text, ORDER_LINE_SEPARATOR)
+end
+
+-- CartRecord::decode: the cart's scalar fields and its lines ascending by SKU, or nil for a
+-- string Flash did not write.
+local function decode_cart(text)
+    local parts = split_plain(text, CART_SEPARATOR, 5)
+    local state, user = parts[1], parts[2]
+    local deadline_ms = stored_int(parts[3])
+    if #parts < 5 or not is_cart_state(state) or user == '' or deadline_ms == nil then
         return nil
     end
-    local map = hash_to_map(fields)
-    -- A hash under a cart's name without a known state was not written by Flash: the module
-    -- refuses it as it refuses a key of another type.
-    local state = map[CART_STATE]
-    if not is_cart_state(state) then
-        fail(E.WRONGTYPE, WRONG_TYPE)
+    local cart = { state = state, user = user, deadline_ms = deadline_ms, units = 0, lines = {} }
+    if parts[4] ~= CART_NO_ENTRY then
+        cart.entry = parts[4]
     end
-    local cart = {
-        state = state,
-        user = map[CART_USER] or '',
-        deadline_ms = stored_int(map[CART_DEADLINE_MS]) or 0,
-        units = stored_int(map[CART_UNITS]) or 0,
-        entry = map[CART_ENTRY],
-        lines = {},
-    }
-    -- By SKU, the later field winning, as the module collects them: `line:14` and `line:014`
-    -- are one line.
-    local qty_by_sku, skus = {}, {}
-    for i = 1, #fields, 2 do
-        local sku = line_sku(fields[i])
-        local qty = stored_int(fields[i + 1])
-        if sku and qty then
-            if qty_by_sku[sku] == nil then
-                skus[#skus + 1] = sku
+    if parts[5] ~= '' then
+        for _, pair in ipairs(split_plain(parts[5], ORDER_LINE_SEPARATOR, 1e9)) do
+            local at = pair:find(ORDER_QTY_SEPARATOR, 1, true)
+            local sku = at and stored_int(pair:sub(1, at - 1))
+            local qty = at and stored_int(pair:sub(at + #ORDER_QTY_SEPARATOR))
+            local previous = cart.lines[#cart.lines]
+            if sku == nil or qty == nil or qty <= 0 or (previous and previous.sku >= sku) then
+                return nil
             end
-            qty_by_sku[sku] = qty
+            cart.lines[#cart.lines + 1] = { sku = sku, qty = qty }
+            cart.units = cart.units + qty
         end
-    end
-    table.sort(skus)
-    for _, sku in ipairs(skus) do
-        cart.lines[#cart.lines + 1] = { sku = sku, qty = qty_by_sku[sku] }
     end
     return cart
 end
 
--- For a command that changes one line (FLASH.RESERVE): the cart's scalar fields and the
--- quantity of the line named `line_name` (line_field), read with one HMGET and no line parsing; nil when the cart does
--- not exist. Refuses what read_cart refuses. `exact` is whether user, deadline and units were
--- all there (Store::cart's base to diff against: see reserve).
-local function read_cart_line(key, line_name)
-    local v = call('HMGET', key, CART_STATE, CART_USER, CART_DEADLINE_MS, CART_UNITS,
-        CART_ENTRY, line_name)
-    local state = v[1]
-    if not state then
-        -- No state: no cart, or a hash under a cart's name that Flash did not write.
-        if call('EXISTS', key) == 0 then
-            return nil, 0
-        end
+-- The cart, or nil when it does not exist. A key of another type, or a string that is no
+-- cart record, is refused like the module refuses it (WRONGTYPE).
+local function read_cart(key)
+    local text = call('GET', key)
+    if not text then
+        return nil
+    end
+    local cart = decode_cart(text)
+    if cart == nil then
         fail(E.WRONGTYPE, WRONG_TYPE)
     end
-    if state ~= S_HELD and not is_cart_state(state) then
-        fail(E.WRONGTYPE, WRONG_TYPE)
-    end
-    local cart = {
-        state = state,
-        user = v[2] or '',
-        deadline_ms = stored_int(v[3]) or 0,
-        units = stored_int(v[4]) or 0,
-        entry = v[5] or nil,
-        exact = v[2] and v[3] and v[4] and true,
-    }
-    return cart, stored_int(v[6]) or 0
+    return cart
 end
 
 local function require_cart(key, cart_id)
@@ -567,42 +618,44 @@ local function require_cart(key, cart_id)
     return cart
 end
 
--- Store::set_cart: the scalar fields; entry only once there is one (never deleted).
+-- Store::set_cart and set_cart_line: the whole record (CartRecord::encode), one SET.
 local function write_cart(key, cart)
-    local fields = {
-        CART_STATE, cart.state,
-        CART_USER, cart.user,
-        CART_DEADLINE_MS, int_text(cart.deadline_ms),
-        CART_UNITS, int_text(cart.units),
-    }
-    if cart.entry then
-        fields[#fields + 1] = CART_ENTRY
-        fields[#fields + 1] = cart.entry
-    end
-    call('HSET', key, unpack(fields))
+    call('SET', key, cart.state .. CART_SEPARATOR .. cart.user .. CART_SEPARATOR
+        .. int_text(cart.deadline_ms) .. CART_SEPARATOR .. (cart.entry or CART_NO_ENTRY)
+        .. CART_SEPARATOR .. lines_field(cart.lines))
 end
 
-local function cart_line(key, sku)
-    return stored_int(call('HGET', key, line_field(sku))) or 0
+-- The quantity of one line (0 when the cart has none of the SKU).
+local function cart_line(cart, sku)
+    for _, line in ipairs(cart.lines) do
+        if line.sku == sku then
+            return line.qty
+        end
+    end
+    return 0
 end
 
--- A line at 0 is removed, so that the cart's lines are exactly what it holds.
-local function set_cart_line(key, sku, qty)
-    if qty == 0 then
-        call('HDEL', key, line_field(sku))
-    else
-        call('HSET', key, line_field(sku), int_text(qty))
+-- Sets one line, keeping the lines ascending by SKU; 0 removes it.
+local function set_cart_line(cart, sku, qty)
+    for i, line in ipairs(cart.lines) do
+        if line.sku == sku then
+            if qty == 0 then
+                table.remove(cart.lines, i)
+            else
+                line.qty = qty
+            end
+            return
+        end
+        if line.sku > sku then
+            if qty ~= 0 then
+                table.insert(cart.lines, i, { sku = sku, qty = qty })
+            end
+            return
+        end
     end
-end
-
--- The order stream's `lines` field: sku:qty pairs ascending by SKU.
-local function lines_field(lines)
-    local pairs_text = {}
-    for _, line in ipairs(lines) do
-        pairs_text[#pairs_text + 1] = int_text(line.sku) .. ORDER_QTY_SEPARATOR
-            .. int_text(line.qty)
+    if qty ~= 0 then
+        cart.lines[#cart.lines + 1] = { sku = sku, qty = qty }
     end
-    return table.concat(pairs_text, ORDER_LINE_SEPARATOR)
 end
 
 -- Checked out at some point: the cart is an order, and checkout answers with it again.
@@ -637,32 +690,32 @@ end
 -- Reserve and checkout: FLASH.RESERVE and FLASH.CHECKOUT, and FLASH.BUY is both in turn.
 
 -- What checkout writes besides the cart.
-local CHECKOUT_KEYS = { KEYS_STOCK, KEYS_DEADLINES, KEYS_ORDERS }
+local CHECKOUT_KEYS = { KEYS_STOCK, KEYS_ORDERS }
 
 -- core/src/cmd/reserve.rs Reserve::reserve. `r` holds sale, cart, cart_key, user, sku, qty,
 -- and settings when the caller read the sale already (BUY).
--- `then_writes` lists keys (KEYS_*) the caller writes after a successful reserve (BUY's checkout):
--- they are guarded with reserve's own keys, so that a WRONGTYPE there stops the command
--- before reserve writes anything. Returns the SKU's units left and the cart as it now is.
--- Each key is read once and written once: the SKU's two counters with one HMGET and one HSET,
--- the cart's line with its fields.
+-- `then_writes` lists keys (KEYS_*) the caller writes after a successful reserve (BUY's
+-- checkout): they are guarded with reserve's own keys, so that a WRONGTYPE there stops the
+-- command before reserve writes anything; and a cart checked out at once never waits, so it
+-- gets no deadline entry (reserve::Then::CheckOut). Returns the SKU's units left and the cart
+-- as it now is. Each key is read once and written once: the SKU's two counters (and the held
+-- carts) with one HMGET and one HSET, the cart with one GET and one SET.
 local function reserve(r, then_writes)
     local at_ms = now_ms()
     local sale = r.settings or require_sale(r.sale)
     if not is_open(sale, at_ms) then
         fail(E.CLOSED, 'sale ' .. quoted(r.sale) .. ' is not open')
     end
-    -- The SKU as text once, for its counters' fields, its line's and the stock event.
+    -- The SKU as text once, for its counters' fields and the stock event.
     local sku_text = int_text(r.sku)
     local available_field = sku_text .. STOCK_FIELD_SEPARATOR .. C_AVAILABLE
     local held_field = sku_text .. STOCK_FIELD_SEPARATOR .. C_HELD
-    local line_name = CART_LINE_PREFIX .. sku_text
-    local counters = call('HMGET', STOCK_KEY, available_field, held_field)
+    local counters = call('HMGET', STOCK_KEY, available_field, held_field, HELD_CARTS_FIELD)
     local available = stored_int(counters[1])
     if available == nil then
         fail(E.NOSKU, 'sku ' .. sku_text .. ' is not loaded in sale ' .. quoted(r.sale))
     end
-    local existing, line = read_cart_line(r.cart_key, line_name)
+    local existing = read_cart(r.cart_key)
     if existing then
         check_owner(r.cart, existing, r.user)
         check_live(r.cart, existing, at_ms)
@@ -681,76 +734,46 @@ local function reserve(r, then_writes)
         fail(E.SOLDOUT, 'sku ' .. sku_text .. ' has ' .. int_text(available) .. ' units left')
     end
 
-    -- The stock, the user's units and the cart were read above (HMGET, HGET): a key of
+    -- The stock, the user's units and the cart were read above (HMGET, HGET, GET): a key of
     -- another type failed there with the same WRONGTYPE line, so only the keys not read yet
     -- are guarded, and the user's units are not read twice.
-    if existing == nil or then_writes then
+    local deadlines_key
+    if existing == nil and not then_writes then
+        deadlines_key = lane_key(sale.hold_ms)
+    end
+    if deadlines_key or then_writes then
         local written = {}
-        if existing == nil then
-            written[#written + 1] = KEYS_DEADLINES
-        end
         for _, position in ipairs(then_writes or {}) do
             if position ~= KEYS_STOCK then
                 written[#written + 1] = position
             end
         end
-        guard(written)
+        guard(written, nil, deadlines_key)
     end
 
     -- Every key written from here was read or guarded above, so no write meets another type:
     -- redis.call, without call's check of the reply.
     local left = available - r.qty
-    redis.call('HSET', STOCK_KEY, available_field, int_text(left),
-        held_field, int_text((stored_int(counters[2]) or 0) + r.qty))
-    redis.call('HSET', USERS_KEY, r.user, int_text(units_of_user + r.qty))
-    -- The line and the cart's scalar fields in one HSET: only those that change, as the
-    -- module's Store::set_cart writes them (units, when the cart was read whole), and a line
-    -- at 0 removed (set_cart_line).
-    line = line + r.qty
-    local cart
-    if existing and existing.exact and line ~= 0 then
-        -- The usual case, a line added to a whole cart: as below, without a fields table.
-        cart = existing
-        cart.units = existing.units + r.qty
-        redis.call('HSET', r.cart_key, line_name, int_text(line),
-            CART_UNITS, int_text(cart.units))
+    local held = int_text((stored_int(counters[2]) or 0) + r.qty)
+    local cart = existing
+    if cart then
+        redis.call('HSET', STOCK_KEY, available_field, int_text(left), held_field, held)
+        set_cart_line(cart, r.sku, cart_line(cart, r.sku) + r.qty)
+        cart.units = cart.units + r.qty
     else
-        local fields = {}
-        if line == 0 then
-            redis.call('HDEL', r.cart_key, line_name)
-        else
-            fields[1] = line_name
-            fields[2] = int_text(line)
+        redis.call('HSET', STOCK_KEY, available_field, int_text(left), held_field, held,
+            HELD_CARTS_FIELD, int_text((stored_int(counters[3]) or 0) + 1))
+        -- The deadline is fixed here; later reserves never extend it.
+        local hold_deadline_ms = at_ms + sale.hold_ms
+        if deadlines_key then
+            redis.call('RPUSH', deadlines_key,
+                int_text(hold_deadline_ms) .. DEADLINE_SEPARATOR .. r.cart)
         end
-        if existing then
-            cart = existing
-            cart.units = existing.units + r.qty
-            if existing.exact then
-                fields[#fields + 1] = CART_UNITS
-                fields[#fields + 1] = int_text(cart.units)
-                redis.call('HSET', r.cart_key, unpack(fields))
-            else
-                if #fields > 0 then
-                    redis.call('HSET', r.cart_key, unpack(fields))
-                end
-                write_cart(r.cart_key, cart)
-            end
-        else
-            -- The deadline is fixed here; later reserves never extend it.
-            local hold_deadline_ms = at_ms + sale.hold_ms
-            redis.call('ZADD', DEADLINES_KEY, int_text(hold_deadline_ms), r.cart)
-            cart = { state = S_HELD, user = r.user, deadline_ms = hold_deadline_ms, units = r.qty }
-            fields[#fields + 1] = CART_STATE
-            fields[#fields + 1] = cart.state
-            fields[#fields + 1] = CART_USER
-            fields[#fields + 1] = cart.user
-            fields[#fields + 1] = CART_DEADLINE_MS
-            fields[#fields + 1] = int_text(cart.deadline_ms)
-            fields[#fields + 1] = CART_UNITS
-            fields[#fields + 1] = int_text(cart.units)
-            redis.call('HSET', r.cart_key, unpack(fields))
-        end
+        cart = { state = S_HELD, user = r.user, deadline_ms = hold_deadline_ms, units = r.qty,
+            lines = { { sku = r.sku, qty = r.qty } } }
     end
+    redis.call('HSET', USERS_KEY, r.user, int_text(units_of_user + r.qty))
+    write_cart(r.cart_key, cart)
     -- publish_available, with the SKU's text already made.
     redis.call('PUBLISH', events_channel, '{"' .. EVENT_SKU .. '":' .. sku_text
         .. ',"' .. EVENT_AVAILABLE .. '":' .. int_text(left) .. '}')
@@ -786,8 +809,9 @@ local function checkout(c)
         ORDER_USER, cart.user,
         ORDER_LINES, lines_field(cart.lines),
         ORDER_UNITS, int_text(cart.units))
-    -- An order never expires.
-    call('ZREM', DEADLINES_KEY, c.cart)
+    -- An order never expires: it stops counting as held (its deadline entry is dropped when
+    -- it comes due).
+    add_held_carts(-1)
     cart.state = S_CHECKED_OUT
     cart.entry = entry
     write_cart(c.cart_key, cart)

@@ -15,7 +15,7 @@ return run(function()
     local cart = require_cart(cart_key, cart_id)
     check_owner(cart_id, cart, user)
     check_live(cart_id, cart, at_ms)
-    local line = cart_line(cart_key, sku)
+    local line = cart_line(cart, sku)
     if line == 0 then
         fail(E.NOSKU, 'cart ' .. quoted(cart_id) .. ' holds no units of sku ' .. int_text(sku))
     end
@@ -28,7 +28,7 @@ return run(function()
     local available = add_units(C_AVAILABLE, sku, qty)
     add_units(C_HELD, sku, -qty)
     add_user_units(user, -qty)
-    set_cart_line(cart_key, sku, line - qty)
+    set_cart_line(cart, sku, line - qty)
     cart.units = cart.units - qty
     write_cart(cart_key, cart)
     publish_available(sku, available)

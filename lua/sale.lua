@@ -21,7 +21,10 @@ return run(function()
     end
     args:finish()
 
-    local sale = read_sale() or default_sale()
+    local existing = read_sale()
+    -- The deadline lists as they were (a new sale has none).
+    local earlier_lanes = existing and lanes_to_look_at(existing) or {}
+    local sale = existing or default_sale()
     sale.hold_ms = hold_ms or sale.hold_ms
     sale.limit = limit or sale.limit
     sale.start_ms = start_ms or sale.start_ms
@@ -30,6 +33,20 @@ return run(function()
     if sale.start_ms > 0 and sale.end_ms > 0 and sale.end_ms <= sale.start_ms then
         fail(E.ERR, 'END must be after START')
     end
+    -- sale.rs lanes_after: the new HOLD's deadline list, and each earlier one that still
+    -- has entries.
+    local lanes = { sale.hold_ms }
+    for _, earlier in ipairs(earlier_lanes) do
+        if earlier ~= sale.hold_ms then
+            local deadlines_key = lane_key(earlier)
+            guard({}, nil, deadlines_key)
+            if call('LLEN', deadlines_key) > 0 and not add_lane(lanes, earlier) then
+                fail(E.ERR, 'HOLD cannot change now: ' .. int_text(MAX_LANES)
+                    .. ' holds are in use by held carts; try again once the oldest have run out')
+            end
+        end
+    end
+    sale.lanes = lanes
     guard({ KEYS_SALE })
     write_sale(sale)
     return { ok = 'OK' }

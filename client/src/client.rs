@@ -1,11 +1,13 @@
 //! [`FlashClient`]: the FLASH commands through the module or the Lua twin.
 
+use flash_core::args::DEFAULT_HOLD_MS;
 use flash_core::cmd::{
     Available, Buy, CartInfo, Checkout, Expire, Info, Load, Release, Reserve, SaleCmd, Settle,
     Verdict,
 };
-use flash_core::keys::SaleKeys;
-use flash_core::model::CartState;
+use flash_core::keys::{SaleKeys, parse_deadline_entry};
+use flash_core::model::{CartState, Lanes, Sale};
+use flash_core::names;
 use flash_core::{Command, CommandSpec, Sku};
 use redis::cluster_routing::Slot;
 use redis::{AsyncCommands, Value};
@@ -339,19 +341,40 @@ impl FlashClient {
         // Due by the server's clock, which the script rechecks; a cart falling due in
         // between waits for the next call. (On a cluster TIME goes to any node: their
         // clocks may differ a little, and the script's own check is the one that counts.)
-        // The ZRANGEBYSCORE is routed by the deadlines key, to the sale's master.
+        // The reads are routed by the sale's keys, to the sale's master.
         let mut conn = self.conn.clone();
         let (secs, micros): (i64, i64) = redis::cmd("TIME").query_async(&mut conn).await?;
         let now_ms = secs * 1000 + micros / 1000;
-        Ok(conn
-            .zrangebyscore_limit(
-                SaleKeys::new(&sale).deadlines(),
-                "-inf",
-                now_ms,
-                0,
-                count.min(LUA_EXPIRE_CARTS) as isize,
-            )
-            .await?)
+        let keys = SaleKeys::new(&sale);
+        let (hold_ms, lanes): (Option<i64>, Option<String>) = redis::cmd("HMGET")
+            .arg(keys.sale())
+            .arg(names::sale::HOLD_MS.as_str())
+            .arg(names::sale::LANES.as_str())
+            .query_async(&mut conn)
+            .await?;
+        let sale_lanes = Sale {
+            hold_ms: hold_ms.unwrap_or(DEFAULT_HOLD_MS),
+            lanes: Lanes::parse(lanes.unwrap_or_default().as_bytes()),
+            ..Sale::default()
+        }
+        .lanes_to_look_at();
+        let wanted = count.min(LUA_EXPIRE_CARTS);
+        let mut due: Vec<(i64, String)> = Vec::new();
+        for hold_ms in sale_lanes.iter() {
+            let entries: Vec<String> = conn
+                .lrange(keys.deadlines(hold_ms), 0, wanted as isize - 1)
+                .await?;
+            due.extend(
+                entries
+                    .iter()
+                    .filter_map(|entry| parse_deadline_entry(entry.as_bytes()))
+                    .take_while(|(deadline_ms, _)| *deadline_ms <= now_ms)
+                    .map(|(deadline_ms, cart)| (deadline_ms, cart.to_owned())),
+            );
+        }
+        due.sort();
+        due.truncate(wanted as usize);
+        Ok(due.into_iter().map(|(_, cart)| cart).collect())
     }
 
     /// Runs a typed command on either backend; the raw reply.

@@ -38,6 +38,9 @@ pub const DEFAULT_EXPIRE_COUNT: i64 = 1_000;
 pub const EXPIRE_BUDGET_US: i64 = 1_000;
 /// Longest sale name, cart id, order id or user id.
 pub const MAX_TOKEN_LEN: usize = 64;
+/// Deadline lists a sale may have at once: one per hold (ms) that carts still held were
+/// made with. FLASH.SALE refuses a new HOLD while this many older ones still have entries.
+pub const MAX_LANES: usize = 8;
 
 /// Names (sale, cart, order, user) are 1 to 64 of these bytes: safe inside key names, stream
 /// fields, JSON and error messages without escaping.
@@ -145,6 +148,11 @@ pub fn parse_token(what: &str, raw: &[u8]) -> Result<String> {
     }
     // Every byte is ASCII, checked above, so this never fails (nor allocates twice).
     String::from_utf8(raw.to_vec()).map_err(|_| Error::new(ErrorCode::Err, "not ASCII"))
+}
+
+/// An integer Flash stored (strict decimal, as [`parse_int`] reads), or `None`.
+pub fn stored_int(raw: &[u8]) -> Option<i64> {
+    parse_int("", raw, i64::MIN, i64::MAX).ok()
 }
 
 pub fn parse_int(what: &str, raw: &[u8], min: i64, max: i64) -> Result<i64> {

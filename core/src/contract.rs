@@ -58,7 +58,7 @@ fn named(prefix: &str, name: Name) -> Constant {
 
 /// Every constant, grouped: limits; keys (`KEY_*`, `SALE_KEYS` in KEYS order with their
 /// `SALE_KEY_TYPES`); stock counters (`C_*`, `COUNTERS` in FLASH.INFO's column order); sale
-/// settings fields (`SALE_*`); cart fields (`CART_*`) and states (`S_*`, `CART_STATES`);
+/// settings fields (`SALE_*`); the cart record's separators (`CART_*`) and states (`S_*`, `CART_STATES`);
 /// order stream fields (`ORDER_*`); stock event members (`EVENT_*`); reply labels (`R_*`);
 /// option keywords (`KW_*`); error words (`E_*`).
 pub fn constants() -> Vec<Constant> {
@@ -76,8 +76,14 @@ pub fn constants() -> Vec<Constant> {
         int("DEFAULT_EXPIRE_COUNT", args::DEFAULT_EXPIRE_COUNT),
         int("EXPIRE_BUDGET_US", args::EXPIRE_BUDGET_US),
         int("MAX_TOKEN_LEN", args::MAX_TOKEN_LEN as i64),
+        int("MAX_LANES", args::MAX_LANES as i64),
         text("KEY_PREFIX", keys::KEY_PREFIX),
         text("KEY_CART", keys::CART_SUFFIX),
+        text("CART_KEY_TYPE", keys::CART_TYPE),
+        text("KEY_DEADLINES", keys::DEADLINES_SUFFIX),
+        text("DEADLINES_KEY_TYPE", keys::DEADLINES_TYPE),
+        text("DEADLINE_SEPARATOR", keys::DEADLINE_SEPARATOR),
+        text("HELD_CARTS_FIELD", keys::HELD_CARTS_FIELD),
         text("KEY_EVENTS", keys::EVENTS_SUFFIX),
         list("SALE_KEYS", SaleKey::ALL.map(SaleKey::suffix)),
         list("SALE_KEY_TYPES", SaleKey::ALL.map(SaleKey::redis_type)),
@@ -91,8 +97,9 @@ pub fn constants() -> Vec<Constant> {
         )
     }));
     all.extend(names::sale::ALL.map(|name| named("SALE_", name)));
-    all.extend(names::cart::SCALARS.map(|name| named("CART_", name)));
-    all.push(text("CART_LINE_PREFIX", names::cart::LINE_PREFIX));
+    all.push(text("SALE_LANE_SEPARATOR", names::sale::LANE_SEPARATOR));
+    all.push(text("CART_SEPARATOR", names::cart::SEPARATOR));
+    all.push(text("CART_NO_ENTRY", names::cart::NO_ENTRY));
     all.extend(CartState::ALL.map(|state| {
         text(
             format!("S_{}", state.as_str().to_ascii_uppercase()),
@@ -154,14 +161,15 @@ mod tests {
         };
         assert_eq!(value("MAX_QTY"), Value::Int(args::MAX_QTY));
         assert_eq!(value("SALE_HOLD_MS"), Value::Text("hold_ms"));
-        assert_eq!(value("CART_LINE_PREFIX"), Value::Text("line:"));
+        assert_eq!(value("CART_NO_ENTRY"), Value::Text("-"));
+        assert_eq!(value("KEY_DEADLINES"), Value::Text("deadlines:"));
         assert_eq!(value("S_CHECKED_OUT"), Value::Text("checked_out"));
         assert_eq!(value("E_SOLDOUT"), Value::Text("SOLDOUT"));
         assert_eq!(value("KW_REJECT"), Value::Text("REJECT"));
         assert_eq!(value("R_HELD_CARTS"), Value::Text("held_carts"));
         assert_eq!(
             value("SALE_KEYS"),
-            Value::List(vec!["sale", "stock", "users", "deadlines", "orders"])
+            Value::List(vec!["sale", "stock", "users", "orders"])
         );
         // Every limit stays where the Lua twin's doubles are exact.
         assert!(all.iter().all(|c| match c.value {

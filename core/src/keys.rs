@@ -6,12 +6,22 @@
 //! client, the Lua twin's header and the tools all take them from here.
 
 use crate::Sku;
-use crate::names;
 
 /// Every key name starts with this, then the sale's hash tag `{S}:`.
 pub const KEY_PREFIX: &str = "flash:";
 /// A cart key is the sale's prefix, this, and the cart id.
 pub const CART_SUFFIX: &str = "cart:";
+/// A cart key holds a string: the cart's record ([`crate::model::CartRecord`]).
+pub const CART_TYPE: &str = "string";
+/// A deadline list's key is the sale's prefix, this, and the hold (ms) of its carts.
+pub const DEADLINES_SUFFIX: &str = "deadlines:";
+/// A deadline list is a Redis list of [`deadline_entry`]s.
+pub const DEADLINES_TYPE: &str = "list";
+/// Between a deadline entry's time and its cart.
+pub const DEADLINE_SEPARATOR: &str = ":";
+/// The `stock` hash field counting the sale's held carts (it has no SKU, so no stock
+/// field parser reads it as a counter).
+pub const HELD_CARTS_FIELD: &str = "held_carts";
 /// The stream of order entries the worker could not process.
 pub const DEAD_LETTERS_SUFFIX: &str = "dead";
 /// The pub/sub channel of stock events (not a key).
@@ -72,19 +82,16 @@ pub enum SaleKey {
     Stock,
     /// Hash user → units held + checked out + sold in the sale (what LIMIT caps).
     Users,
-    /// Sorted set of held carts scored by hold deadline (unix ms).
-    Deadlines,
     /// Stream of checked-out orders (fields in [`names::order`]).
     Orders,
 }
 
 impl SaleKey {
     /// In KEYS order.
-    pub const ALL: [SaleKey; 5] = [
+    pub const ALL: [SaleKey; 4] = [
         SaleKey::Sale,
         SaleKey::Stock,
         SaleKey::Users,
-        SaleKey::Deadlines,
         SaleKey::Orders,
     ];
 
@@ -94,7 +101,6 @@ impl SaleKey {
             SaleKey::Sale => "sale",
             SaleKey::Stock => "stock",
             SaleKey::Users => "users",
-            SaleKey::Deadlines => "deadlines",
             SaleKey::Orders => "orders",
         }
     }
@@ -103,7 +109,6 @@ impl SaleKey {
     pub fn redis_type(self) -> &'static str {
         match self {
             SaleKey::Sale | SaleKey::Stock | SaleKey::Users => "hash",
-            SaleKey::Deadlines => "zset",
             SaleKey::Orders => "stream",
         }
     }
@@ -137,7 +142,7 @@ impl SaleKeys {
     }
 
     /// Every fixed key, in KEYS order.
-    pub fn all(&self) -> [String; 5] {
+    pub fn all(&self) -> [String; 4] {
         SaleKey::ALL.map(|key| self.key(key))
     }
 
@@ -153,15 +158,23 @@ impl SaleKeys {
         self.key(SaleKey::Users)
     }
 
-    pub fn deadlines(&self) -> String {
-        self.key(SaleKey::Deadlines)
+    /// The deadline list of the carts held for `hold_ms`: [`deadline_entry`]s in the order
+    /// they were made, which is deadline order (one hold per list; see README, "Time").
+    pub fn deadlines(&self, hold_ms: i64) -> String {
+        let mut digits = itoa::Buffer::new();
+        [
+            self.prefix.as_str(),
+            DEADLINES_SUFFIX,
+            digits.format(hold_ms),
+        ]
+        .concat()
     }
 
     pub fn orders(&self) -> String {
         self.key(SaleKey::Orders)
     }
 
-    /// Hash for one cart (fields in [`names::cart`], lines as [`line_field`] → qty).
+    /// String holding one cart's record ([`crate::model::CartRecord`]).
     pub fn cart(&self, cart: &str) -> String {
         [self.prefix.as_str(), CART_SUFFIX, cart].concat()
     }
@@ -252,20 +265,20 @@ pub fn parse_stock_field(field: &[u8]) -> Option<(Sku, Counter)> {
     Some((sku.parse().ok()?, Counter::parse(counter)?))
 }
 
-/// The cart hash field of one line: `line:<sku>`.
-pub fn line_field(sku: Sku) -> ShortField {
+/// A deadline list entry: `<deadline_ms>:<cart>`. The time is in the entry, not only in
+/// the cart, so an entry left behind by a cart that was checked out (entries are dropped
+/// when they come due, not before) is told apart from the live entry of a later cart of the
+/// same id.
+pub fn deadline_entry(deadline_ms: i64, cart: &str) -> String {
     let mut digits = itoa::Buffer::new();
-    ShortField::of([
-        names::cart::LINE_PREFIX.as_bytes(),
-        digits.format(sku).as_bytes(),
-        b"",
-    ])
+    [digits.format(deadline_ms), DEADLINE_SEPARATOR, cart].concat()
 }
 
-/// The SKU of a cart hash field, if it is a line's.
-pub fn parse_line_field(field: &[u8]) -> Option<Sku> {
-    let sku = field.strip_prefix(names::cart::LINE_PREFIX.as_bytes())?;
-    std::str::from_utf8(sku).ok()?.parse().ok()
+/// Reads a deadline entry back: the time and the cart.
+pub fn parse_deadline_entry(entry: &[u8]) -> Option<(i64, &str)> {
+    let entry = std::str::from_utf8(entry).ok()?;
+    let (deadline_ms, cart) = entry.split_once(DEADLINE_SEPARATOR)?;
+    Some((crate::args::stored_int(deadline_ms.as_bytes())?, cart))
 }
 
 #[cfg(test)]
@@ -281,11 +294,11 @@ mod tests {
                 "flash:{spring}:sale",
                 "flash:{spring}:stock",
                 "flash:{spring}:users",
-                "flash:{spring}:deadlines",
                 "flash:{spring}:orders",
             ]
         );
         assert_eq!(keys.cart("c1"), "flash:{spring}:cart:c1");
+        assert_eq!(keys.deadlines(60000), "flash:{spring}:deadlines:60000");
         assert_eq!(keys.dead_letters(), "flash:{spring}:dead");
         assert_eq!(keys.channel(), "flash:{spring}:events");
         assert_eq!(
@@ -300,7 +313,7 @@ mod tests {
     }
 
     #[test]
-    fn stock_and_line_fields_read_back() {
+    fn stock_fields_and_deadline_entries_read_back() {
         assert_eq!(stock_field(14, Counter::Held).as_bytes(), b"14:held");
         assert_eq!(
             stock_field(i64::MIN, Counter::Available).as_bytes(),
@@ -308,9 +321,16 @@ mod tests {
         );
         assert_eq!(parse_stock_field(b"14:held"), Some((14, Counter::Held)));
         assert_eq!(parse_stock_field(b"14:lost"), None);
-        assert_eq!(line_field(7).as_bytes(), b"line:7");
-        assert_eq!(parse_line_field(b"line:7"), Some(7));
-        assert_eq!(parse_line_field(b"state"), None);
+        assert_eq!(parse_stock_field(HELD_CARTS_FIELD.as_bytes()), None);
+        assert_eq!(
+            deadline_entry(1_700_000_000_000, "c:1"),
+            "1700000000000:c:1"
+        );
+        assert_eq!(
+            parse_deadline_entry(b"1700000000000:c:1"),
+            Some((1_700_000_000_000, "c:1"))
+        );
+        assert_eq!(parse_deadline_entry(b"soon:c1"), None);
         for counter in Counter::ALL {
             assert_eq!(Counter::ALL[counter.column()], counter);
         }

@@ -7,7 +7,7 @@ use crate::Sku;
 use crate::error::{Error, Result};
 use crate::keys::Counter;
 use crate::keys::SaleKey;
-use crate::model::{Cart, OrderEntry, Sale};
+use crate::model::{Cart, Lanes, OrderEntry, Sale};
 use crate::store::Store;
 use crate::wire::StreamId;
 
@@ -23,7 +23,11 @@ pub struct MemStore {
     pub users: HashMap<String, i64>,
     pub carts: HashMap<String, Cart>,
     pub lines: HashMap<String, BTreeMap<Sku, i64>>,
-    pub deadlines: BTreeMap<String, i64>,
+    /// Each deadline list (by hold, ms): (deadline, cart) in the order added.
+    pub deadlines: BTreeMap<i64, Vec<(i64, String)>>,
+    /// Entries [`Store::due_carts`] returned and not yet removed, in order: their lists.
+    pub due_returned: Vec<i64>,
+    pub held_carts: i64,
     pub orders: Vec<OrderEntry>,
     pub published: Vec<(Sku, i64)>,
     /// Cart → when it is to be removed (unix ms).
@@ -34,6 +38,14 @@ pub struct MemStore {
     pub trims: Vec<StreamId>,
     /// Keys that hold "another type": guard fails on them.
     pub wrong_type: HashSet<String>,
+}
+
+impl MemStore {
+    /// What a new command starts from: a real store is made per command, so what
+    /// [`Store::due_carts`] returned to the previous one is forgotten.
+    pub fn begin_command(&mut self) {
+        self.due_returned.clear();
+    }
 }
 
 impl Store for MemStore {
@@ -56,6 +68,14 @@ impl Store for MemStore {
             .any(|k| self.wrong_type.contains(&format!("{k:?}")))
             || cart.is_some_and(|c| self.wrong_type.contains(c));
         if hit {
+            Err(Error::wrong_type())
+        } else {
+            Ok(())
+        }
+    }
+
+    fn guard_lane(&mut self, hold_ms: i64) -> Result<()> {
+        if self.wrong_type.contains(&format!("lane:{hold_ms}")) {
             Err(Error::wrong_type())
         } else {
             Ok(())
@@ -142,30 +162,66 @@ impl Store for MemStore {
         Ok(())
     }
 
-    fn add_deadline(&mut self, cart: &str, deadline_ms: i64) -> Result<()> {
-        self.deadlines.insert(cart.to_owned(), deadline_ms);
+    fn add_deadline(&mut self, cart: &str, deadline_ms: i64, hold_ms: i64) -> Result<()> {
+        let lane = self.deadlines.entry(hold_ms).or_default();
+        lane.push((deadline_ms, cart.to_owned()));
         Ok(())
     }
 
-    fn remove_deadline(&mut self, cart: &str) -> Result<()> {
-        self.deadlines.remove(cart);
+    fn remove_deadline(&mut self) -> Result<()> {
+        if !self.due_returned.is_empty() {
+            let hold_ms = self.due_returned.remove(0);
+            if let Some(lane) = self.deadlines.get_mut(&hold_ms) {
+                lane.remove(0);
+                if lane.is_empty() {
+                    self.deadlines.remove(&hold_ms);
+                }
+            }
+        }
         Ok(())
     }
 
-    fn due_carts(&mut self, now_ms: i64, count: i64) -> Result<Vec<String>> {
-        let mut due: Vec<(i64, String)> = self
-            .deadlines
-            .iter()
-            .filter(|(_, d)| **d <= now_ms)
-            .map(|(c, d)| (*d, c.clone()))
-            .collect();
-        due.sort();
+    fn due_carts(&mut self, lanes: &Lanes, now_ms: i64, count: i64) -> Result<Vec<(String, i64)>> {
+        let mut due: Vec<(i64, String, i64)> = Vec::new();
+        for hold_ms in lanes.iter() {
+            let returned = self.due_returned.iter().filter(|&&h| h == hold_ms).count();
+            let entries = self
+                .deadlines
+                .get(&hold_ms)
+                .map(Vec::as_slice)
+                .unwrap_or(&[]);
+            due.extend(
+                entries
+                    .iter()
+                    .skip(returned)
+                    .take_while(|(deadline_ms, _)| *deadline_ms <= now_ms)
+                    .map(|(deadline_ms, cart)| (*deadline_ms, cart.clone(), hold_ms)),
+            );
+        }
+        due.sort_by_key(|(deadline_ms, _, _)| *deadline_ms);
         due.truncate(usize::try_from(count).unwrap_or(0));
-        Ok(due.into_iter().map(|(_, cart)| cart).collect())
+        self.due_returned
+            .extend(due.iter().map(|(_, _, hold_ms)| *hold_ms));
+        Ok(due
+            .into_iter()
+            .map(|(deadline_ms, cart, _)| (cart, deadline_ms))
+            .collect())
+    }
+
+    fn lane_len(&mut self, hold_ms: i64) -> Result<i64> {
+        Ok(self
+            .deadlines
+            .get(&hold_ms)
+            .map_or(0, |lane| lane.len() as i64))
     }
 
     fn held_carts(&mut self) -> Result<i64> {
-        Ok(self.deadlines.len() as i64)
+        Ok(self.held_carts)
+    }
+
+    fn set_held_carts(&mut self, carts: i64) -> Result<()> {
+        self.held_carts = carts;
+        Ok(())
     }
 
     fn append_order(&mut self, order: &OrderEntry) -> Result<String> {

@@ -1,7 +1,8 @@
 //! What a sale, a cart and an order are.
 
 use crate::Sku;
-use crate::args::{DEFAULT_HOLD_MS, DEFAULT_RETAIN_MS};
+use crate::args::{DEFAULT_HOLD_MS, DEFAULT_RETAIN_MS, MAX_LANES, stored_int};
+use crate::names;
 
 /// A sale's settings (`flash:{S}:sale`).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -16,6 +17,8 @@ pub struct Sale {
     pub end_ms: i64,
     /// How long a cart is kept once finished (settled, rejected, expired); 0 = forever.
     pub retain_ms: i64,
+    /// The holds whose deadline lists may have entries (FLASH.SALE keeps them).
+    pub lanes: Lanes,
 }
 
 impl Default for Sale {
@@ -26,6 +29,7 @@ impl Default for Sale {
             start_ms: 0,
             end_ms: 0,
             retain_ms: DEFAULT_RETAIN_MS,
+            lanes: Lanes::default(),
         }
     }
 }
@@ -35,6 +39,78 @@ impl Sale {
     pub fn is_open(&self, now_ms: i64) -> bool {
         (self.start_ms == 0 || now_ms >= self.start_ms)
             && (self.end_ms == 0 || now_ms < self.end_ms)
+    }
+
+    /// The deadline lists expiry looks at: the recorded lanes and the current HOLD's (a sale
+    /// hash written before lanes were recorded has none).
+    pub fn lanes_to_look_at(&self) -> Lanes {
+        let mut lanes = self.lanes;
+        lanes.insert(self.hold_ms);
+        lanes
+    }
+}
+
+/// A set of holds (ms), at most [`MAX_LANES`]: each names a deadline list
+/// ([`crate::keys::SaleKeys::deadlines`]). Inline, so a sale's settings copy without
+/// allocating.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Lanes {
+    len: usize,
+    holds: [i64; MAX_LANES],
+}
+
+impl Lanes {
+    pub fn iter(&self) -> impl Iterator<Item = i64> + '_ {
+        self.holds[..self.len].iter().copied()
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub fn contains(&self, hold_ms: i64) -> bool {
+        self.iter().any(|h| h == hold_ms)
+    }
+
+    /// Adds a hold; false when the set is full (and the hold not in it).
+    pub fn insert(&mut self, hold_ms: i64) -> bool {
+        if self.contains(hold_ms) {
+            return true;
+        }
+        if self.len == MAX_LANES {
+            return false;
+        }
+        self.holds[self.len] = hold_ms;
+        self.len += 1;
+        true
+    }
+
+    /// The sale hash's `lanes` field: holds, comma-separated.
+    pub fn to_text(&self) -> String {
+        let mut digits = itoa::Buffer::new();
+        let mut text = String::new();
+        for (i, hold_ms) in self.iter().enumerate() {
+            if i > 0 {
+                text.push_str(names::sale::LANE_SEPARATOR);
+            }
+            text.push_str(digits.format(hold_ms));
+        }
+        text
+    }
+
+    /// Reads the `lanes` field back; what does not read as a hold is skipped.
+    pub fn parse(text: &[u8]) -> Lanes {
+        let mut lanes = Lanes::default();
+        for part in text.split(|&b| names::sale::LANE_SEPARATOR.as_bytes() == [b]) {
+            if let Some(hold_ms) = stored_int(part).filter(|&h| h > 0) {
+                lanes.insert(hold_ms);
+            }
+        }
+        lanes
     }
 }
 
@@ -87,7 +163,7 @@ impl CartState {
     }
 }
 
-/// A cart's scalar fields; its lines are read and written one by one.
+/// A cart's scalar fields (its lines are read and written one by one).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Cart {
     pub state: CartState,
@@ -100,6 +176,89 @@ pub struct Cart {
     pub entry: Option<String>,
 }
 
+/// What a cart key holds: the cart and its lines, as one string (format in
+/// [`crate::names::cart`]). One key with one small string per cart is the cheapest layout
+/// Redis has for it (measured in README, "Benchmark"), and keeps per-key expiry for RETAIN.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CartRecord {
+    pub cart: Cart,
+    /// Ascending by SKU, each quantity above 0.
+    pub lines: Vec<(Sku, i64)>,
+}
+
+impl CartRecord {
+    pub fn encode(&self) -> String {
+        use names::cart::{NO_ENTRY, SEPARATOR};
+        let cart = &self.cart;
+        let mut digits = itoa::Buffer::new();
+        let mut text = String::with_capacity(48);
+        for part in [
+            cart.state.as_str(),
+            cart.user.as_str(),
+            digits.format(cart.deadline_ms),
+            cart.entry.as_deref().unwrap_or(NO_ENTRY),
+        ] {
+            text.push_str(part);
+            text.push_str(SEPARATOR);
+        }
+        crate::wire::write_lines(&mut text, &self.lines);
+        text
+    }
+
+    /// Reads a record back; `None` for anything Flash did not write (the stores answer
+    /// WRONGTYPE: a string under a cart's name that is not a cart). `units` is the lines' sum.
+    pub fn decode(raw: &[u8]) -> Option<CartRecord> {
+        let text = std::str::from_utf8(raw).ok()?;
+        let mut parts = text.splitn(5, names::cart::SEPARATOR);
+        let state = CartState::parse(parts.next()?.as_bytes())?;
+        let user = parts.next().filter(|u| !u.is_empty())?;
+        let deadline_ms = stored_int(parts.next()?.as_bytes())?;
+        let entry = match parts.next()? {
+            names::cart::NO_ENTRY => None,
+            entry => Some(entry.to_owned()),
+        };
+        let lines = match parts.next()? {
+            "" => Vec::new(),
+            lines => crate::wire::parse_lines(lines)?,
+        };
+        if !lines.windows(2).all(|pair| pair[0].0 < pair[1].0)
+            || lines.iter().any(|&(_, qty)| qty <= 0)
+        {
+            return None;
+        }
+        let units = lines.iter().map(|&(_, qty)| qty).sum();
+        Some(CartRecord {
+            cart: Cart {
+                state,
+                user: user.to_owned(),
+                deadline_ms,
+                units,
+                entry,
+            },
+            lines,
+        })
+    }
+
+    /// The quantity of one line (0 when the cart has none of the SKU).
+    pub fn line(&self, sku: Sku) -> i64 {
+        self.lines
+            .binary_search_by_key(&sku, |&(s, _)| s)
+            .map_or(0, |i| self.lines[i].1)
+    }
+
+    /// Sets one line, keeping the order; 0 removes it.
+    pub fn set_line(&mut self, sku: Sku, qty: i64) {
+        match self.lines.binary_search_by_key(&sku, |&(s, _)| s) {
+            Ok(i) if qty == 0 => {
+                self.lines.remove(i);
+            }
+            Ok(i) => self.lines[i].1 = qty,
+            Err(i) if qty != 0 => self.lines.insert(i, (sku, qty)),
+            Err(_) => {}
+        }
+    }
+}
+
 /// One checkout as appended to the order stream (encoded and decoded in [`crate::wire`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OrderEntry {
@@ -108,4 +267,73 @@ pub struct OrderEntry {
     /// Ascending by SKU.
     pub lines: Vec<(Sku, i64)>,
     pub units: i64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cart_record_reads_back_and_refuses_what_flash_did_not_write() {
+        let mut record = CartRecord {
+            cart: Cart {
+                state: CartState::Held,
+                user: "alice@shop".into(),
+                deadline_ms: 1_764_640_000_000,
+                units: 0,
+                entry: None,
+            },
+            lines: Vec::new(),
+        };
+        assert_eq!(record.encode(), "held alice@shop 1764640000000 - ");
+        assert_eq!(
+            CartRecord::decode(record.encode().as_bytes()),
+            Some(record.clone())
+        );
+        record.set_line(15, 2);
+        record.set_line(14, 1);
+        record.set_line(16, 0);
+        record.cart.units = 3;
+        record.cart.state = CartState::CheckedOut;
+        record.cart.entry = Some("1764640000001-0".into());
+        assert_eq!(
+            record.encode(),
+            "checked_out alice@shop 1764640000000 1764640000001-0 14:1,15:2"
+        );
+        assert_eq!(
+            CartRecord::decode(record.encode().as_bytes()),
+            Some(record.clone())
+        );
+        assert_eq!((record.line(15), record.line(99)), (2, 0));
+        for bad in [
+            &b"not a cart"[..],
+            b"held  1 - ",
+            b"held u 12x - ",
+            b"held u 1 - 14:0",
+            b"held u 1 - 15:1,14:1",
+            b"held u 1 -",
+            b"gone u 1 - ",
+        ] {
+            assert_eq!(
+                CartRecord::decode(bad),
+                None,
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+    }
+
+    #[test]
+    fn lanes_hold_each_hold_once_up_to_the_bound() {
+        let mut lanes = Lanes::parse(b"60000,30000,60000,x,-5");
+        assert_eq!(lanes.iter().collect::<Vec<_>>(), [60000, 30000]);
+        assert_eq!(lanes.to_text(), "60000,30000");
+        for hold in 1..=6 {
+            assert!(lanes.insert(hold));
+        }
+        assert!(!lanes.insert(7), "full");
+        assert!(lanes.insert(60000), "already in");
+        assert_eq!(lanes.len(), MAX_LANES);
+        assert!(Lanes::parse(b"").is_empty());
+    }
 }

@@ -62,32 +62,27 @@ pub mod sale {
         END_MS = "end_ms";
         /// How long a finished cart is kept (ms); 0 = forever.
         RETAIN_MS = "retain_ms";
+        /// The holds (ms) whose deadline lists may have entries, comma-separated: the
+        /// current HOLD and earlier ones that carts still held were made with.
+        LANES = "lanes";
     }
 
     /// Every settings field, in the order the stores read them.
-    pub const ALL: [super::Name; 5] = [HOLD_MS, LIMIT, START_MS, END_MS, RETAIN_MS];
+    pub const ALL: [super::Name; 6] = [HOLD_MS, LIMIT, START_MS, END_MS, RETAIN_MS, LANES];
+    /// Between two holds in [`LANES`].
+    pub const LANE_SEPARATOR: &str = ",";
 }
 
-/// Fields of a cart hash `flash:{S}:cart:<id>` (an order is the cart it became).
+/// The record a cart key holds (an order is the cart it became): one string,
+/// `<state> <user> <deadline_ms> <entry> <lines>`, e.g. `held alice 1764640000000 - 14:1,15:2`
+/// ([`crate::model::CartRecord`]). `entry` is the order's stream entry id once checked out,
+/// [`cart::NO_ENTRY`] before; `lines` are `sku:qty` ascending by SKU, with the order entry's
+/// separators, empty when the cart holds nothing. Names are tokens, which never hold a space.
 pub mod cart {
-    names! {
-        /// The cart's state word ([`crate::model::CartState::as_str`]).
-        STATE = "state";
-        USER = "user";
-        /// When the hold ends (unix ms), fixed at the first reserve.
-        DEADLINE_MS = "deadline_ms";
-        /// Units over all lines.
-        UNITS = "units";
-        /// The order's stream entry id, once checked out.
-        ENTRY = "entry";
-    }
-
-    /// The scalar fields, in the order the stores read them.
-    pub const SCALARS: [super::Name; 5] = [STATE, USER, DEADLINE_MS, UNITS, ENTRY];
-
-    /// A line's field is this prefix and the SKU: `line:14` → qty
-    /// ([`crate::keys::line_field`]).
-    pub const LINE_PREFIX: &str = "line:";
+    /// Between two parts of the record.
+    pub const SEPARATOR: &str = " ";
+    /// The entry part of a cart never checked out.
+    pub const NO_ENTRY: &str = "-";
 }
 
 /// Fields of an order stream entry (`flash:{S}:orders`); encoded and decoded by
@@ -166,7 +161,6 @@ mod tests {
     fn a_name_is_the_same_text_for_rust_and_for_c() {
         for name in sale::ALL
             .into_iter()
-            .chain(cart::SCALARS)
             .chain(order::ALL)
             .chain(reply::CART)
             .chain(reply::INFO)
@@ -174,6 +168,6 @@ mod tests {
             assert_eq!(name.as_c_str().to_bytes(), name.as_bytes());
             assert!(!name.as_str().is_empty());
         }
-        assert_eq!(cart::STATE.to_string(), "state");
+        assert_eq!(sale::LANES.to_string(), "lanes");
     }
 }

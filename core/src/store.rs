@@ -8,7 +8,7 @@
 use crate::Sku;
 use crate::error::Result;
 use crate::keys::{Counter, SaleKey};
-use crate::model::{Cart, OrderEntry, Sale};
+use crate::model::{Cart, Lanes, OrderEntry, Sale};
 use crate::wire::StreamId;
 
 pub trait Store {
@@ -22,6 +22,8 @@ pub trait Store {
     /// Fails with WRONGTYPE if any of these keys (or the cart's, if given) exists with
     /// another type. Called before the first write.
     fn guard(&mut self, keys: &[SaleKey], cart: Option<&str>) -> Result<()>;
+    /// The same for the deadline list of carts held for `hold_ms`.
+    fn guard_lane(&mut self, hold_ms: i64) -> Result<()>;
 
     fn sale(&mut self) -> Result<Option<Sale>>;
     /// Whether the sale exists, without reading its settings (FLASH.AVAILABLE's hot path).
@@ -39,8 +41,9 @@ pub trait Store {
     /// the users who hold, wait for or bought units, and memory returns after a sale.
     fn set_user_units(&mut self, user: &str, units: i64) -> Result<()>;
 
+    /// The cart's scalar fields; WRONGTYPE for a key under its name that is not a cart.
     fn cart(&mut self, cart: &str) -> Result<Option<Cart>>;
-    /// Writes the cart's scalar fields (creating the cart).
+    /// Writes the cart's scalar fields (creating the cart). `units` must be its lines' sum.
     fn set_cart(&mut self, cart: &str, fields: &Cart) -> Result<()>;
     fn cart_line(&mut self, cart: &str, sku: Sku) -> Result<i64>;
     /// Sets one line; 0 removes it.
@@ -53,14 +56,23 @@ pub trait Store {
     /// moment as the master.
     fn remove_cart_at(&mut self, cart: &str, at_ms: i64) -> Result<()>;
 
-    fn add_deadline(&mut self, cart: &str, deadline_ms: i64) -> Result<()>;
-    fn remove_deadline(&mut self, cart: &str) -> Result<()>;
-    /// Up to `count` carts whose deadline is at or before `now_ms`, earliest first, leaving
-    /// out those this command already removed with [`Store::remove_deadline`] (only the
-    /// earliest due are ever removed before a second look, so a store that applies removals
-    /// at the end may skip that many).
-    fn due_carts(&mut self, now_ms: i64, count: i64) -> Result<Vec<String>>;
+    /// Appends the cart's deadline to the list of carts held for `hold_ms` (the sale's
+    /// HOLD when the cart was made, so each list is in deadline order).
+    fn add_deadline(&mut self, cart: &str, deadline_ms: i64, hold_ms: i64) -> Result<()>;
+    /// Drops the first entry [`Store::due_carts`] returned and no earlier call dropped:
+    /// the caller handles the due entries in the order given. A cart checked out keeps its
+    /// entry until it comes due (dropping from the middle of a list costs a scan); expiry
+    /// then finds the cart no longer held and drops the entry.
+    fn remove_deadline(&mut self) -> Result<()>;
+    /// Up to `count` entries of these lanes' lists whose deadline is at or before `now_ms`,
+    /// earliest first, after those already returned by this command: each a cart and the
+    /// deadline its entry carries.
+    fn due_carts(&mut self, lanes: &Lanes, now_ms: i64, count: i64) -> Result<Vec<(String, i64)>>;
+    /// Entries in the list of carts held for `hold_ms`.
+    fn lane_len(&mut self, hold_ms: i64) -> Result<i64>;
+    /// Carts in state `held` (a counter the rules keep: [`Store::set_held_carts`]).
     fn held_carts(&mut self) -> Result<i64>;
+    fn set_held_carts(&mut self, carts: i64) -> Result<()>;
 
     /// Appends the order to the stream; returns the entry id.
     fn append_order(&mut self, order: &OrderEntry) -> Result<String>;

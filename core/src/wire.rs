@@ -76,15 +76,7 @@ impl OrderEntry {
     /// The `lines` field: `sku:qty` pairs, comma-separated, ascending by SKU.
     pub fn lines_field(&self) -> String {
         let mut text = String::new();
-        let mut digits = itoa::Buffer::new();
-        for (i, (sku, qty)) in self.lines.iter().enumerate() {
-            if i > 0 {
-                text.push_str(names::order::LINE_SEPARATOR);
-            }
-            text.push_str(digits.format(*sku));
-            text.push_str(names::order::QTY_SEPARATOR);
-            text.push_str(digits.format(*qty));
-        }
+        write_lines(&mut text, &self.lines);
         text
     }
 
@@ -124,7 +116,20 @@ impl OrderEntry {
     }
 }
 
-fn parse_lines(field: &str) -> Option<Vec<(Sku, i64)>> {
+/// Appends `sku:qty` pairs, comma-separated (an order entry's `lines`, a cart record's).
+pub(crate) fn write_lines(text: &mut String, lines: &[(Sku, i64)]) {
+    let mut digits = itoa::Buffer::new();
+    for (i, (sku, qty)) in lines.iter().enumerate() {
+        if i > 0 {
+            text.push_str(names::order::LINE_SEPARATOR);
+        }
+        text.push_str(digits.format(*sku));
+        text.push_str(names::order::QTY_SEPARATOR);
+        text.push_str(digits.format(*qty));
+    }
+}
+
+pub(crate) fn parse_lines(field: &str) -> Option<Vec<(Sku, i64)>> {
     field
         .split(names::order::LINE_SEPARATOR)
         .map(|pair| {

@@ -89,15 +89,17 @@ fn with_cfield<R>(field: &[u8], f: impl FnOnce(*const c_char) -> R) -> R {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
     Hash,
-    Zset,
     Stream,
+    /// A cart's record.
+    String,
+    /// A deadline list.
+    List,
 }
 
 impl Kind {
     /// The kind a sale key holds (core's key layout says which).
     pub fn of(key: flash_core::keys::SaleKey) -> Kind {
         match key.redis_type() {
-            "zset" => Kind::Zset,
             "stream" => Kind::Stream,
             _ => Kind::Hash,
         }
@@ -106,8 +108,9 @@ impl Kind {
     fn code(self) -> c_int {
         (match self {
             Kind::Hash => raw::REDISMODULE_KEYTYPE_HASH,
-            Kind::Zset => raw::REDISMODULE_KEYTYPE_ZSET,
             Kind::Stream => raw::REDISMODULE_KEYTYPE_STREAM,
+            Kind::String => raw::REDISMODULE_KEYTYPE_STRING,
+            Kind::List => raw::REDISMODULE_KEYTYPE_LIST,
         }) as c_int
     }
 }
@@ -254,75 +257,45 @@ impl Key {
         trimmed.max(0)
     }
 
-    pub fn zset_add(&self, member: &RString, score: f64) {
-        let mut flags: c_int = 0;
-        unsafe { api!(RedisModule_ZsetAdd)(self.ptr, score, member.ptr, &mut flags) };
-    }
-
-    pub fn zset_rem(&self, member: &RString) {
-        if self.is_empty() {
-            return;
-        }
-        let mut deleted: c_int = 0;
-        unsafe { api!(RedisModule_ZsetRem)(self.ptr, member.ptr, &mut deleted) };
-    }
-
-    /// The lowest score, if the set has a member.
-    pub fn zset_first_score(&self) -> Option<f64> {
+    /// A string key's bytes, without a copy; valid until the key is written or closed.
+    pub fn string_bytes(&self) -> Option<&[u8]> {
         if self.is_empty() {
             return None;
         }
-        let mut score = 0f64;
-        unsafe {
-            api!(RedisModule_ZsetFirstInScoreRange)(
-                self.ptr,
-                raw::REDISMODULE_NEGATIVE_INFINITE,
-                raw::REDISMODULE_POSITIVE_INFINITE,
-                0,
-                0,
-            );
-            let found = api!(RedisModule_ZsetRangeEndReached)(self.ptr) == 0;
-            if found {
-                let member = api!(RedisModule_ZsetRangeCurrentElement)(self.ptr, &mut score);
-                drop(RString::adopt(self.ctx, member));
-            }
-            api!(RedisModule_ZsetRangeStop)(self.ptr);
-            found.then_some(score)
-        }
+        let mut len = 0usize;
+        let data = unsafe {
+            api!(RedisModule_StringDMA)(self.ptr, &mut len, raw::REDISMODULE_READ as c_int)
+        };
+        (!data.is_null()).then(|| unsafe { std::slice::from_raw_parts(data.cast::<u8>(), len) })
     }
 
-    /// Up to `count` members scored at most `max_score`, lowest first.
-    pub fn zset_up_to(&self, max_score: f64, skip: usize, count: usize) -> Vec<Vec<u8>> {
-        let mut out = Vec::new();
-        if self.is_empty() || count == 0 {
-            return out;
+    /// Sets a string key (its time to live, if any, goes: as `SET` does).
+    pub fn string_set(&self, value: &RString) {
+        unsafe { api!(RedisModule_StringSet)(self.ptr, value.ptr) };
+    }
+
+    /// A list's element at `index` from the head, if there is one. Reading the elements in
+    /// order costs O(1) each: the API keeps its place in the list between calls.
+    pub fn list_get(&self, index: usize) -> Option<RString> {
+        if index >= self.len() {
+            return None;
         }
-        let mut skip = skip;
+        let index = std::ffi::c_long::try_from(index).ok()?;
+        let element = unsafe { api!(RedisModule_ListGet)(self.ptr, index) };
+        RString::adopt(self.ctx, element)
+    }
+
+    pub fn list_push_tail(&self, element: &RString) {
         unsafe {
-            api!(RedisModule_ZsetFirstInScoreRange)(
-                self.ptr,
-                raw::REDISMODULE_NEGATIVE_INFINITE,
-                max_score,
-                0,
-                0,
-            );
-            while out.len() < count && api!(RedisModule_ZsetRangeEndReached)(self.ptr) == 0 {
-                let mut score = 0f64;
-                if skip > 0 {
-                    skip -= 1;
-                } else {
-                    let member = api!(RedisModule_ZsetRangeCurrentElement)(self.ptr, &mut score);
-                    if let Some(member) = RString::adopt(self.ctx, member) {
-                        out.push(bytes(member.ptr).to_vec());
-                    }
-                }
-                if api!(RedisModule_ZsetRangeNext)(self.ptr) == 0 {
-                    break;
-                }
-            }
-            api!(RedisModule_ZsetRangeStop)(self.ptr);
-        }
-        out
+            api!(RedisModule_ListPush)(self.ptr, raw::REDISMODULE_LIST_TAIL as c_int, element.ptr)
+        };
+    }
+
+    /// Removes the list's first element (Redis deletes a list left empty).
+    pub fn list_pop_head(&self) {
+        let element =
+            unsafe { api!(RedisModule_ListPop)(self.ptr, raw::REDISMODULE_LIST_HEAD as c_int) };
+        drop(RString::adopt(self.ctx, element));
     }
 
     /// The millisecond part of a stream's first entry id; `None` for an empty stream.

@@ -1,7 +1,7 @@
 //! Hold expiry with no caller: a timer on the master releases overdue holds, and trims the
 //! order streams.
 //!
-//! Deadlines live in the dataset (`flash:{S}:deadlines`), not in the timer: the timer only
+//! Deadlines live in the dataset (`flash:{S}:deadlines:<hold>` lists), not in the timer: the timer only
 //! decides *when* to look. So a restarted or promoted server releases holds that fell due
 //! while it was down on its first ticks, and a replica never expires anything by itself
 //! (its timer sees it is not a master and waits; the master's expiries reach it as effects).
@@ -13,7 +13,7 @@
 //! A server may hold many sales, most of them idle, so the timer never visits them in turn:
 //! it keeps an agenda, each sale's next look by time. A sale's expiry look is planned at its
 //! earliest deadline (every command that adds a deadline tells it, after the command
-//! succeeded: [`remember`]), and after each look at the earliest deadline still in the set;
+//! succeeded: [`remember`]), and after each look at the earliest deadline still listed;
 //! a trim look when orders were appended, then when the oldest entry's retention runs out.
 //! A tick pops only what is due, so sales with nothing due cost it nothing.
 //!
@@ -34,7 +34,7 @@ use flash_core::keys::SaleKeys;
 use flash_core::store::Store;
 use redis_module::raw;
 
-use crate::api::{Ctx, Key, Kind, RString, api, bytes, context_flags, now_ms, selected_db};
+use crate::api::{Ctx, api, bytes, context_flags, now_ms, selected_db};
 use crate::store::RedisStore;
 
 /// How often the timer looks when idle: half the 100 ms promise, so a late tick keeps it.
@@ -302,14 +302,7 @@ fn expire(ctx: Ctx, sale: &str) -> Next {
             return Next::Never;
         }
     }
-    earliest_deadline(ctx, &SaleKeys::new(sale)).map_or(Next::Never, Next::At)
-}
-
-/// The earliest deadline in the sale's set, if any.
-fn earliest_deadline(ctx: Ctx, keys: &SaleKeys) -> Option<i64> {
-    let name = RString::new(ctx, keys.deadlines().as_bytes());
-    let key = Key::open(ctx, &name, Kind::Zset, false).ok()?;
-    key.zset_first_score().map(|score| score as i64)
+    store.earliest_deadline().map_or(Next::Never, Next::At)
 }
 
 /// One trim look: trims the order stream (FLASH.EXPIRE's second half), then plans the next

@@ -1,3 +1,4 @@
+use super::reserve::Then;
 use super::{Checkout, Reserve, check_owner, order_reply, require_sale};
 use crate::args::Args;
 use crate::error::Result;
@@ -45,8 +46,9 @@ impl Buy {
         // reserve writes anything. Then, once the reserve succeeds, the checkout cannot fail:
         // the sale is open, the cart is held, non-empty and before its deadline at this
         // command's single clock reading.
-        store.guard(&[SaleKey::Deadlines, SaleKey::Orders], Some(&r.cart))?;
-        r.reserve(store)?;
+        store.guard(&[SaleKey::Orders], Some(&r.cart))?;
+        // The cart is checked out within this command: it never waits for a deadline.
+        r.reserve(store, Then::CheckOut)?;
         Checkout {
             sale: r.sale.clone(),
             cart: r.cart.clone(),

@@ -8,7 +8,8 @@ use crate::reply::Reply;
 use crate::store::Store;
 
 /// Turns a held, unexpired, non-empty cart into an order: its units move from held to
-/// pending, it leaves the deadline set (it can never expire now), and ONE entry is appended
+/// pending, it stops counting as held (it can never expire now: its deadline entry is
+/// dropped when it comes due), and ONE entry is appended
 /// to the order stream. Repeating it returns the same order and appends nothing.
 ///
 /// # Format
@@ -55,10 +56,7 @@ impl Checkout {
             ));
         }
         let lines = store.cart_lines(&self.cart)?;
-        store.guard(
-            &[SaleKey::Stock, SaleKey::Deadlines, SaleKey::Orders],
-            Some(&self.cart),
-        )?;
+        store.guard(&[SaleKey::Stock, SaleKey::Orders], Some(&self.cart))?;
 
         for &(sku, qty) in &lines {
             add_units(store, Counter::Held, sku, -qty)?;
@@ -70,7 +68,8 @@ impl Checkout {
             lines,
             units: cart.units,
         })?;
-        store.remove_deadline(&self.cart)?;
+        let held_carts = store.held_carts()?;
+        store.set_held_carts(held_carts - 1)?;
         let order = Cart {
             state: CartState::CheckedOut,
             entry: Some(entry),

@@ -98,15 +98,17 @@ impl Expire {
         let stop_at_us = store.clock_us().saturating_add(EXPIRE_BUDGET_US);
         let mut looked = 0;
         let mut expired = 0;
+        let lanes = sale.lanes_to_look_at();
         while looked < self.count {
-            let due = store.due_carts(now_ms, (self.count - looked).min(DUE_CHUNK))?;
+            let chunk = (self.count - looked).min(DUE_CHUNK);
+            let due = store.due_carts(&lanes, now_ms, chunk)?;
             if due.is_empty() {
                 break;
             }
             if looked == 0 {
-                store.guard(&[SaleKey::Stock, SaleKey::Users, SaleKey::Deadlines], None)?;
+                store.guard(&[SaleKey::Stock, SaleKey::Users], None)?;
             }
-            for cart_id in &due {
+            for (cart_id, _) in &due {
                 looked += 1;
                 if self.release(store, &sale, cart_id, now_ms)? {
                     expired += 1;
@@ -119,7 +121,9 @@ impl Expire {
         Ok(expired)
     }
 
-    /// Releases one due cart's hold; false if its deadline was stale (dropped, nothing else).
+    /// Releases the hold of a due entry's cart; false if the entry was stale (dropped,
+    /// nothing else): its cart gone, checked out, or a later cart of the same id whose own
+    /// deadline is still ahead (that cart's entry comes later in a list).
     fn release(
         &self,
         store: &mut impl Store,
@@ -127,15 +131,16 @@ impl Expire {
         cart_id: &str,
         now_ms: i64,
     ) -> Result<bool> {
-        store.remove_deadline(cart_id)?;
-        // A deadline whose cart is gone, no longer held, or not a Flash cart at all (a key
-        // of another type, a hash without a state: written by hand) is stale. Dropping it is
-        // all there is to do, and one bad key must not stall the sale's expiry.
+        store.remove_deadline()?;
+        // A deadline whose cart is gone, no longer held, not yet due, or not a Flash cart at
+        // all (a key of another type, a string that is no cart record: written by hand) is
+        // stale. Dropping it is all there is to do, and one bad key must not stall the
+        // sale's expiry.
         let cart = match store
             .guard(&[], Some(cart_id))
             .and_then(|()| store.cart(cart_id))
         {
-            Ok(Some(cart)) if cart.state == CartState::Held => cart,
+            Ok(Some(cart)) if cart.state == CartState::Held && cart.deadline_ms <= now_ms => cart,
             Ok(_) => return Ok(false),
             Err(error) if error.code == ErrorCode::WrongType => return Ok(false),
             Err(error) => return Err(error),
@@ -146,6 +151,8 @@ impl Expire {
             store.publish_available(sku, available);
         }
         add_user_units(store, &cart.user, -cart.units)?;
+        let held_carts = store.held_carts()?;
+        store.set_held_carts(held_carts - 1)?;
         store.set_cart(
             cart_id,
             &Cart {

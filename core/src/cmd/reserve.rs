@@ -8,6 +8,15 @@ use crate::model::{Cart, CartState};
 use crate::reply::Reply;
 use crate::store::Store;
 
+/// What follows a reserve in the same command.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Then {
+    /// Nothing: a new cart waits for its deadline (FLASH.RESERVE).
+    Wait,
+    /// A checkout (FLASH.BUY): the cart never waits, so it gets no deadline entry.
+    CheckOut,
+}
+
 /// The bouncer: takes `qty` units of a SKU into a cart, or refuses and changes nothing.
 ///
 /// # Format
@@ -46,12 +55,12 @@ impl Reserve {
     }
 
     pub(crate) fn apply(&self, store: &mut impl Store) -> Result<Reply> {
-        let (available, cart) = self.reserve(store)?;
+        let (available, cart) = self.reserve(store, Then::Wait)?;
         Ok(Reply::ints([available, cart.deadline_ms, cart.units]))
     }
 
     /// Reserves; returns the SKU's units left and the cart as it now is.
-    pub(crate) fn reserve(&self, store: &mut impl Store) -> Result<(i64, Cart)> {
+    pub(crate) fn reserve(&self, store: &mut impl Store, then: Then) -> Result<(i64, Cart)> {
         let now_ms = store.now_ms();
         let sale = require_sale(store, &self.sale)?;
         if !sale.is_open(now_ms) {
@@ -97,11 +106,11 @@ impl Reserve {
             ));
         }
 
-        let mut keys = vec![SaleKey::Stock, SaleKey::Users];
-        if existing.is_none() {
-            keys.push(SaleKey::Deadlines);
+        store.guard(&[SaleKey::Stock, SaleKey::Users], Some(&self.cart))?;
+        let waits = existing.is_none() && then == Then::Wait;
+        if waits {
+            store.guard_lane(sale.hold_ms)?;
         }
-        store.guard(&keys, Some(&self.cart))?;
 
         let left = available - self.qty;
         store.set_units(Counter::Available, self.sku, left)?;
@@ -116,7 +125,11 @@ impl Reserve {
             },
             None => {
                 let deadline_ms = now_ms + sale.hold_ms;
-                store.add_deadline(&self.cart, deadline_ms)?;
+                if waits {
+                    store.add_deadline(&self.cart, deadline_ms, sale.hold_ms)?;
+                }
+                let held_carts = store.held_carts()?;
+                store.set_held_carts(held_carts + 1)?;
                 Cart {
                     state: CartState::Held,
                     user: self.user.clone(),

@@ -1,7 +1,8 @@
 use super::keyword;
-use crate::args::{Args, MAX_HOLD_MS, MAX_RETAIN_MS, MAX_TIME_MS, MAX_UNITS};
+use crate::args::{Args, MAX_HOLD_MS, MAX_LANES, MAX_RETAIN_MS, MAX_TIME_MS, MAX_UNITS};
 use crate::error::{Error, ErrorCode, Result};
 use crate::keys::SaleKey;
+use crate::model::{Lanes, Sale};
 use crate::reply::Reply;
 use crate::store::Store;
 
@@ -74,7 +75,8 @@ impl SaleCmd {
     }
 
     pub(crate) fn apply(&self, store: &mut impl Store) -> Result<Reply> {
-        let mut sale = store.sale()?.unwrap_or_default();
+        let existing = store.sale()?;
+        let mut sale = existing.clone().unwrap_or_default();
         sale.hold_ms = self.hold_ms.unwrap_or(sale.hold_ms);
         sale.limit = self.limit.unwrap_or(sale.limit);
         sale.start_ms = self.start_ms.unwrap_or(sale.start_ms);
@@ -83,8 +85,33 @@ impl SaleCmd {
         if sale.start_ms > 0 && sale.end_ms > 0 && sale.end_ms <= sale.start_ms {
             return Err(Error::new(ErrorCode::Err, "END must be after START"));
         }
+        sale.lanes = lanes_after(store, existing.as_ref(), sale.hold_ms)?;
         store.guard(&[SaleKey::Sale], None)?;
         store.set_sale(&sale)?;
         Ok(Reply::Status("OK"))
     }
+}
+
+/// The deadline lists a sale keeps once its HOLD is `hold_ms`: that one, and each earlier
+/// one that still has entries (carts made with it may still be held). Refuses a new HOLD
+/// while [`MAX_LANES`] earlier ones still have entries.
+fn lanes_after(store: &mut impl Store, existing: Option<&Sale>, hold_ms: i64) -> Result<Lanes> {
+    let mut lanes = Lanes::default();
+    lanes.insert(hold_ms);
+    for earlier in existing
+        .map(Sale::lanes_to_look_at)
+        .unwrap_or_default()
+        .iter()
+    {
+        if earlier != hold_ms && store.lane_len(earlier)? > 0 && !lanes.insert(earlier) {
+            return Err(Error::new(
+                ErrorCode::Err,
+                format!(
+                    "HOLD cannot change now: {MAX_LANES} holds are in use by held carts; \
+                     try again once the oldest have run out"
+                ),
+            ));
+        }
+    }
+    Ok(lanes)
 }

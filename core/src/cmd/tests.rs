@@ -1,15 +1,22 @@
 //! The rules, checked on the in-memory store.
 
 use super::*;
+use crate::args::MAX_LANES;
 use crate::mem::MemStore;
 use crate::wire::StreamId;
 
 const T0: i64 = 1_700_000_000_000;
 
+/// Deadline entries over every list.
+fn entries(store: &MemStore) -> usize {
+    store.deadlines.values().map(Vec::len).sum()
+}
+
 fn run(store: &mut MemStore, line: &str) -> Result<Reply> {
     let mut words = line.split_whitespace();
     let name = words.next().unwrap_or_default();
     let args: Vec<&[u8]> = words.map(str::as_bytes).collect();
+    store.begin_command();
     Command::parse(name, &args)?.apply(store)
 }
 
@@ -133,7 +140,7 @@ fn commands_on_a_missing_sale_answer_nosale() {
 #[test]
 fn a_key_of_the_wrong_type_is_refused_before_any_write() {
     let mut s = sale();
-    s.wrong_type.insert("Deadlines".into());
+    s.wrong_type.insert("lane:1000".into());
     let before = s.clone();
     assert_eq!(
         code(run(&mut s, "FLASH.RESERVE s c1 u1 14")),
@@ -197,10 +204,16 @@ fn checkout_moves_held_to_pending_once() {
     assert_eq!(s.orders.len(), 1);
     assert_eq!(s.units(Counter::Pending, 14), Ok(Some(2)));
     assert_eq!(s.units(Counter::Held, 14), Ok(Some(0)));
-    assert!(s.deadlines.is_empty());
+    assert_eq!(s.held_carts, 0);
+    assert_eq!(
+        entries(&s),
+        1,
+        "the deadline entry stays until it comes due"
+    );
     // Checked out: past the deadline it neither expires nor accepts more units.
     s.now_ms += 5000;
     assert_eq!(run(&mut s, "FLASH.EXPIRE s"), Ok(Reply::Int(0)));
+    assert_eq!(entries(&s), 0, "then expiry drops it");
     assert_eq!(
         code(run(&mut s, "FLASH.RESERVE s c1 u1 14")),
         ErrorCode::BadState
@@ -267,7 +280,7 @@ fn expiry_stops_when_its_time_budget_is_spent_and_the_caller_loops() {
         run(&mut s, "FLASH.EXPIRE s COUNT 10000"),
         Ok(Reply::Int(10))
     );
-    assert_eq!(s.deadlines.len(), 290);
+    assert_eq!(entries(&s), 290);
     let mut calls = 1;
     while run(&mut s, "FLASH.EXPIRE s COUNT 10000") != Ok(Reply::Int(0)) {
         calls += 1;
@@ -657,4 +670,78 @@ fn the_command_table_agrees_with_the_parsers() {
     }
     assert!(crate::CommandSpec::find("flash.reserve").is_some());
     assert!(crate::CommandSpec::find("FLASH.NOPE").is_none());
+}
+
+#[test]
+fn each_hold_has_its_own_deadline_list_so_a_shorter_hold_is_never_late() {
+    let mut s = sale();
+    run(&mut s, "FLASH.RESERVE s long u1 14").expect("reserve");
+    run(&mut s, "FLASH.SALE s HOLD 100").expect("shorter hold");
+    assert_eq!(
+        s.sale.as_ref().map(|sale| sale.lanes.to_text()),
+        Some("100,1000".into())
+    );
+    run(&mut s, "FLASH.RESERVE s short u2 14").expect("reserve");
+    assert_eq!(s.deadlines.keys().copied().collect::<Vec<_>>(), [100, 1000]);
+    // The short hold's cart is due first although its entry was made last.
+    s.now_ms += 100;
+    assert_eq!(run(&mut s, "FLASH.EXPIRE s"), Ok(Reply::Int(1)));
+    assert_eq!(s.carts["short"].state, CartState::Expired);
+    assert_eq!(s.carts["long"].state, CartState::Held);
+    s.now_ms = T0 + 1000;
+    assert_eq!(run(&mut s, "FLASH.EXPIRE s"), Ok(Reply::Int(1)));
+    assert_eq!(s.held_carts, 0);
+    // An empty list is forgotten at the next change of HOLD.
+    run(&mut s, "FLASH.SALE s HOLD 200").expect("hold");
+    assert_eq!(
+        s.sale.as_ref().map(|sale| sale.lanes.to_text()),
+        Some("200".into())
+    );
+    assert!(conserved(&mut s));
+}
+
+#[test]
+fn a_new_hold_is_refused_while_every_list_has_held_carts() {
+    let mut s = sale();
+    run(&mut s, "FLASH.LOAD s 14 100").expect("load");
+    for hold in 1..MAX_LANES {
+        run(&mut s, &format!("FLASH.RESERVE s c{hold} u{hold} 14")).expect("reserve");
+        run(&mut s, &format!("FLASH.SALE s HOLD {}", 1000 + hold)).expect("hold");
+    }
+    run(&mut s, "FLASH.RESERVE s last u0 14").expect("reserve");
+    let before = s.clone();
+    assert_eq!(code(run(&mut s, "FLASH.SALE s HOLD 5")), ErrorCode::Err);
+    assert_eq!(s, before);
+    // Other settings still change, and HOLD once the oldest holds ran out.
+    run(&mut s, "FLASH.SALE s LIMIT 3").expect("limit");
+    s.now_ms += 2000;
+    run(&mut s, "FLASH.EXPIRE s").expect("expire");
+    run(&mut s, "FLASH.SALE s HOLD 5").expect("hold");
+    assert!(conserved(&mut s));
+}
+
+#[test]
+fn a_stale_entry_of_a_reused_cart_id_is_dropped_without_touching_the_new_cart() {
+    let mut s = sale();
+    run(&mut s, "FLASH.RESERVE s c1 u1 14").expect("reserve");
+    run(&mut s, "FLASH.CHECKOUT s c1 u1").expect("checkout");
+    // The order was settled and removed (RETAIN), and a new cart took its id.
+    s.carts.remove("c1");
+    s.lines.remove("c1");
+    s.now_ms += 600;
+    run(&mut s, "FLASH.RESERVE s c1 u2 14").expect("reserve");
+    s.now_ms = T0 + 1000;
+    assert_eq!(run(&mut s, "FLASH.EXPIRE s"), Ok(Reply::Int(0)));
+    assert_eq!(s.carts["c1"].state, CartState::Held);
+    assert_eq!(entries(&s), 1, "the stale entry went, the live one stays");
+    s.now_ms = T0 + 1600;
+    assert_eq!(run(&mut s, "FLASH.EXPIRE s"), Ok(Reply::Int(1)));
+}
+
+#[test]
+fn buy_makes_no_deadline_entry() {
+    let mut s = sale();
+    run(&mut s, "FLASH.BUY s c1 u1 14").expect("buy");
+    assert_eq!((entries(&s), s.held_carts), (0, 0));
+    assert!(conserved(&mut s));
 }

@@ -3,13 +3,13 @@
 //! Why effects and not the command: FLASH.RESERVE reads the clock, so a replica or an AOF
 //! replay running the command again would compute another deadline. Each write is therefore
 //! propagated as the plain command that produces the same value, with absolute values
-//! (`HSET … 7`, never `HINCRBY … -1`; `ZADD` with the deadline in unix ms; `XADD` with the
-//! id the master chose). Redis wraps one command's propagated writes in MULTI/EXEC, so
+//! (`HSET … 7`, never `HINCRBY … -1`; a cart's whole record with `SET`; `RPUSH` of the
+//! deadline entry in unix ms; `XADD` with the id the master chose). Redis wraps one command's propagated writes in MULTI/EXEC, so
 //! replicas and the AOF apply each FLASH command whole, and need not load the module.
 //!
-//! Hash writes are buffered and applied by [`RedisStore::flush`] once the command has
-//! succeeded: one `HSET` (and at most one `HDEL`) per key per command, however many fields
-//! the rules touched. Propagating a command costs far more than writing a field, so a
+//! Writes are buffered and applied by [`RedisStore::flush`] once the command has
+//! succeeded: one `HSET` (and at most one `HDEL`) per hash, one `SET` per cart, one `LPOP`
+//! and one `RPUSH` per deadline list, however many fields the rules touched. Propagating a command costs far more than writing a field, so a
 //! reserve replicates four commands, not nine. Reads see the buffered values.
 //!
 //! Files: `mod.rs` is the store (key handles, reads, the flush that applies and propagates);
@@ -17,13 +17,15 @@
 //! (and made Redis strings) once per sale rather than once per command; `events.rs` the
 //! stock changes, announced coalesced by a timer.
 
-use std::collections::BTreeMap;
 use std::rc::Rc;
 
+use std::collections::VecDeque;
+
 use flash_core::keys::{
-    Counter, SaleKey, line_field, parse_line_field, parse_stock_field, stock_field,
+    Counter, HELD_CARTS_FIELD, SaleKey, deadline_entry, parse_deadline_entry, parse_stock_field,
+    stock_field,
 };
-use flash_core::model::{Cart, CartState, OrderEntry, Sale};
+use flash_core::model::{Cart, CartRecord, Lanes, OrderEntry, Sale};
 use flash_core::names::{self, Name};
 use flash_core::store::Store;
 use flash_core::wire::StreamId;
@@ -43,15 +45,33 @@ mod events;
 mod names_cache;
 pub mod settings_cache;
 
-/// A cart key this command opened.
+/// A cart key this command opened, with its record as the dataset plus this command's
+/// writes have it (read once, written back once by the flush).
 struct OpenCart {
     id: String,
     name: RString,
     key: Key,
-    /// The cart's scalar fields as the dataset plus this command's writes have them, when
-    /// known: [`Store::set_cart`] then writes (and propagates) only the fields that change.
-    /// A reserve into an existing cart changes one of four.
-    known: Option<Cart>,
+    /// Read from the key yet.
+    loaded: bool,
+    /// `None`: no cart (yet).
+    cart: Option<Cart>,
+    /// Ascending by SKU.
+    lines: Vec<(Sku, i64)>,
+    /// Changed by this command: the flush writes the record.
+    dirty: bool,
+}
+
+/// A deadline list this command opened.
+struct OpenLane {
+    hold_ms: i64,
+    name: RString,
+    key: Key,
+    /// Entries [`Store::due_carts`] returned from its head.
+    returned: usize,
+    /// Of those, how many [`Store::remove_deadline`] dropped: popped by the flush.
+    dropped: usize,
+    /// Entries to append, in order.
+    appended: Vec<String>,
 }
 
 pub struct RedisStore {
@@ -62,16 +82,18 @@ pub struct RedisStore {
     /// reserve and checkout see one "now".
     now_ms: Option<i64>,
     /// The fixed keys' handles once opened (and type-checked).
-    fixed: [Option<Key>; 5],
+    fixed: [Option<Key>; SaleKey::ALL.len()],
     /// Carts opened so far. A command names one cart, an expiry batch a few hundred:
     /// searched from the most recent, which is the one asked for.
     carts: Vec<OpenCart>,
     /// Buffered hash writes, by key in first-write order.
     writes: HashWrites,
-    /// Buffered deadline changes in order: `Some(ms)` adds the cart, `None` removes it.
-    deadline_writes: Vec<(String, Option<i64>)>,
-    /// How many of `deadline_writes` are removals.
-    deadlines_removed: usize,
+    /// Deadline lists opened so far (a sale has one, a few while an older HOLD's carts
+    /// are still held).
+    lanes: Vec<OpenLane>,
+    /// The lists (positions in `lanes`) of the entries `due_carts` returned and not yet
+    /// dropped, in the order returned.
+    due: VecDeque<usize>,
     /// What the expiry timer learns from this command once it succeeded.
     news: News,
     /// Carts to remove at a time (unix ms), applied after their hash writes.
@@ -90,8 +112,8 @@ impl RedisStore {
             fixed: Default::default(),
             carts: Vec::new(),
             writes: HashWrites::default(),
-            deadline_writes: Vec::new(),
-            deadlines_removed: 0,
+            lanes: Vec::new(),
+            due: VecDeque::new(),
             news: News::default(),
             removals: Vec::new(),
             stock_changes: Vec::new(),
@@ -101,6 +123,21 @@ impl RedisStore {
     /// What the command wrote that the expiry timer must know (read after [`Self::flush`]).
     pub fn news(&self) -> News {
         self.news
+    }
+
+    /// The earliest deadline in the sale's deadline lists (each list's first entry), if
+    /// any; read after [`Self::flush`].
+    pub fn earliest_deadline(&mut self) -> Option<i64> {
+        let lanes = self.sale().ok()??.lanes_to_look_at();
+        lanes
+            .iter()
+            .filter_map(|hold_ms| {
+                let name = RString::new(self.ctx, self.names.keys.deadlines(hold_ms).as_bytes());
+                let key = Key::open(self.ctx, &name, Kind::List, false).ok()?;
+                let first = key.list_get(0)?;
+                parse_deadline_entry(first.as_bytes()).map(|(deadline_ms, _)| deadline_ms)
+            })
+            .min()
     }
 
     /// The millisecond part of the order stream's first entry id, if it has one.
@@ -122,25 +159,60 @@ impl RedisStore {
             return Ok(KeyRef::Cart(i));
         }
         let name = RString::new(self.ctx, self.names.keys.cart(cart).as_bytes());
-        let key = Key::open(self.ctx, &name, Kind::Hash, self.write)?;
+        let key = Key::open(self.ctx, &name, Kind::String, self.write)?;
         let i = self.carts.len();
         self.carts.push(OpenCart {
             id: cart.to_owned(),
             name,
             key,
-            known: None,
+            loaded: false,
+            cart: None,
+            lines: Vec::new(),
+            dirty: false,
         });
         Ok(KeyRef::Cart(i))
+    }
+
+    /// The cart, opened and its record read (WRONGTYPE for a key under its name that is
+    /// not a cart: another type, or a string Flash did not write).
+    fn open_cart(&mut self, cart: &str) -> Result<&mut OpenCart, Error> {
+        let KeyRef::Cart(i) = self.cart_ref(cart)? else {
+            return Err(Error::wrong_type());
+        };
+        let open = self.carts.get_mut(i).ok_or_else(Error::wrong_type)?;
+        if !open.loaded {
+            if let Some(raw) = open.key.string_bytes() {
+                let record = CartRecord::decode(raw).ok_or_else(Error::wrong_type)?;
+                open.cart = Some(record.cart);
+                open.lines = record.lines;
+            }
+            open.loaded = true;
+        }
+        Ok(open)
+    }
+
+    /// The deadline list of carts held for `hold_ms`, opened (and type-checked) once.
+    fn lane(&mut self, hold_ms: i64) -> Result<usize, Error> {
+        if let Some(i) = self.lanes.iter().position(|lane| lane.hold_ms == hold_ms) {
+            return Ok(i);
+        }
+        let name = RString::new(self.ctx, self.names.keys.deadlines(hold_ms).as_bytes());
+        let key = Key::open(self.ctx, &name, Kind::List, self.write)?;
+        self.lanes.push(OpenLane {
+            hold_ms,
+            name,
+            key,
+            returned: 0,
+            dropped: 0,
+            appended: Vec::new(),
+        });
+        Ok(self.lanes.len() - 1)
     }
 
     fn handle(&mut self, key: KeyRef) -> Result<&Key, Error> {
         match key {
             KeyRef::Fixed(fixed) => self.fixed(fixed),
-            KeyRef::Cart(i) => self
-                .carts
-                .get(i)
-                .map(|open| &open.key)
-                .ok_or_else(Error::wrong_type),
+            KeyRef::Cart(_) => Err(Error::wrong_type()),
         }
     }
 
@@ -148,14 +220,14 @@ impl RedisStore {
     fn opened(&self, key: KeyRef) -> Option<&Key> {
         match key {
             KeyRef::Fixed(fixed) => self.fixed[fixed.index()].as_ref(),
-            KeyRef::Cart(i) => self.carts.get(i).map(|open| &open.key),
+            KeyRef::Cart(_) => None,
         }
     }
 
     fn key_name(&self, key: KeyRef) -> Option<&RString> {
         match key {
             KeyRef::Fixed(fixed) => Some(&self.names.fixed[fixed.index()]),
-            KeyRef::Cart(i) => self.carts.get(i).map(|open| &open.name),
+            KeyRef::Cart(_) => None,
         }
     }
 
@@ -207,6 +279,7 @@ impl RedisStore {
             self.news.settings_written = true;
         }
         self.flush_hashes();
+        self.flush_carts();
         self.flush_removals();
         self.flush_deadlines();
         for (sku, available) in std::mem::take(&mut self.stock_changes) {
@@ -214,33 +287,57 @@ impl RedisStore {
         }
     }
 
+    /// Each deadline list: its dropped head entries (`LPOP name n`), then its new entries
+    /// (one `RPUSH`).
     fn flush_deadlines(&mut self) {
         let ctx = self.ctx;
-        let writes = std::mem::take(&mut self.deadline_writes);
-        self.deadlines_removed = 0;
-        if writes.is_empty() {
-            return;
-        }
-        self.news.earliest_deadline_ms = writes.iter().filter_map(|(_, ms)| *ms).min();
-        let names = Rc::clone(&self.names);
-        let name = &names.fixed[SaleKey::Deadlines.index()];
-        let Ok(key) = self.fixed(SaleKey::Deadlines) else {
-            return;
-        };
+        self.due.clear();
         let mut digits = itoa::Buffer::new();
-        for (cart, deadline_ms) in writes {
-            let member = RString::new(ctx, cart.as_bytes());
-            match deadline_ms {
-                Some(ms) => {
-                    key.zset_add(&member, ms as f64);
-                    let score = RString::new(ctx, digits.format(ms).as_bytes());
-                    replicate_argv(ctx, b"ZADD\0", &mut [name.ptr, score.ptr, member.ptr]);
+        for lane in std::mem::take(&mut self.lanes) {
+            if lane.dropped > 0 {
+                for _ in 0..lane.dropped {
+                    lane.key.list_pop_head();
                 }
-                None => {
-                    key.zset_rem(&member);
-                    replicate_argv(ctx, b"ZREM\0", &mut [name.ptr, member.ptr]);
-                }
+                let count = RString::new(ctx, digits.format(lane.dropped).as_bytes());
+                replicate_argv(ctx, b"LPOP\0", &mut [lane.name.ptr, count.ptr]);
             }
+            if lane.appended.is_empty() {
+                continue;
+            }
+            let entries: Vec<RString> = lane
+                .appended
+                .iter()
+                .map(|entry| RString::new(ctx, entry.as_bytes()))
+                .collect();
+            let mut argv = vec![lane.name.ptr];
+            for entry in &entries {
+                lane.key.list_push_tail(entry);
+                argv.push(entry.ptr);
+            }
+            replicate_argv(ctx, b"RPUSH\0", &mut argv);
+        }
+    }
+
+    /// Each cart this command changed: its whole record, one `SET`.
+    fn flush_carts(&mut self) {
+        let ctx = self.ctx;
+        for open in &mut self.carts {
+            if !open.dirty {
+                continue;
+            }
+            open.dirty = false;
+            let Some(cart) = open.cart.take() else {
+                continue;
+            };
+            let record = CartRecord {
+                cart,
+                lines: std::mem::take(&mut open.lines),
+            };
+            let value = RString::new(ctx, record.encode().as_bytes());
+            open.key.string_set(&value);
+            replicate_argv(ctx, b"SET\0", &mut [open.name.ptr, value.ptr]);
+            open.cart = Some(record.cart);
+            open.lines = record.lines;
         }
     }
 
@@ -250,15 +347,15 @@ impl RedisStore {
         let ctx = self.ctx;
         let mut digits = itoa::Buffer::new();
         for (key_ref, at_ms) in std::mem::take(&mut self.removals) {
-            let Ok(key) = self.handle(key_ref) else {
+            let KeyRef::Cart(i) = key_ref else {
                 continue;
             };
-            key.expire_at(at_ms);
-            let Some(name) = self.key_name(key_ref) else {
+            let Some(open) = self.carts.get(i) else {
                 continue;
             };
+            open.key.expire_at(at_ms);
             let at_ms = RString::new(ctx, digits.format(at_ms).as_bytes());
-            replicate_argv(ctx, b"PEXPIREAT\0", &mut [name.ptr, at_ms.ptr]);
+            replicate_argv(ctx, b"PEXPIREAT\0", &mut [open.name.ptr, at_ms.ptr]);
         }
     }
 
@@ -359,9 +456,13 @@ impl Store for RedisStore {
             self.fixed(key)?;
         }
         if let Some(cart) = cart {
-            self.cart_ref(cart)?;
+            self.open_cart(cart)?;
         }
         Ok(())
+    }
+
+    fn guard_lane(&mut self, hold_ms: i64) -> Result<(), Error> {
+        self.lane(hold_ms).map(drop)
     }
 
     fn has_sale(&mut self) -> Result<bool, Error> {
@@ -386,7 +487,7 @@ impl Store for RedisStore {
             if key.is_empty() {
                 return Ok(None);
             }
-            let [hold_ms, limit, start_ms, end_ms, retain_ms] =
+            let [hold_ms, limit, start_ms, end_ms, retain_ms, lanes] =
                 key.hash_get_many(names::sale::ALL.map(Name::as_c_str));
             let int = |v: Option<RString>, default| {
                 v.and_then(|v| parse(bytes(v.ptr))).unwrap_or(default)
@@ -398,6 +499,7 @@ impl Store for RedisStore {
                 start_ms: int(start_ms, defaults.start_ms),
                 end_ms: int(end_ms, defaults.end_ms),
                 retain_ms: int(retain_ms, defaults.retain_ms),
+                lanes: lanes.map_or_else(Lanes::default, |v| Lanes::parse(bytes(v.ptr))),
             };
             if !self.fixed(SaleKey::Sale)?.has_expiry() {
                 self.names.keep_settings(db, &sale);
@@ -423,6 +525,9 @@ impl Store for RedisStore {
             retain_ms: self
                 .get_int(SALE, names::sale::RETAIN_MS.as_bytes())?
                 .unwrap_or(defaults.retain_ms),
+            lanes: self
+                .get_text(SALE, names::sale::LANES.as_bytes())?
+                .map_or_else(Lanes::default, |v| Lanes::parse(&v)),
         }))
     }
 
@@ -447,7 +552,9 @@ impl Store for RedisStore {
             SALE,
             names::sale::RETAIN_MS.as_bytes(),
             Value::Int(sale.retain_ms),
-        )
+        )?;
+        let lanes = Bytes::new(sale.lanes.to_text().as_bytes());
+        self.set(SALE, names::sale::LANES.as_bytes(), Value::Text(lanes))
     }
 
     fn units(&mut self, counter: Counter, sku: Sku) -> Result<Option<i64>, Error> {
@@ -483,128 +590,42 @@ impl Store for RedisStore {
     }
 
     fn cart(&mut self, cart: &str) -> Result<Option<Cart>, Error> {
-        let key = self.cart_ref(cart)?;
-        if self.writes.of(key).is_none() {
-            // The common case, one call for the cart's fields.
-            let handle = self.handle(key)?;
-            if handle.is_empty() {
-                return Ok(None);
-            }
-            let [state, user, deadline_ms, units, entry] =
-                handle.hash_get_many(names::cart::SCALARS.map(Name::as_c_str));
-            let text = |v: &RString| String::from_utf8_lossy(bytes(v.ptr)).into_owned();
-            let int = |v: Option<RString>| v.and_then(|v| parse(bytes(v.ptr))).unwrap_or(0);
-            // A hash under our cart name without a state was not written by Flash.
-            let state = state
-                .and_then(|s| CartState::parse(bytes(s.ptr)))
-                .ok_or_else(Error::wrong_type)?;
-            // Only a cart whose fields all read back is a base to diff against.
-            let exact = user.is_some() && deadline_ms.is_some() && units.is_some();
-            let read = Cart {
-                state,
-                user: user.as_ref().map(text).unwrap_or_default(),
-                deadline_ms: int(deadline_ms),
-                units: int(units),
-                entry: entry.as_ref().map(text),
-            };
-            if let (KeyRef::Cart(i), true) = (key, exact)
-                && let Some(open) = self.carts.get_mut(i)
-            {
-                open.known = Some(read.clone());
-            }
-            return Ok(Some(read));
-        }
-        let Some(state) = self.get_text(key, names::cart::STATE.as_bytes())? else {
-            if self.handle(key)?.is_empty() {
-                return Ok(None);
-            }
-            // A hash under our cart name without a state was not written by Flash.
-            return Err(Error::wrong_type());
-        };
-        let state = CartState::parse(&state).ok_or_else(Error::wrong_type)?;
-        let text = |v: Option<Vec<u8>>| v.map(|v| String::from_utf8_lossy(&v).into_owned());
-        Ok(Some(Cart {
-            state,
-            user: text(self.get_text(key, names::cart::USER.as_bytes())?).unwrap_or_default(),
-            deadline_ms: self
-                .get_int(key, names::cart::DEADLINE_MS.as_bytes())?
-                .unwrap_or(0),
-            units: self
-                .get_int(key, names::cart::UNITS.as_bytes())?
-                .unwrap_or(0),
-            entry: text(self.get_text(key, names::cart::ENTRY.as_bytes())?),
-        }))
+        Ok(self.open_cart(cart)?.cart.clone())
     }
 
     fn set_cart(&mut self, cart: &str, fields: &Cart) -> Result<(), Error> {
-        let key = self.cart_ref(cart)?;
-        let KeyRef::Cart(i) = key else {
-            return Err(Error::wrong_type());
-        };
-        let known = self
-            .carts
-            .get_mut(i)
-            .and_then(|open| open.known.replace(fields.clone()));
-        let known = known.as_ref();
-        if known.is_none_or(|k| k.state != fields.state) {
-            let state = Bytes::new(fields.state.as_str().as_bytes());
-            self.set(key, names::cart::STATE.as_bytes(), Value::Text(state))?;
-        }
-        if known.is_none_or(|k| k.user != fields.user) {
-            let user = Bytes::new(fields.user.as_bytes());
-            self.set(key, names::cart::USER.as_bytes(), Value::Text(user))?;
-        }
-        if known.is_none_or(|k| k.deadline_ms != fields.deadline_ms) {
-            let deadline_ms = Value::Int(fields.deadline_ms);
-            self.set(key, names::cart::DEADLINE_MS.as_bytes(), deadline_ms)?;
-        }
-        if known.is_none_or(|k| k.units != fields.units) {
-            self.set(key, names::cart::UNITS.as_bytes(), Value::Int(fields.units))?;
-        }
-        if let Some(entry) = &fields.entry
-            && known.is_none_or(|k| k.entry.as_ref() != Some(entry))
-        {
-            let entry = Bytes::new(entry.as_bytes());
-            self.set(key, names::cart::ENTRY.as_bytes(), Value::Text(entry))?;
+        let open = self.open_cart(cart)?;
+        if open.cart.as_ref() != Some(fields) {
+            open.cart = Some(fields.clone());
+            open.dirty = true;
         }
         Ok(())
     }
 
     fn cart_line(&mut self, cart: &str, sku: Sku) -> Result<i64, Error> {
-        let key = self.cart_ref(cart)?;
-        Ok(self.get_int(key, &line_field(sku))?.unwrap_or(0))
+        let open = self.open_cart(cart)?;
+        Ok(open
+            .lines
+            .binary_search_by_key(&sku, |&(s, _)| s)
+            .map_or(0, |i| open.lines[i].1))
     }
 
     fn set_cart_line(&mut self, cart: &str, sku: Sku, qty: i64) -> Result<(), Error> {
-        let key = self.cart_ref(cart)?;
-        let value = if qty == 0 {
-            Value::Delete
-        } else {
-            Value::Int(qty)
-        };
-        self.set(key, &line_field(sku), value)
+        let open = self.open_cart(cart)?;
+        match open.lines.binary_search_by_key(&sku, |&(s, _)| s) {
+            Ok(i) if qty == 0 => {
+                open.lines.remove(i);
+            }
+            Ok(i) => open.lines[i].1 = qty,
+            Err(i) if qty != 0 => open.lines.insert(i, (sku, qty)),
+            Err(_) => return Ok(()),
+        }
+        open.dirty = true;
+        Ok(())
     }
 
     fn cart_lines(&mut self, cart: &str) -> Result<Vec<(Sku, i64)>, Error> {
-        let key = self.cart_ref(cart)?;
-        let mut lines: BTreeMap<Sku, i64> = self
-            .hgetall(key)?
-            .into_iter()
-            .filter_map(|(field, qty)| Some((parse_line_field(field.as_bytes())?, parse(&qty)?)))
-            .collect();
-        // FLASH.BUY checks out the lines its reserve just wrote: they are still buffered.
-        if let Some(fields) = self.writes.of(key) {
-            for (field, value) in fields {
-                let Some(sku) = parse_line_field(field.as_slice()) else {
-                    continue;
-                };
-                match value {
-                    Value::Int(qty) => lines.insert(sku, *qty),
-                    _ => lines.remove(&sku),
-                };
-            }
-        }
-        Ok(lines.into_iter().collect())
+        Ok(self.open_cart(cart)?.lines.clone())
     }
 
     fn remove_cart_at(&mut self, cart: &str, at_ms: i64) -> Result<(), Error> {
@@ -613,34 +634,78 @@ impl Store for RedisStore {
         Ok(())
     }
 
-    fn add_deadline(&mut self, cart: &str, deadline_ms: i64) -> Result<(), Error> {
-        self.fixed(SaleKey::Deadlines)?;
-        self.deadline_writes
-            .push((cart.to_owned(), Some(deadline_ms)));
+    fn add_deadline(&mut self, cart: &str, deadline_ms: i64, hold_ms: i64) -> Result<(), Error> {
+        let i = self.lane(hold_ms)?;
+        self.lanes[i]
+            .appended
+            .push(deadline_entry(deadline_ms, cart));
+        let earliest = self.news.earliest_deadline_ms.get_or_insert(deadline_ms);
+        *earliest = (*earliest).min(deadline_ms);
         Ok(())
     }
 
-    fn remove_deadline(&mut self, cart: &str) -> Result<(), Error> {
-        self.fixed(SaleKey::Deadlines)?;
-        self.deadline_writes.push((cart.to_owned(), None));
-        self.deadlines_removed += 1;
+    fn remove_deadline(&mut self) -> Result<(), Error> {
+        if let Some(i) = self.due.pop_front()
+            && let Some(lane) = self.lanes.get_mut(i)
+        {
+            lane.dropped += 1;
+        }
         Ok(())
     }
 
-    fn due_carts(&mut self, now_ms: i64, count: i64) -> Result<Vec<String>, Error> {
-        // Removals wait for the flush, and only the earliest due are removed before a second
-        // look (the trait's contract): skipping that many leaves them out.
-        let skip = self.deadlines_removed;
-        Ok(self
-            .fixed(SaleKey::Deadlines)?
-            .zset_up_to(now_ms as f64, skip, usize::try_from(count).unwrap_or(0))
+    fn due_carts(
+        &mut self,
+        lanes: &Lanes,
+        now_ms: i64,
+        count: i64,
+    ) -> Result<Vec<(String, i64)>, Error> {
+        let count = usize::try_from(count).unwrap_or(0);
+        // Each list is in deadline order: its due entries are a run from its head, after
+        // those already returned. The runs are merged, earliest first.
+        let mut due: Vec<(i64, String, usize)> = Vec::new();
+        for hold_ms in lanes.iter() {
+            let i = self.lane(hold_ms)?;
+            let lane = &self.lanes[i];
+            for index in lane.returned..lane.returned + count {
+                let Some(element) = lane.key.list_get(index) else {
+                    break;
+                };
+                // An entry Flash did not write is due at once: dropped as stale.
+                let (deadline_ms, cart) = parse_deadline_entry(element.as_bytes())
+                    .map_or((i64::MIN, String::new()), |(ms, cart)| {
+                        (ms, cart.to_owned())
+                    });
+                if deadline_ms > now_ms {
+                    break;
+                }
+                due.push((deadline_ms, cart, i));
+            }
+        }
+        due.sort_by_key(|(deadline_ms, _, _)| *deadline_ms);
+        due.truncate(count);
+        for (_, _, i) in &due {
+            self.lanes[*i].returned += 1;
+            self.due.push_back(*i);
+        }
+        Ok(due
             .into_iter()
-            .map(|cart| String::from_utf8_lossy(&cart).into_owned())
+            .map(|(deadline_ms, cart, _)| (cart, deadline_ms))
             .collect())
     }
 
+    fn lane_len(&mut self, hold_ms: i64) -> Result<i64, Error> {
+        let i = self.lane(hold_ms)?;
+        Ok(self.lanes[i].key.len() as i64)
+    }
+
     fn held_carts(&mut self) -> Result<i64, Error> {
-        Ok(self.fixed(SaleKey::Deadlines)?.len() as i64)
+        Ok(self
+            .get_int(STOCK, HELD_CARTS_FIELD.as_bytes())?
+            .unwrap_or(0))
+    }
+
+    fn set_held_carts(&mut self, carts: i64) -> Result<(), Error> {
+        self.set(STOCK, HELD_CARTS_FIELD.as_bytes(), Value::Int(carts))
     }
 
     fn append_order(&mut self, order: &OrderEntry) -> Result<String, Error> {

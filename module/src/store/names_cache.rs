@@ -16,7 +16,7 @@ pub(super) struct SaleNames {
     sale: String,
     pub(super) keys: SaleKeys,
     /// The fixed keys' names, in [`flash_core::keys::SaleKey`] order.
-    pub(super) fixed: [RString; 5],
+    pub(super) fixed: [RString; flash_core::keys::SaleKey::ALL.len()],
     pub(super) channel: RString,
     /// The settings as last read, with the database they were read in; cleared by
     /// [`forget_settings`] (see `settings_cache` for when).

@@ -141,16 +141,19 @@ pub async fn dump(conn: &mut impl ConnectionLike, sale: &str) -> BTreeMap<String
                     .unwrap();
                 format!("{map:?}")
             }
-            "zset" => {
-                let members: Vec<(String, f64)> = redis::cmd("ZRANGE")
+            "list" => {
+                let entries: Vec<String> = redis::cmd("LRANGE")
                     .arg(&key)
                     .arg(0)
                     .arg(-1)
-                    .arg("WITHSCORES")
                     .query_async(conn)
                     .await
                     .unwrap();
-                format!("{members:?}")
+                format!("{entries:?}")
+            }
+            "string" => {
+                let value: String = redis::cmd("GET").arg(&key).query_async(conn).await.unwrap();
+                format!("{value:?}")
             }
             "stream" => {
                 let entries: Value = redis::cmd("XRANGE")

@@ -185,7 +185,7 @@ pub fn run(args: &BenchMemoryArgs) -> Result<()> {
     readings.push(Reading::take(&mut conn, "every cart held (peak)")?);
     let dbsize_peak: i64 = redis::cmd("DBSIZE").query(&mut conn)?;
     let users_peak = memory_usage(&mut conn, &keys.users())?;
-    let deadlines_peak = memory_usage(&mut conn, &keys.deadlines())?;
+    let deadlines_peak = memory_usage(&mut conn, &keys.deadlines(args.hold_ms as i64))?;
     let one_cart = memory_usage(&mut conn, &keys.cart(&cart(0)))?;
     println!(
         "{} reserves in {elapsed:.1?} ({:.0}/s); {held} units held, DBSIZE {dbsize_peak}",
@@ -258,8 +258,8 @@ pub fn run(args: &BenchMemoryArgs) -> Result<()> {
     let per_cart = bytes_per_cart(peak, sale_made, args.carts);
     println!();
     println!(
-        "at the peak (MEMORY USAGE … SAMPLES 0): one cart hash {one_cart} bytes, the per-user \
-         hash {users_peak} bytes ({:.0} per cart), the deadlines {deadlines_peak} bytes ({:.0} \
+        "at the peak (MEMORY USAGE … SAMPLES 0): one cart {one_cart} bytes, the per-user \
+         hash {users_peak} bytes ({:.0} per cart), the deadline list {deadlines_peak} bytes ({:.0} \
          per cart)",
         bytes_per_cart(users_peak, 0, args.carts),
         bytes_per_cart(deadlines_peak, 0, args.carts)
