@@ -11,8 +11,11 @@
 //!
 //! On a cluster the owner is found by asking: SSUBSCRIBE on a node that does not serve the
 //! slot (another master, a replica) answers `MOVED <slot> <host:port>`, which names it.
-//! The last owner is tried first next time, then every seed: after a failover the dead
-//! owner refuses, a live node points at the promoted replica once the cluster agrees.
+//! A replica of the owner accepts the SSUBSCRIBE itself; its ROLE then names its master,
+//! where the subscription moves (see [`Listening::master_if_replica`] for why). The last
+//! owner is tried first next time, then every seed: after a failover the dead owner
+//! refuses, its replica points at it until promoted, and a live node points at the promoted
+//! replica once the cluster agrees.
 //! Listening ends when the node drops the connection (killed, restarted) or stops serving
 //! the slot (resharding, or a master demoted to replica: the server then unsubscribes its
 //! shard subscribers with a `sunsubscribe` push); the caller then subscribes again.
@@ -96,22 +99,39 @@ impl ShardChannel {
         let mut redirections = 0;
         let mut last_error = None;
         while let Some(node) = candidates.pop_front() {
-            match subscribe_on(&node, &self.channel, limit).await {
-                Ok(listening) => {
-                    *owner = Some(node);
-                    return Ok(listening);
-                }
-                Err(error) => {
-                    if error.kind() == ErrorKind::Server(ServerErrorKind::Moved)
-                        && redirections < MAX_REDIRECTIONS
-                        && let Some(moved_to) = moved_to(&node, &error)
-                    {
-                        redirections += 1;
-                        candidates.push_front(moved_to);
+            // Where this node sends us instead, if anywhere.
+            let (error, redirected) = match subscribe_on(&node, &self.channel, limit).await {
+                Ok(mut listening) => match listening.master_if_replica(&node).await {
+                    Ok(None) => {
+                        *owner = Some(node);
+                        return Ok(listening);
                     }
-                    last_error = Some(error);
+                    Ok(Some(master)) => {
+                        let error = RedisError::from((
+                            ErrorKind::Client,
+                            "the node is a replica of the channel's master",
+                            format!("{} replicates {}", node.addr(), master.addr()),
+                        ));
+                        (error, Some(master))
+                    }
+                    Err(error) => (error, None),
+                },
+                Err(error) => {
+                    let moved = if error.kind() == ErrorKind::Server(ServerErrorKind::Moved) {
+                        moved_to(&node, &error)
+                    } else {
+                        None
+                    };
+                    (error, moved)
                 }
+            };
+            if let Some(next) = redirected
+                && redirections < MAX_REDIRECTIONS
+            {
+                redirections += 1;
+                candidates.push_front(next);
             }
+            last_error = Some(error);
         }
         Err(last_error.unwrap_or_else(|| (ErrorKind::Client, "no cluster seed nodes").into()))
     }
@@ -121,7 +141,11 @@ impl ShardChannel {
 fn moved_to(asked: &ConnectionInfo, error: &RedisError) -> Option<ConnectionInfo> {
     let (address, _slot) = error.redirect_node()?;
     let (host, port) = address.rsplit_once(':')?;
-    let port = port.parse().ok()?;
+    Some(same_settings_at(asked, host, port.parse().ok()?))
+}
+
+/// `asked`'s credentials and settings, at another node.
+fn same_settings_at(asked: &ConnectionInfo, host: &str, port: u16) -> ConnectionInfo {
     // Redis writes an IPv6 address bare in MOVED; the crate wants it without brackets too.
     let host = host
         .trim_start_matches('[')
@@ -140,7 +164,7 @@ fn moved_to(asked: &ConnectionInfo, error: &RedisError) -> Option<ConnectionInfo
         },
         _ => ConnectionAddr::Tcp(host, port),
     };
-    Some(asked.clone().set_addr(addr))
+    asked.clone().set_addr(addr)
 }
 
 /// Connects to `node` in RESP3 and subscribes, within `limit`.
@@ -212,6 +236,41 @@ impl Listening {
                 // The confirmation of our SSUBSCRIBE, or a kind this connection never asked for.
                 _ => {}
             }
+        }
+    }
+
+    /// On a cluster, a replica of the slot's master serves SSUBSCRIBE too (the master
+    /// passes shard messages to its replicas over the cluster bus). Listening there is not
+    /// enough: a master killed between a change and its (coalesced) message leaves the
+    /// replica, once promoted, with the change and without the message, and a subscriber
+    /// that never lost its connection would never read the value back. So the subscription
+    /// belongs on the master: ROLE says whether `node` is one, and if not which it follows.
+    async fn master_if_replica(
+        &mut self,
+        node: &ConnectionInfo,
+    ) -> RedisResult<Option<ConnectionInfo>> {
+        let role: Vec<Value> = redis::cmd("ROLE").query_async(&mut self.conn).await?;
+        let text = |value: Option<&Value>| match value {
+            Some(Value::BulkString(bytes)) => String::from_utf8(bytes.clone()).ok(),
+            Some(Value::SimpleString(text)) => Some(text.clone()),
+            _ => None,
+        };
+        // ["master", …] or ["slave", master_host, master_port, state, offset].
+        if text(role.first()).as_deref() != Some("slave") {
+            return Ok(None);
+        }
+        let host = text(role.get(1));
+        let port = match role.get(2) {
+            Some(Value::Int(port)) => u16::try_from(*port).ok(),
+            _ => None,
+        };
+        match (host, port) {
+            (Some(host), Some(port)) => Ok(Some(same_settings_at(node, &host, port))),
+            _ => Err(RedisError::from((
+                ErrorKind::Parse,
+                "a ROLE reply without the master's address",
+                format!("{role:?}"),
+            ))),
         }
     }
 

@@ -29,7 +29,7 @@ pub use postgres::PostgresServer;
 pub use redis_cluster::{ClusterOptions, RedisCluster};
 pub use redis_server::{RedisServer, ServerOptions, module_path, workspace_root};
 pub use shard_subscriber::ShardSubscriber;
-pub use stack::{Stack, StackOptions};
+pub use stack::{RedisDeployment, Stack, StackOptions};
 
 /// The built `flash` program: `$FLASH_BIN`, else `flash` in the target folder's debug
 /// profile. Panics, saying how to build it, when it is missing.
