@@ -94,8 +94,18 @@ impl ShardChannel {
             Nodes::Single(node) => return subscribe_on(node, &self.channel, limit).await,
             Nodes::Cluster { seeds, owner } => (seeds, owner),
         };
-        let mut candidates: VecDeque<ConnectionInfo> =
-            owner.iter().chain(seeds.iter()).cloned().collect();
+        // The last owner once: a dead one costs a connect attempt (a timeout, unreachable).
+        let mut candidates: VecDeque<ConnectionInfo> = owner.iter().cloned().collect();
+        candidates.extend(
+            seeds
+                .iter()
+                .filter(|seed| {
+                    owner
+                        .as_ref()
+                        .is_none_or(|owner| owner.addr() != seed.addr())
+                })
+                .cloned(),
+        );
         let mut redirections = 0;
         let mut last_error = None;
         while let Some(node) = candidates.pop_front() {
