@@ -540,8 +540,9 @@ local function add_held_carts(delta)
 end
 
 local function publish_available(sku, available)
-    -- wire::StockEvent::to_json: {"sku":14,"available":7}
-    call('PUBLISH', events_channel, '{"' .. EVENT_SKU .. '":' .. int_text(sku)
+    -- wire::StockEvent::to_json: {"sku":14,"available":7}. SPUBLISH, like the module: the
+    -- channel carries the sale's hash tag, so on a cluster it stays within the sale's shard.
+    call('SPUBLISH', events_channel, '{"' .. EVENT_SKU .. '":' .. int_text(sku)
         .. ',"' .. EVENT_AVAILABLE .. '":' .. int_text(available) .. '}')
 end
 
@@ -775,7 +776,7 @@ local function reserve(r, then_writes)
     redis.call('HSET', USERS_KEY, r.user, int_text(units_of_user + r.qty))
     write_cart(r.cart_key, cart)
     -- publish_available, with the SKU's text already made.
-    redis.call('PUBLISH', events_channel, '{"' .. EVENT_SKU .. '":' .. sku_text
+    redis.call('SPUBLISH', events_channel, '{"' .. EVENT_SKU .. '":' .. sku_text
         .. ',"' .. EVENT_AVAILABLE .. '":' .. int_text(left) .. '}')
     return left, cart
 end

@@ -122,11 +122,21 @@ impl FlashConnection {
     /// connection per node, reconnects to a node that dropped, and re-reads the slot map
     /// when a node answers MOVED or a master stops answering.
     pub async fn connect(url: &str) -> Result<FlashConnection, ClientError> {
+        FlashConnection::connect_waiting(url, RESPONSE_TIMEOUT).await
+    }
+
+    /// [`FlashConnection::connect`] for calls that wait on the server by design (`XREAD
+    /// BLOCK`): a reply may take `response_timeout` before the call fails. Give such calls a
+    /// connection of their own: a blocked call holds up every call behind it on its node.
+    pub async fn connect_waiting(
+        url: &str,
+        response_timeout: Duration,
+    ) -> Result<FlashConnection, ClientError> {
         match Deployment::parse(url)? {
             Deployment::Single(url) => {
                 let config = ConnectionManagerConfig::new()
                     .set_connection_timeout(Some(CONNECT_TIMEOUT))
-                    .set_response_timeout(Some(RESPONSE_TIMEOUT))
+                    .set_response_timeout(Some(response_timeout))
                     .set_number_of_retries(2);
                 let client = redis::Client::open(url)?;
                 Ok(ConnectionManager::new_with_config(client, config)
@@ -136,8 +146,11 @@ impl FlashConnection {
             Deployment::Cluster(seeds) => {
                 let client = ClusterClientBuilder::new(seeds)
                     .connection_timeout(CONNECT_TIMEOUT)
-                    .response_timeout(RESPONSE_TIMEOUT)
-                    .overall_response_timeout(Some(CLUSTER_OVERALL_TIMEOUT))
+                    .response_timeout(response_timeout)
+                    // Room for a failover's retries on top of one full wait.
+                    .overall_response_timeout(Some(
+                        CLUSTER_OVERALL_TIMEOUT.max(response_timeout + CLUSTER_OVERALL_TIMEOUT / 2),
+                    ))
                     .retries(CLUSTER_RETRIES)
                     .min_retry_wait(CLUSTER_MIN_RETRY_WAIT_MS)
                     .max_retry_wait(CLUSTER_MAX_RETRY_WAIT_MS)

@@ -1,13 +1,15 @@
-//! [`StockEvents`]: a sale's stock events (the engine's pub/sub channel) as typed items, on
-//! a subscription that keeps itself alive.
+//! [`StockEvents`]: a sale's stock events (the engine's shard channel) as typed items, on
+//! a subscription that keeps itself alive, on one server or a Redis Cluster.
 //!
 //! ```text
-//! engine ──PUBLISH {"sku":14,"available":7}──▶ subscription task ──▶ Subscribed
-//!                                               │ (its own connection) Stock(StockEvent)
-//!                                               │ PING every           Malformed(payload)
-//!                                               │ liveness_interval    Lost(why)
-//!                                               ▼                      Retrying{…}
-//!                                     drop ─▶ reconnect with backoff ─▶ Restored
+//! engine ──SPUBLISH {"sku":14,"available":7}──▶ subscription task ──▶ Subscribed
+//!                                               │ (its own connection, Stock(StockEvent)
+//!                                               │ SSUBSCRIBE on the    Malformed(payload)
+//!                                               │ node serving the     Lost(why)
+//!                                               │ sale's slot)         Retrying{…}
+//!                                               │ PING every           Restored
+//!                                               ▼ liveness_interval
+//!                              drop or slot gone ─▶ find the owner, subscribe again with backoff
 //! ```
 //!
 //! Pub/sub keeps nothing: a message published while nobody listens is gone. So the stream
@@ -15,6 +17,12 @@
 //! and a consumer that must not miss a change reads current values (FLASH.AVAILABLE) once it
 //! sees [`SubscriptionEvent::Subscribed`] or [`SubscriptionEvent::Restored`]; messages then
 //! published arrive after that item and are at least as new as the read.
+//!
+//! The channel is a shard channel (the engine publishes with SPUBLISH), in the slot of the
+//! sale's hash tag: on a cluster, only the shard serving the sale carries its messages, and
+//! the subscription follows that shard's master (see [`crate::shard_channel`]): after a
+//! failover or a slot moved elsewhere it says `Lost`, finds the new owner and says
+//! `Restored`. On a single server a shard channel is just a channel.
 //!
 //! The task pings the connection every `liveness_interval`: a half-open socket (a cable
 //! pulled, a NAT forgetting us) never ends the message stream, an unanswered PING does. It
@@ -25,11 +33,11 @@ use std::time::Duration;
 
 use flash_core::keys::SaleKeys;
 use flash_core::wire::StockEvent;
-use futures::StreamExt;
 use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
 
 use crate::error::ClientError;
+use crate::shard_channel::{Heard, Listening, ShardChannel};
 
 /// How the subscription keeps itself alive. The defaults suit production; tests shrink them.
 #[derive(Clone, Debug)]
@@ -40,7 +48,7 @@ pub struct SubscriptionSettings {
     /// A PING on the subscription this often: a connection that does not answer within
     /// `connect_timeout` is replaced.
     pub liveness_interval: Duration,
-    /// Bound on connecting + SUBSCRIBE, and on a liveness PING.
+    /// Bound on connecting + SSUBSCRIBE to one node, and on a liveness PING.
     pub connect_timeout: Duration,
 }
 
@@ -69,7 +77,8 @@ pub enum SubscriptionEvent {
     /// A message on the channel that is not a stock event (someone else published there):
     /// the payload as received.
     Malformed(Vec<u8>),
-    /// The connection closed or stopped answering PING; the task subscribes again.
+    /// The connection closed, stopped answering PING, or its node stopped serving the
+    /// sale's slot (a failover, resharding); the task subscribes again.
     Lost(String),
     /// An attempt to subscribe again failed; the next one comes after `retry_in`.
     Retrying { error: String, retry_in: Duration },
@@ -88,22 +97,22 @@ impl Drop for StockEvents {
 }
 
 impl StockEvents {
-    /// Subscribes to `sale`'s channel on a connection of its own and starts the task that
-    /// keeps it alive. Fails if this first subscription cannot be made within
-    /// `connect_timeout` (a bad URL, Redis down); later drops are retried for ever.
+    /// Subscribes to `sale`'s channel (`redis_url` as `REDIS_URL` gives it: one server or a
+    /// cluster's seeds) on a connection of its own and starts the task that keeps it alive.
+    /// Fails if this first subscription cannot be made (a bad URL, Redis down; on a cluster
+    /// each node tried may take `connect_timeout`); later drops are retried for ever.
     /// Must be called inside a Tokio runtime.
     pub async fn subscribe(
         redis_url: &str,
         sale: &str,
         settings: SubscriptionSettings,
     ) -> Result<StockEvents, ClientError> {
-        let client = redis::Client::open(redis_url)?;
-        let channel = SaleKeys::new(sale).channel();
-        let first = subscribe(&client, &channel, settings.connect_timeout).await?;
+        let mut channel = ShardChannel::new(redis_url, SaleKeys::new(sale).channel())?;
+        let first = channel.subscribe(settings.connect_timeout).await?;
         // Unbounded: the connection's own message queue is unbounded too, and the task must
         // keep pinging while the consumer is busy (a read-back, say), not wait for room.
         let (sender, items) = mpsc::unbounded_channel();
-        let task = tokio::spawn(run(client, channel, settings, first, sender));
+        let task = tokio::spawn(run(channel, settings, first, sender));
         Ok(StockEvents {
             items,
             task: task.abort_handle(),
@@ -117,27 +126,6 @@ impl StockEvents {
     }
 }
 
-/// Connects and subscribes, within `limit`.
-async fn subscribe(
-    client: &redis::Client,
-    channel: &str,
-    limit: Duration,
-) -> Result<redis::aio::PubSub, redis::RedisError> {
-    let attempt = async {
-        let mut pubsub = client.get_async_pubsub().await?;
-        pubsub.subscribe(channel).await?;
-        Ok(pubsub)
-    };
-    match tokio::time::timeout(limit, attempt).await {
-        Ok(result) => result,
-        Err(_) => Err(std::io::Error::new(
-            std::io::ErrorKind::TimedOut,
-            format!("no SUBSCRIBE {channel} within {limit:?}"),
-        )
-        .into()),
-    }
-}
-
 /// Up to a quarter more: edge processes that lost Redis together do not all come back in
 /// the same millisecond.
 fn with_jitter(wait: Duration) -> Duration {
@@ -147,10 +135,9 @@ fn with_jitter(wait: Duration) -> Duration {
 /// The task: forward messages; on a drop, subscribe again with backoff. Ends when the
 /// receiver is gone.
 async fn run(
-    client: redis::Client,
-    channel: String,
+    mut channel: ShardChannel,
     settings: SubscriptionSettings,
-    first: redis::aio::PubSub,
+    first: Listening,
     items: mpsc::UnboundedSender<SubscriptionEvent>,
 ) {
     if items.send(SubscriptionEvent::Subscribed).is_err() {
@@ -158,21 +145,22 @@ async fn run(
     }
     let mut connected = Some(first);
     loop {
-        let pubsub = match connected.take() {
-            Some(pubsub) => pubsub,
-            None => match resubscribe(&client, &channel, &settings, &items).await {
-                Some(pubsub) => pubsub,
+        let listening = match connected.take() {
+            Some(listening) => listening,
+            None => match resubscribe(&mut channel, &settings, &items).await {
+                Some(listening) => listening,
                 None => return,
             },
         };
-        let lost = forward(pubsub, &settings, &items).await;
+        let lost = forward(listening, &settings, &items).await;
         let Some(lost) = lost else {
             return;
         };
         if items.send(SubscriptionEvent::Lost(lost)).is_err() {
             return;
         }
-        // A dropped connection usually means Redis restarts: give it a moment.
+        // A dropped connection usually means Redis restarts or a failover has begun: give it
+        // a moment.
         tokio::time::sleep(with_jitter(settings.reconnect_min)).await;
     }
 }
@@ -180,17 +168,16 @@ async fn run(
 /// Subscribes again, waiting 0.1 s doubling to 5 s (by default) between attempts, and says
 /// so with `Restored`; `None` once nobody listens.
 async fn resubscribe(
-    client: &redis::Client,
-    channel: &str,
+    channel: &mut ShardChannel,
     settings: &SubscriptionSettings,
     items: &mpsc::UnboundedSender<SubscriptionEvent>,
-) -> Option<redis::aio::PubSub> {
+) -> Option<Listening> {
     let mut backoff = settings.reconnect_min;
     loop {
-        match subscribe(client, channel, settings.connect_timeout).await {
-            Ok(pubsub) => {
+        match channel.subscribe(settings.connect_timeout).await {
+            Ok(listening) => {
                 items.send(SubscriptionEvent::Restored).ok()?;
-                return Some(pubsub);
+                return Some(listening);
             }
             Err(error) => {
                 let retrying = SubscriptionEvent::Retrying {
@@ -205,33 +192,31 @@ async fn resubscribe(
     }
 }
 
-/// Forwards the connection's messages until it drops or stops answering PING (`Some(why)`)
-/// or nobody listens any more (`None`).
+/// Forwards the connection's messages until listening ends or the connection stops
+/// answering PING (`Some(why)`) or nobody listens any more (`None`).
 async fn forward(
-    pubsub: redis::aio::PubSub,
+    mut listening: Listening,
     settings: &SubscriptionSettings,
     items: &mpsc::UnboundedSender<SubscriptionEvent>,
 ) -> Option<String> {
-    let (mut control, mut messages) = pubsub.split();
     let mut liveness = tokio::time::interval(settings.liveness_interval);
     liveness.tick().await;
     loop {
         tokio::select! {
-            message = messages.next() => {
-                let Some(message) = message else {
-                    return Some("the connection closed".to_owned());
+            heard = listening.next() => {
+                let payload = match heard {
+                    Heard::Message(payload) => payload,
+                    Heard::Lost(why) => return Some(why),
                 };
-                let payload = message.get_payload_bytes();
-                let item = match StockEvent::parse(payload) {
+                let item = match StockEvent::parse(&payload) {
                     Some(event) => SubscriptionEvent::Stock(event),
-                    None => SubscriptionEvent::Malformed(payload.to_vec()),
+                    None => SubscriptionEvent::Malformed(payload),
                 };
                 items.send(item).ok()?;
             }
             _ = liveness.tick() => {
-                let ping = control.ping::<redis::Value>();
-                match tokio::time::timeout(settings.connect_timeout, ping).await {
-                    Ok(Ok(_)) => {}
+                match tokio::time::timeout(settings.connect_timeout, listening.ping()).await {
+                    Ok(Ok(())) => {}
                     Ok(Err(error)) => return Some(format!("PING failed: {error}")),
                     Err(_) => {
                         return Some(format!(

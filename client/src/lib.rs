@@ -17,8 +17,10 @@
 //!   and one `lua/*.lua` body each) and the KEYS they are sent with.
 //! - [`stream`]: [`OrderStream`]: a sale's order stream through a consumer group, as typed
 //!   order entries (read, claim, acknowledge, dead-letter): the worker's way in.
-//! - [`events`]: [`StockEvents`]: a sale's stock events from its pub/sub channel as typed
+//! - [`events`]: [`StockEvents`]: a sale's stock events from its shard channel as typed
 //!   items, on a subscription that pings itself and reconnects with backoff.
+//! - `shard_channel`: SSUBSCRIBE on the node serving a channel's slot (a single server, or
+//!   the owning master of a cluster, found by MOVED), for [`StockEvents`].
 
 pub mod client;
 pub mod connection;
@@ -26,6 +28,7 @@ pub mod error;
 pub mod events;
 pub mod lua;
 pub mod replies;
+mod shard_channel;
 pub mod stream;
 
 pub use client::{Backend, FlashClient, SaleSettings};

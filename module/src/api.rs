@@ -376,9 +376,12 @@ pub fn replicate_argv(ctx: Ctx, command: &'static [u8], argv: &mut [*mut raw::Re
     }
 }
 
+/// Publishes `message` on the shard channel `channel` (what SPUBLISH does): on a cluster
+/// it reaches only the nodes of the shard serving the channel's slot, where classic PUBLISH
+/// crosses the cluster bus to every node. Subscribers use SSUBSCRIBE.
 pub fn publish(ctx: Ctx, channel: &RString, message: &[u8]) {
     let message = RString::new(ctx, message);
-    unsafe { api!(RedisModule_PublishMessage)(ctx, channel.ptr, message.ptr) };
+    unsafe { api!(RedisModule_PublishMessageShard)(ctx, channel.ptr, message.ptr) };
 }
 
 /// The database the calling client (or timer) has selected.

@@ -52,7 +52,7 @@ fn init(ctx: &Context, _args: &[RedisString]) -> Status {
         RedisModule_GetExpire,
         RedisModule_Call,
         RedisModule_Replicate,
-        RedisModule_PublishMessage,
+        RedisModule_PublishMessageShard,
         RedisModule_Milliseconds,
         RedisModule_GetContextFlags,
         RedisModule_GetSelectedDb,

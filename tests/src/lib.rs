@@ -4,6 +4,8 @@
 //! - [`redis_server`]: [`RedisServer`], with or without the Flash module.
 //! - [`redis_cluster`]: [`RedisCluster`], a real Redis Cluster of such servers.
 //! - [`postgres`]: [`PostgresServer`], initdb into a temp dir, one fresh database per test.
+//! - [`shard_subscriber`]: [`ShardSubscriber`], a bare SSUBSCRIBE to read the engine's stock
+//!   messages as sent.
 //! - [`stack`]: [`Stack`]: both servers, a catalog, an open sale and the edge, for the edge's
 //!   tests and benchmarks.
 //! - here: [`flash_binary`], [`free_port`], [`free_cluster_port`].
@@ -14,6 +16,7 @@
 pub mod postgres;
 pub mod redis_cluster;
 pub mod redis_server;
+pub mod shard_subscriber;
 pub mod stack;
 
 use std::future::Future;
@@ -25,7 +28,8 @@ pub use flash_servers::MODULE_FILE;
 pub use postgres::PostgresServer;
 pub use redis_cluster::{ClusterOptions, RedisCluster};
 pub use redis_server::{RedisServer, ServerOptions, module_path, workspace_root};
-pub use stack::{Stack, StackOptions};
+pub use shard_subscriber::ShardSubscriber;
+pub use stack::{RedisDeployment, Stack, StackOptions};
 
 /// The built `flash` program: `$FLASH_BIN`, else `flash` in the target folder's debug
 /// profile. Panics, saying how to build it, when it is missing.

@@ -1,6 +1,7 @@
-//! A whole sale for a test: redis-server (with the module, or bare for the Lua twin), a
-//! PostgreSQL with a fresh database holding a catalog, an open sale synced from it, and the
-//! edge (with its embedded worker) serving on a free port in this process.
+//! A whole sale for a test: redis-server (with the module, or bare for the Lua twin) or a
+//! Redis Cluster the test started ([`Stack::start_on`]), a PostgreSQL with a fresh database
+//! holding a catalog, an open sale synced from it, and the edge (with its embedded worker)
+//! serving on a free port in this process.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -13,14 +14,32 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tokio_postgres::NoTls;
 
-use crate::{PostgresServer, RedisServer, ServerOptions, module_path};
+use crate::{PostgresServer, RedisCluster, RedisServer, ServerOptions, module_path};
+
+/// Where the stack's Redis is: what `REDIS_URL` says to reach it.
+pub trait RedisDeployment {
+    fn redis_url(&self) -> String;
+}
+
+impl RedisDeployment for RedisServer {
+    fn redis_url(&self) -> String {
+        self.url()
+    }
+}
+
+impl RedisDeployment for RedisCluster {
+    fn redis_url(&self) -> String {
+        RedisCluster::redis_url(self)
+    }
+}
 
 /// One product of a test catalog: id, name, price in cents, stock.
 pub type CatalogRow = (i64, &'static str, i64, i64);
 
 pub struct StackOptions {
     pub catalog: Vec<CatalogRow>,
-    /// The engine backend: the module (true) or the Lua twin on a bare server.
+    /// The engine backend: the module (true) or the Lua twin on a bare server. (On a
+    /// cluster given to [`Stack::start_on`], the cluster's nodes decide.)
     pub module: bool,
     pub sale: SaleSettings,
     /// Changes to the edge's settings (rate limits, the worker, …).
@@ -42,8 +61,8 @@ impl Default for StackOptions {
     }
 }
 
-pub struct Stack {
-    pub redis: RedisServer,
+pub struct Stack<R = RedisServer> {
+    pub redis: R,
     pub postgres: PostgresServer,
     pub database_url: String,
     pub sale: String,
@@ -63,6 +82,14 @@ impl Stack {
             },
             ..ServerOptions::default()
         })?;
+        Stack::start_on(redis, options).await
+    }
+}
+
+impl<R: RedisDeployment> Stack<R> {
+    /// The stack on a Redis the caller started (a cluster, say); `options.module` is not
+    /// looked at.
+    pub async fn start_on(redis: R, options: StackOptions) -> Result<Stack<R>> {
         let postgres = PostgresServer::start()?;
         let database_url = postgres.create_database()?;
         let sale = "test-sale".to_owned();
@@ -77,13 +104,13 @@ impl Stack {
                 )
                 .await?;
             }
-            let engine = FlashClient::connect(&redis.url()).await?;
+            let engine = FlashClient::connect(&redis.redis_url()).await?;
             engine.sale(&sale, &options.sale).await?;
             flash_worker::stock::sync(&pg, &engine, &sale).await?;
         }
         let mut settings = EdgeSettings {
             listen: "127.0.0.1:0".parse()?,
-            redis_url: redis.url(),
+            redis_url: redis.redis_url(),
             database_url: database_url.clone(),
             sale: sale.clone(),
             secret: Some("a test secret that is long enough to sign".to_owned()),
@@ -135,7 +162,7 @@ impl Stack {
     }
 
     pub async fn engine(&self) -> Result<FlashClient> {
-        Ok(FlashClient::connect(&self.redis.url()).await?)
+        Ok(FlashClient::connect(&self.redis.redis_url()).await?)
     }
 
     pub async fn database(&self) -> Result<tokio_postgres::Client> {

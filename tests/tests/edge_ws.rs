@@ -14,7 +14,7 @@ use flash_core::StockEvent;
 use flash_core::keys::SaleKeys;
 use flash_edge::hub::{Hub, HubSettings};
 use flash_edge::ws::{WsSettings, upgrade};
-use flash_tests::{RedisServer, ServerOptions, module_path};
+use flash_tests::{RedisServer, ServerOptions, ShardSubscriber, module_path};
 use futures::{SinkExt, StreamExt};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -56,22 +56,19 @@ impl Edge {
         engine.sale(SALE, &SaleSettings::default()).await.unwrap();
         // The module announces stock changes a few ms later (coalesced): the load's must be
         // out before the hub listens, or the tests would see them as changes.
-        let mut probe = redis.client().get_async_pubsub().await.unwrap();
-        probe
-            .subscribe(SaleKeys::new(SALE).channel())
+        let mut probe = ShardSubscriber::start(&redis.client(), &SaleKeys::new(SALE).channel())
             .await
             .unwrap();
         engine.load(SALE, &[(14, 10), (7, 5)]).await.unwrap();
         let mut announced = Vec::new();
-        let mut messages = probe.on_message();
         while announced.len() < 2 {
-            let message = tokio::time::timeout(Duration::from_secs(5), messages.next())
+            let message = probe
+                .next(Duration::from_secs(5))
                 .await
-                .expect("the load announced within 5 s")
-                .unwrap();
-            announced.push(StockEvent::parse(message.get_payload_bytes()).unwrap());
+                .expect("the load announced within 5 s");
+            announced.push(StockEvent::parse(message.as_bytes()).unwrap());
         }
-        drop(messages);
+        drop(probe);
         let hub = Hub::start_with(&redis.url(), SALE, engine.clone(), hub_settings)
             .await
             .unwrap();

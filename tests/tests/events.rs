@@ -1,17 +1,21 @@
-//! `flash_client::StockEvents` against a real redis-server with the module: the engine's
-//! messages arrive typed, foreign ones as `Malformed`, and the subscription notices a
-//! killed connection, a server that stops answering and a server that is gone, and comes
-//! back by itself.
+//! `flash_client::StockEvents` against a real redis-server: the engine's messages (sharded:
+//! SPUBLISH, from the module and from the Lua twin) arrive typed, foreign ones as
+//! `Malformed`, and the subscription notices a killed connection, a server that stops
+//! answering and a server that is gone, and comes back by itself. On a cluster:
+//! `cluster_events.rs`.
 
 #![allow(clippy::unwrap_used)]
 
 use std::time::Duration;
 
 use flash_client::{
-    FlashClient, SaleSettings, StockEvent, StockEvents, SubscriptionEvent, SubscriptionSettings,
+    Backend, FlashClient, SaleSettings, StockEvent, StockEvents, SubscriptionEvent,
+    SubscriptionSettings,
 };
 use flash_core::keys::SaleKeys;
-use flash_tests::{RedisServer, ServerOptions, module_path};
+use flash_tests::{RedisServer, ServerOptions, both_backends, module_path};
+
+both_backends!(the_engines_changes_arrive_as_typed_stock_events_and_foreign_messages_as_malformed,);
 
 const SALE: &str = "spring";
 
@@ -22,8 +26,16 @@ async fn engine(redis: &RedisServer) -> FlashClient {
 }
 
 fn server() -> RedisServer {
+    server_for(Backend::Module)
+}
+
+/// A server with the module, or a plain one for the Lua twin.
+fn server_for(backend: Backend) -> RedisServer {
     RedisServer::start(ServerOptions {
-        module: Some(module_path().expect("the module is built")),
+        module: match backend {
+            Backend::Module => Some(module_path().expect("the module is built")),
+            Backend::Lua => None,
+        },
         ..ServerOptions::default()
     })
     .expect("redis-server starts")
@@ -67,10 +79,12 @@ fn stock(sku: i64, available: i64) -> SubscriptionEvent {
     SubscriptionEvent::Stock(StockEvent { sku, available })
 }
 
-#[tokio::test]
-async fn the_engines_changes_arrive_as_typed_stock_events_and_foreign_messages_as_malformed() {
-    let redis = server();
+async fn the_engines_changes_arrive_as_typed_stock_events_and_foreign_messages_as_malformed(
+    backend: Backend,
+) {
+    let redis = server_for(backend);
     let engine = engine(&redis).await;
+    assert_eq!(engine.backend(), backend);
     let mut events = subscribed(&redis.url()).await;
 
     engine.load(SALE, &[(14, 10)]).await.unwrap();
@@ -78,10 +92,18 @@ async fn the_engines_changes_arrive_as_typed_stock_events_and_foreign_messages_a
     engine.reserve(SALE, "c1", "alice", 14, 3).await.unwrap();
     assert_eq!(next(&mut events).await, stock(14, 7));
 
-    // Someone else publishing on the channel: passed on as received, for the consumer to count.
+    // A classic PUBLISH on the channel's name is another channel: not heard.
     let mut conn = engine.connection();
     let channel = SaleKeys::new(SALE).channel();
     let _: i64 = redis::cmd("PUBLISH")
+        .arg(&channel)
+        .arg("classic")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    // Someone else publishing on the shard channel: passed on as received, for the consumer
+    // to count.
+    let _: i64 = redis::cmd("SPUBLISH")
         .arg(&channel)
         .arg("not json")
         .query_async(&mut conn)
@@ -192,7 +214,7 @@ async fn dropping_the_stream_ends_the_subscription() {
         let channel = channel.clone();
         async move {
             let reply: (String, i64) = redis::cmd("PUBSUB")
-                .arg("NUMSUB")
+                .arg("SHARDNUMSUB")
                 .arg(&channel)
                 .query_async(&mut conn)
                 .await

@@ -2,7 +2,7 @@
 //! every WebSocket client of the process.
 //!
 //! ```text
-//! engine ──PUBLISH {"sku":14,"available":7}──▶ flash_client::StockEvents ──▶ subscription task
+//! engine ──SPUBLISH {"sku":14,"available":7}──▶ flash_client::StockEvents ──▶ subscription task
 //!                                                               │ record: latest[14] = 7, dirty
 //!                 ticker (every 50 ms, a thread of its own) ◀──┘
 //!                   │ one StockUpdate per tick: every product changed since the last tick,
@@ -31,9 +31,10 @@
 //!   it watches that changed since the last tick it got ([`Hub::changed_since`]). Nobody waits
 //!   for it, and it still ends on the latest value.
 //! - **Reconnects**: the subscription ([`flash_client::StockEvents`]) reconnects by itself
-//!   (backoff 0.1 s doubling to 5 s) and pings the connection every few seconds, so a
-//!   half-open socket is noticed too; the hub counts each return ([`Hub::reconnects`]) and
-//!   shows whether it is up ([`Hub::subscription_live`]). Messages published while it was
+//!   (backoff 0.1 s doubling to 5 s), to the new master after a failover on a cluster, and
+//!   pings the connection every few seconds, so a half-open socket is noticed too; the hub
+//!   counts each return ([`Hub::reconnects`]) and shows whether it is up
+//!   ([`Hub::subscription_live`]). Messages published while it was
 //!   away are lost (pub/sub keeps nothing), so after every (re)subscription the hub reads
 //!   every known product back with FLASH.AVAILABLE and broadcasts those that changed.
 //! - **Ordering**: pub/sub messages arrive in the order the engine applied the changes, so the

@@ -9,6 +9,12 @@
 //! pub/sub) keeps what was written while an edge was away: after a dropped connection
 //! the follower goes on from the last id it saw, so nothing is missed.
 //!
+//! On a Redis Cluster the stream lives on the node serving its slot: the follower's
+//! connection is a cluster connection too (its own, since a blocked XREAD holds up its
+//! node's link), which routes the XREAD there and follows a failover to the promoted
+//! replica, going on from the last id seen (the replica has what the master acknowledged
+//! to it; a revocation the master took but did not pass on before dying is lost with it).
+//!
 //! The edge that signs a token out marks it in memory at once, so its own next request
 //! is refused; another edge refuses it once its follower has read the entry (about a
 //! round trip later), or, when its link to Redis is down, once the link is back.
@@ -21,10 +27,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use flash_client::FlashConnection;
-use redis::aio::MultiplexedConnection;
+use flash_client::{ClientError, FlashConnection};
+use redis::RedisError;
 use redis::streams::StreamReadReply;
-use redis::{AsyncConnectionConfig, RedisError};
 use tokio::task::AbortHandle;
 use tracing::warn;
 
@@ -70,8 +75,7 @@ impl Revocations {
         let mut reader = conn.clone();
         let mut last_id = "0-0".to_owned();
         while read_after(&mut reader, &mut last_id, None, &revoked).await? == BATCH {}
-        let client = redis::Client::open(redis_url)?;
-        let follower = tokio::spawn(follow(client, last_id, revoked.clone()));
+        let follower = tokio::spawn(follow(redis_url.to_owned(), last_id, revoked.clone()));
         Ok(Revocations {
             revoked,
             conn,
@@ -166,12 +170,10 @@ async fn read_after(
 
 /// Follows the stream from `last_id` for as long as the edge runs, on a connection of its
 /// own (a blocked XREAD would hold up every command pipelined behind it on the shared
-/// one). A failure waits and reconnects, then goes on from the last id seen.
-async fn follow(client: redis::Client, mut last_id: String, revoked: Arc<Revoked>) {
-    let config = AsyncConnectionConfig::new()
-        .set_connection_timeout(Some(Duration::from_secs(5)))
-        .set_response_timeout(Some(BLOCK + Duration::from_secs(5)));
-    let mut conn: Option<MultiplexedConnection> = None;
+/// one), to one server or to the cluster as `redis_url` says. A failure waits and
+/// reconnects, then goes on from the last id seen.
+async fn follow(redis_url: String, mut last_id: String, revoked: Arc<Revoked>) {
+    let mut conn: Option<FlashConnection> = None;
     let mut retry_in = Duration::from_millis(100);
     let mut pruned = Instant::now();
     loop {
@@ -179,12 +181,13 @@ async fn follow(client: redis::Client, mut last_id: String, revoked: Arc<Revoked
             let conn = match &mut conn {
                 Some(conn) => conn,
                 None => conn.insert(
-                    client
-                        .get_multiplexed_async_connection_with_config(&config)
+                    FlashConnection::connect_waiting(&redis_url, BLOCK + Duration::from_secs(5))
                         .await?,
                 ),
             };
-            read_after(conn, &mut last_id, Some(BLOCK), &revoked).await
+            read_after(conn, &mut last_id, Some(BLOCK), &revoked)
+                .await
+                .map_err(ClientError::from)
         }
         .await;
         match result {

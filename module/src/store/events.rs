@@ -1,12 +1,15 @@
 //! Stock events, coalesced: a command notes a SKU's new available units; a timer publishes
 //! the latest value of each changed SKU once, [`PUBLISH_AFTER_MS`] after the first change.
 //!
-//! Why: a hot SKU changes on every reserve, tens of thousands of times a second, and each
-//! PUBLISH formats a message and writes it to every subscriber's buffer on the one thread
-//! that also serves the reserves. Readers want the latest number, not every step (the edge
-//! coalesces to 50 ms for browsers anyway). The bound: a change reaches the channel within
-//! [`PUBLISH_AFTER_MS`] plus the event loop's delay; intermediate values of one SKU within
-//! that window are not announced. Nothing is replicated: pub/sub never is.
+//! Published as shard messages (SPUBLISH's way, see `api::publish`), so on a cluster they
+//! stay within the sale's shard.
+//!
+//! Why coalesced: a hot SKU changes on every reserve, tens of thousands of times a second,
+//! and each publish formats a message and writes it to every subscriber's buffer on the one
+//! thread that also serves the reserves. Readers want the latest number, not every step (the
+//! edge coalesces to 50 ms for browsers anyway). The bound: a change reaches the channel
+//! within [`PUBLISH_AFTER_MS`] plus the event loop's delay; intermediate values of one SKU
+//! within that window are not announced. Nothing is replicated: pub/sub never is.
 
 use std::cell::RefCell;
 use std::collections::HashMap;

@@ -3,7 +3,7 @@
 use flash_client::{Backend, Verdict};
 use flash_core::ErrorCode;
 use flash_core::model::CartState;
-use futures::StreamExt;
+use flash_tests::ShardSubscriber;
 use redis::{AsyncCommands, Value};
 
 use crate::common::{Engine, both_backends};
@@ -503,23 +503,18 @@ async fn the_sale_window_closes_reserve_and_checkout(backend: Backend) {
 }
 
 /// Every message announced until the channel has been quiet for 300 ms.
-async fn until_quiet(
-    messages: &mut (impl futures::Stream<Item = redis::Msg> + Unpin),
-) -> Vec<String> {
-    let mut got = Vec::new();
-    while let Ok(Some(message)) =
-        tokio::time::timeout(std::time::Duration::from_millis(300), messages.next()).await
-    {
-        got.push(message.get_payload::<String>().unwrap());
-    }
-    got
+/// The stock messages until none came for 300 ms.
+async fn until_quiet(subscriber: &mut ShardSubscriber) -> Vec<String> {
+    subscriber
+        .until_quiet(std::time::Duration::from_millis(300))
+        .await
 }
 
 async fn stock_changes_are_published(backend: Backend) {
     let e = Engine::start(backend).await;
-    let mut pubsub = e.server.client().get_async_pubsub().await.unwrap();
-    pubsub.subscribe("flash:{s}:events").await.unwrap();
-    let mut messages = pubsub.on_message();
+    let mut messages = ShardSubscriber::start(&e.server.client(), "flash:{s}:events")
+        .await
+        .unwrap();
     e.ok("FLASH.SALE s HOLD 60000").await;
     e.ok("FLASH.LOAD s 14 10").await;
     e.ok("FLASH.RESERVE s c1 u1 14 3").await;
@@ -549,9 +544,9 @@ async fn stock_changes_are_published(backend: Backend) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn same_named_sales_in_two_databases_each_announce_their_stock() {
     let e = Engine::start(Backend::Module).await;
-    let mut pubsub = e.server.client().get_async_pubsub().await.unwrap();
-    pubsub.subscribe("flash:{s}:events").await.unwrap();
-    let mut messages = pubsub.on_message();
+    let mut messages = ShardSubscriber::start(&e.server.client(), "flash:{s}:events")
+        .await
+        .unwrap();
     e.ok("FLASH.SALE s").await;
     // Database 1 through its own connection (SELECT must not touch the shared one).
     let mut db1 = e
