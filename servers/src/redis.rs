@@ -31,6 +31,8 @@ pub struct RedisConfig {
     pub dir: PathBuf,
     /// Load the Flash module from this path (None: a plain server, for the Lua twin).
     pub module: Option<PathBuf>,
+    /// More modules, loaded after Flash's (the bench's API floor).
+    pub extra_modules: Vec<PathBuf>,
     pub aof: Aof,
     /// Replicate from this port on 127.0.0.1.
     pub replica_of: Option<u16>,
@@ -110,7 +112,7 @@ impl RedisConfig {
         if let Some(master) = self.replica_of {
             command.args(["--replicaof", "127.0.0.1", &master.to_string()]);
         }
-        if let Some(module) = &self.module {
+        for module in self.module.iter().chain(&self.extra_modules) {
             command.arg("--loadmodule").arg(module);
         }
         // SIGTERM is redis-server's SHUTDOWN: it fsyncs the append-only file, then exits 0.
@@ -202,6 +204,7 @@ mod tests {
             port: free_port(),
             dir: dir.to_path_buf(),
             module: None,
+            extra_modules: Vec::new(),
             aof: Aof::EverySecond,
             replica_of: None,
             debug_command: false,

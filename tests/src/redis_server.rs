@@ -19,6 +19,8 @@ const START_TIMEOUT: Duration = Duration::from_secs(20);
 pub struct ServerOptions {
     /// Load the Flash module from this path (None: a plain server, for the Lua twin).
     pub module: Option<PathBuf>,
+    /// More modules, loaded after Flash's (the bench's API floor).
+    pub extra_modules: Vec<PathBuf>,
     /// AOF on, fsync always: every acknowledged write survives a kill -9.
     pub aof: bool,
     /// Replicate from this port.
@@ -89,6 +91,7 @@ impl RedisServer {
             port,
             dir: dir.path().to_path_buf(),
             module: options.module.clone(),
+            extra_modules: options.extra_modules.clone(),
             aof: if options.aof { Aof::Always } else { Aof::Off },
             replica_of: options.replica_of,
             debug_command: true,

@@ -77,6 +77,31 @@ pub fn build_module(profile: Profile) -> Result<PathBuf> {
     Ok(module)
 }
 
+/// Builds the module API's floor (module/examples/api_floor.rs, release); returns its path.
+pub fn build_api_floor() -> Result<PathBuf> {
+    let mut command = cargo();
+    command.args([
+        "build",
+        "-p",
+        "flash-module",
+        "--example",
+        "api_floor",
+        "--release",
+    ]);
+    run("build the module API's floor", &mut command)?;
+    let floor = target_dir()?
+        .join("release")
+        .join("examples")
+        .join("libapi_floor.so");
+    if !floor.is_file() {
+        bail!(
+            "`cargo build --example api_floor` succeeded but {} is missing",
+            floor.display()
+        );
+    }
+    Ok(floor)
+}
+
 /// What `cargo xtask up` runs: the module and the `flash` program, built in one step.
 pub struct Stack {
     pub module: PathBuf,

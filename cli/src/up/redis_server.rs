@@ -25,6 +25,7 @@ pub async fn start(
         port,
         dir: dir.to_path_buf(),
         module: Some(module.to_path_buf()),
+        extra_modules: Vec::new(),
         aof: Aof::EverySecond,
         replica_of: None,
         debug_command: false,

@@ -62,7 +62,7 @@ impl Config {
         for pipeline in PIPELINES {
             for workload in Workload::ALL {
                 let wanted = match self {
-                    Config::Plain => true,
+                    Config::Plain => pipeline == 16 || !workload.is_floor(),
                     Config::Aof | Config::Replica => {
                         pipeline == 16 && Workload::SUMMARY.contains(&workload)
                     }
@@ -109,9 +109,18 @@ pub(super) struct Servers {
 }
 
 impl Servers {
-    pub(super) fn start(config: Config, module: &Path) -> Result<Servers> {
+    /// `floor`: the module API's floor (loaded on the plain server, which runs its rows).
+    pub(super) fn start(config: Config, module: &Path, floor: &Path) -> Result<Servers> {
+        let runs_floor = config
+            .runs()
+            .iter()
+            .any(|(_, workload)| workload.is_floor());
         let options = ServerOptions {
             module: config.has_module().then(|| module.to_path_buf()),
+            extra_modules: runs_floor
+                .then(|| floor.to_path_buf())
+                .into_iter()
+                .collect(),
             ..ServerOptions::default()
         };
         let master = RedisServer::start(options.clone()).with_context(|| {
@@ -296,10 +305,13 @@ mod tests {
                 (16, Workload::Hget)
             ]
         );
+        // Every workload at both pipelines but the module API's floor, at -P 16 only.
         assert_eq!(
             Config::Plain.runs().len(),
-            Workload::ALL.len() * PIPELINES.len()
+            Workload::ALL.len() * PIPELINES.len() - 2
         );
+        assert!(Config::Plain.runs().contains(&(16, Workload::FloorHget)));
+        assert!(!Config::Plain.runs().contains(&(1, Workload::FloorHget)));
         for config in [Config::Aof, Config::Replica] {
             assert!(!config.has_lua());
             let runs = config.runs();
@@ -307,6 +319,7 @@ mod tests {
             assert!(runs.contains(&(16, Workload::ModuleOneCart)));
             assert!(!runs.contains(&(1, Workload::ModuleNewCarts)));
             assert!(!runs.contains(&(16, Workload::NaiveDecr)));
+            assert!(!runs.contains(&(16, Workload::FloorHget)));
         }
     }
 }

@@ -49,7 +49,7 @@ use flash_core::keys::SaleKeys;
 use flash_core::names;
 use redis::{Connection, ConnectionLike, Value};
 
-use crate::workspace::{Profile, build_module, info_field, quote, which};
+use crate::workspace::{Profile, build_api_floor, build_module, info_field, quote, which};
 use crate::{deps, reply};
 use config::{Config, Servers};
 use measure::{Measure, measure};
@@ -101,6 +101,7 @@ type Samples = BTreeMap<(Config, Workload, u32), Vec<Measure>>;
 pub fn run(args: &BenchArgs) -> Result<()> {
     deps::ensure()?;
     let module = build_module(Profile::Release)?;
+    let floor = build_api_floor()?;
     if which("redis-benchmark").is_none() {
         bail!("redis-benchmark is not on PATH: install redis-tools (cargo xtask deps)");
     }
@@ -108,7 +109,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     let mut servers: Vec<Servers> = Vec::new();
     let mut lua: Option<LuaTwin> = None;
     for config in &configs {
-        let mut set = Servers::start(*config, &module)?;
+        let mut set = Servers::start(*config, &module, &floor)?;
         if config.has_module() {
             prepare_sale(&mut set.conn, MODULE_SALE)?;
         }

@@ -225,7 +225,10 @@ pub(super) fn print_comparison(configs: &[Config], samples: &Samples) {
         (Figure::CpuUsec, 2),
         (Figure::Rate, 0),
     ] {
-        for workload in Workload::SUMMARY {
+        for workload in Workload::SUMMARY
+            .into_iter()
+            .chain([Workload::FloorNoop, Workload::FloorHget])
+        {
             let mut row = vec![format!("{}, -P 16: {}", figure.name(), workload.label())];
             for config in configs {
                 let value = samples
@@ -256,6 +259,18 @@ pub(super) fn print_comparison(configs: &[Config], samples: &Samples) {
             (Workload::ModuleAvailable, Workload::Hget, 16),
             Figure::ServerUsec,
             Some(Target::AtMost(2.0)),
+        ),
+        (
+            "module API floor, one field / HGET",
+            (Workload::FloorHget, Workload::Hget, 16),
+            Figure::ServerUsec,
+            None,
+        ),
+        (
+            "FLASH.AVAILABLE / module API floor, one field",
+            (Workload::ModuleAvailable, Workload::FloorHget, 16),
+            Figure::ServerUsec,
+            None,
         ),
         (
             "FLASH.RESERVE new carts / HINCRBY",

@@ -8,6 +8,8 @@ pub(super) enum Workload {
     Incr,
     Hincrby,
     Hget,
+    FloorNoop,
+    FloorHget,
     ModuleAvailable,
     ModuleNewCarts,
     ModuleOneCart,
@@ -18,10 +20,12 @@ pub(super) enum Workload {
 }
 
 impl Workload {
-    pub(super) const ALL: [Workload; 10] = [
+    pub(super) const ALL: [Workload; 12] = [
         Workload::Incr,
         Workload::Hincrby,
         Workload::Hget,
+        Workload::FloorNoop,
+        Workload::FloorHget,
         Workload::ModuleAvailable,
         Workload::ModuleNewCarts,
         Workload::ModuleOneCart,
@@ -41,6 +45,11 @@ impl Workload {
         Workload::ModuleOneCart,
     ];
 
+    /// The module API's floor (module/examples/api_floor.rs), on the plain server at -P 16.
+    pub(super) fn is_floor(self) -> bool {
+        matches!(self, Workload::FloorNoop | Workload::FloorHget)
+    }
+
     /// Redis's own commands the module's figures are compared with.
     pub(super) fn is_baseline(self) -> bool {
         matches!(self, Workload::Incr | Workload::Hincrby | Workload::Hget)
@@ -51,6 +60,8 @@ impl Workload {
             Workload::Incr => "INCR (baseline)",
             Workload::Hincrby => "HINCRBY (baseline)",
             Workload::Hget => "HGET (baseline)",
+            Workload::FloorNoop => "module API floor: a reply",
+            Workload::FloorHget => "module API floor: one field",
             Workload::ModuleAvailable => "FLASH.AVAILABLE, one SKU",
             Workload::ModuleNewCarts => "FLASH.RESERVE, random carts",
             Workload::ModuleOneCart => "FLASH.RESERVE, one cart",
@@ -67,6 +78,8 @@ impl Workload {
             Workload::Incr => "incr",
             Workload::Hincrby => "hincrby",
             Workload::Hget => "hget",
+            Workload::FloorNoop => "floor.noop",
+            Workload::FloorHget => "floor.hget",
             Workload::ModuleAvailable => "flash.available",
             Workload::ModuleNewCarts | Workload::ModuleOneCart => "flash.reserve",
             Workload::LuaOneCart => "evalsha",
@@ -87,6 +100,9 @@ impl Workload {
             // and of a hash read.
             Workload::Hincrby => strings(&["HINCRBY", "bench:hash", "field", "1"]),
             Workload::Hget => strings(&["HGET", "bench:hash", "field"]),
+            // The same read through the module API alone: FLASH.AVAILABLE's floor.
+            Workload::FloorNoop => strings(&["FLOOR.NOOP"]),
+            Workload::FloorHget => strings(&["FLOOR.HGET", "bench:hash", "field"]),
             Workload::ModuleAvailable => strings(&["FLASH.AVAILABLE", MODULE_SALE, SKU]),
             Workload::ModuleNewCarts => strings(&[
                 "FLASH.RESERVE",
