@@ -31,6 +31,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "usernames_case_insensitive",
         sql: include_str!("../migrations/0003_usernames_case_insensitive.sql"),
     },
+    Migration {
+        version: 4,
+        name: "sales",
+        sql: include_str!("../migrations/0004_sales.sql"),
+    },
 ];
 
 /// Any constant unique to Flash: the key of the advisory lock migrations take.
