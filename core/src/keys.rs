@@ -203,6 +203,25 @@ impl SaleKeys {
     }
 }
 
+/// The Redis Cluster hash slot that holds every key of `sale` (the slot of its hash tag
+/// `{sale}`: CRC16/XMODEM of the name, mod 16384, as Redis computes it). The one place the
+/// sale → slot mapping is written: a later split of one sale over several slots changes it
+/// here.
+pub fn slot_of_sale(sale: &str) -> u16 {
+    let crc = sale.bytes().fold(0u16, |crc, byte| {
+        let mut crc = crc ^ (u16::from(byte) << 8);
+        for _ in 0..8 {
+            crc = if crc & 0x8000 != 0 {
+                (crc << 1) ^ 0x1021
+            } else {
+                crc << 1
+            };
+        }
+        crc
+    });
+    crc % 16384
+}
+
 /// Between a stock field's SKU and its counter name.
 pub const STOCK_FIELD_SEPARATOR: &str = ":";
 
@@ -310,6 +329,15 @@ mod tests {
             None
         );
         assert_eq!(SaleKeys::sale_of_settings_key(b"flash:{a b}:sale"), None);
+    }
+
+    #[test]
+    fn a_sale_lives_in_the_slot_redis_gives_its_hash_tag() {
+        // CLUSTER KEYSLOT values from redis-server 7.0: the tag's slot, whatever the suffix.
+        assert_eq!(slot_of_sale("foo"), 12182);
+        assert_eq!(slot_of_sale("123456789"), 0x31C3);
+        assert_eq!(slot_of_sale("spring"), slot_of_sale("spring"));
+        assert!((0..16384).contains(&slot_of_sale("a-very-long-sale-name.2026:@x")));
     }
 
     #[test]

@@ -219,6 +219,22 @@ pub fn remember(ctx: Ctx, sale: &str, news: News) {
     });
 }
 
+/// The sales known in database `db`, or `None` while a rescan is still finding them.
+pub fn known_sales(db: c_int) -> Option<Vec<String>> {
+    REGISTRY.with_borrow(|registry| {
+        if registry.rescan.is_some() {
+            return None;
+        }
+        Some(
+            registry
+                .sales
+                .get(&db)
+                .map(|sales| sales.keys().cloned().collect())
+                .unwrap_or_default(),
+        )
+    })
+}
+
 pub fn start(ctx: Ctx) {
     schedule(ctx, TICK_MS);
 }

@@ -4,6 +4,7 @@
 //! - [`command`]: the handler every command is registered with (parse, apply, reply).
 //! - [`store`]: the core's `Store` over the Redis key API, replicating effects.
 //! - [`expiry`]: the master's timer that releases overdue holds with no caller.
+//! - [`migration`]: on a cluster, refuses to start moving a slot that holds a live sale.
 //! - [`api`]: owned strings and keys over the raw module API.
 //!
 //! Load it with `redis-server --loadmodule target/release/libflash_module.so`.
@@ -11,6 +12,7 @@
 mod api;
 mod command;
 mod expiry;
+mod migration;
 mod store;
 
 use std::ffi::{CString, c_int};
@@ -72,6 +74,10 @@ fn init(ctx: &Context, _args: &[RedisString]) -> Status {
         RedisModule_ReplyWithLongLong,
         RedisModule_ReplyWithSimpleString,
         RedisModule_ReplyWithNull,
+        RedisModule_RegisterCommandFilter,
+        RedisModule_CommandFilterArgsCount,
+        RedisModule_CommandFilterArgGet,
+        RedisModule_CommandFilterArgReplace,
     );
     if !missing.is_empty() {
         ctx.log_warning(&format!(
@@ -107,6 +113,11 @@ fn init(ctx: &Context, _args: &[RedisString]) -> Status {
     }
     store::settings_cache::start(ctx.ctx);
     expiry::start(ctx.ctx);
+    let cluster = api::context_flags(ctx.ctx) & raw::REDISMODULE_CTX_FLAGS_CLUSTER != 0;
+    if cluster && !migration::start(ctx.ctx) {
+        ctx.log_warning("flash: cannot guard slot migrations (FLASH.SETSLOT and its filter)");
+        return Status::Err;
+    }
     Status::Ok
 }
 

@@ -227,3 +227,129 @@ async fn a_killed_masters_replica_takes_over_its_sales_and_their_holds() {
     let order = run(&mut conn, &["FLASH.CART", "f", "order"]).await;
     assert!(format!("{order:?}").contains("checked_out"), "{order:?}");
 }
+
+/// Moving a slot that holds a live sale is refused at its first step (the source's `CLUSTER
+/// SETSLOT … MIGRATING`, what `redis-cli --cluster reshard` sends before it moves a key), with
+/// the sale named and nothing changed; once the sale has ended with nothing held or pending,
+/// the slot moves, and the sale with it, whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_sale_refuses_to_start_moving_its_slot_and_moves_once_it_is_over() {
+    let cluster = cluster();
+    let mut conn = cluster.client().get_async_connection().await.unwrap();
+    let sale = "mover";
+    run(&mut conn, &["FLASH.SALE", sale, "HOLD", "1500"]).await;
+    run(&mut conn, &["FLASH.LOAD", sale, "14", "10"]).await;
+    run(&mut conn, &["FLASH.RESERVE", sale, "c1", "u1", "14", "2"]).await;
+    run(&mut conn, &["FLASH.CHECKOUT", sale, "c1", "u1"]).await;
+    run(&mut conn, &["FLASH.RESERVE", sale, "c2", "u2", "14", "1"]).await;
+
+    // The slot core says is the one Redis hashes the sale's keys to.
+    let slot = flash_core::keys::slot_of_sale(sale);
+    let source = owner_of(&cluster, sale).await;
+    let keyslot: u16 = on_node(
+        &cluster,
+        source,
+        &["CLUSTER", "KEYSLOT", &SaleKeys::new(sale).sale()],
+    )
+    .await;
+    assert_eq!(keyslot, slot);
+    let target = *masters(&cluster)
+        .await
+        .iter()
+        .find(|&&port| port != source)
+        .unwrap();
+    let source_id: String = on_node(&cluster, source, &["CLUSTER", "MYID"]).await;
+    let target_id: String = on_node(&cluster, target, &["CLUSTER", "MYID"]).await;
+    let slot_text = slot.to_string();
+    let migrating = ["CLUSTER", "SETSLOT", &slot_text, "MIGRATING", &target_id];
+
+    let refused: redis::RedisResult<String> = cluster.query(source, &migrating).await;
+    let error = refused.unwrap_err().to_string();
+    assert!(error.contains("LIVESALE"), "{error}");
+    assert!(
+        error.contains("'mover' (not ended; 1 carts held, 2 units pending)"),
+        "{error}"
+    );
+    let nodes: String = on_node(&cluster, source, &["CLUSTER", "NODES"]).await;
+    assert!(
+        !nodes.contains(&format!("[{slot}->-")),
+        "the slot started migrating:\n{nodes}"
+    );
+    run(&mut conn, &["FLASH.RESERVE", sale, "c3", "u3", "14", "1"]).await;
+
+    // Over: ended, the order settled, the holds run out (the module's timer).
+    let ended_at = (std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis()
+        - 1)
+    .to_string();
+    run(&mut conn, &["FLASH.SALE", sale, "END", &ended_at]).await;
+    run(&mut conn, &["FLASH.SETTLE", sale, "c1", "OK"]).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let info = run(&mut conn, &["FLASH.INFO", sale]).await;
+        if info_field(&info, "held_carts") == Some(Value::Int(0)) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the holds did not run out: {info:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // The slot moves as redis-cli moves it: importing, migrating, every key, then the owner.
+    let importing = ["CLUSTER", "SETSLOT", &slot_text, "IMPORTING", &source_id];
+    let _: String = on_node(&cluster, target, &importing).await;
+    let _: String = on_node(&cluster, source, &migrating).await;
+    loop {
+        let keys: Vec<String> = on_node(
+            &cluster,
+            source,
+            &["CLUSTER", "GETKEYSINSLOT", &slot_text, "100"],
+        )
+        .await;
+        if keys.is_empty() {
+            break;
+        }
+        let target_port = target.to_string();
+        let mut words = vec![
+            "MIGRATE",
+            "127.0.0.1",
+            &target_port,
+            "",
+            "0",
+            "5000",
+            "KEYS",
+        ];
+        words.extend(keys.iter().map(String::as_str));
+        let _: String = on_node(&cluster, source, &words).await;
+    }
+    for port in [target, source] {
+        let _: String = on_node(
+            &cluster,
+            port,
+            &["CLUSTER", "SETSLOT", &slot_text, "NODE", &target_id],
+        )
+        .await;
+    }
+    assert_eq!(owner_of(&cluster, sale).await, target);
+
+    // The sale, whole, on its new master: 2 sold, nothing held, the rest available.
+    let mut conn = cluster.client().get_async_connection().await.unwrap();
+    let info = run(&mut conn, &["FLASH.INFO", sale]).await;
+    let total = Value::Array([10, 8, 0, 0, 2].map(Value::Int).to_vec());
+    assert_eq!(info_field(&info, "total"), Some(total), "{info:?}");
+}
+
+/// A field of FLASH.INFO's field/value reply.
+fn info_field(info: &Value, name: &str) -> Option<Value> {
+    let Value::Array(items) = info else {
+        return None;
+    };
+    items
+        .chunks(2)
+        .find(|pair| pair[0] == Value::BulkString(name.as_bytes().to_vec()))
+        .and_then(|pair| pair.get(1).cloned())
+}
