@@ -16,6 +16,14 @@ pub enum ClientError {
         command: &'static str,
         detail: String,
     },
+    /// A durable write ([`crate::DurableWrites`]) was made on the master, but fewer replicas
+    /// than asked acknowledged it in time: a failover now could lose it.
+    #[error("order {} written, but {acked} of {wanted} replicas acknowledged it in time", order.order)]
+    NotDurable {
+        order: Box<crate::replies::Order>,
+        acked: i64,
+        wanted: u32,
+    },
 }
 
 impl ClientError {

@@ -10,6 +10,8 @@
 //!   for the raw reply.
 //! - [`connection`]: [`FlashConnection`]: one connection type for a single server or a
 //!   Redis Cluster, chosen by `REDIS_URL` (`redis://…` or `redis+cluster://h:p,h:p,…`).
+//! - [`durable`]: [`DurableWrites`]: checkout and buy answered once a replica has them
+//!   (WAIT on a connection of their own).
 //! - [`replies`]: the typed replies ([`Reservation`], [`Order`], [`CartView`], [`SaleInfo`]).
 //! - [`error`]: [`ClientError`]: an engine refusal (with its stable code) apart from
 //!   connection trouble and malformed replies.
@@ -24,6 +26,7 @@
 
 pub mod client;
 pub mod connection;
+pub mod durable;
 pub mod error;
 pub mod events;
 pub mod lua;
@@ -33,6 +36,7 @@ pub mod stream;
 
 pub use client::{Backend, FlashClient, SaleSettings};
 pub use connection::FlashConnection;
+pub use durable::{Durability, DurableWrites};
 pub use error::ClientError;
 pub use events::{StockEvents, SubscriptionEvent, SubscriptionSettings};
 pub use flash_core::cmd::Verdict;

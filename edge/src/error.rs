@@ -157,6 +157,22 @@ impl From<ClientError> for ApiError {
             ClientError::Reply { command, detail } => {
                 ApiError::internal(format!("{command}: unexpected reply: {detail}"))
             }
+            // `--durability replica`: taken by the master, not yet on a replica in time.
+            ClientError::NotDurable {
+                order,
+                acked,
+                wanted,
+            } => ApiError {
+                retry_after: Some(1),
+                ..ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "NOTDURABLE",
+                    format!(
+                        "order {} was taken but only {acked} of {wanted} replicas confirmed                          it in time: it may be lost if the store fails now; look it up before                          ordering again",
+                        order.order
+                    ),
+                )
+            },
         }
     }
 }

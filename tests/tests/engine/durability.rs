@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use flash_client::{Backend, FlashClient};
+use flash_client::{Backend, ClientError, Durability, DurableWrites, FlashClient};
 use flash_core::model::CartState;
 use flash_tests::{RedisServer, ServerOptions};
 use rand::rngs::StdRng;
@@ -16,6 +16,7 @@ both_backends!(
     a_replica_expires_nothing_until_promoted,
     an_aof_restart_restores_the_exact_state,
     holds_due_while_the_server_was_down_are_released_on_return,
+    a_durable_write_answers_once_a_replica_has_it,
 );
 
 /// Random traffic over every write command; engine refusals are part of the mix.
@@ -311,4 +312,68 @@ async fn a_master_demoted_and_promoted_again_releases_the_holds_replicated_to_it
         "the promoted server did not release the replicated hold"
     );
     assert_eq!(first.ledger("s").await[0].1.available, 10);
+}
+
+/// `DurableWrites` (the edge's `--durability replica`): a checkout or buy answered Ok is on
+/// the replica already; with no replica to confirm it, the answer says so (NotDurable), and
+/// the order stands on the master all the same.
+async fn a_durable_write_answers_once_a_replica_has_it(backend: Backend) {
+    let e = Engine::start(backend).await;
+    e.ok("FLASH.SALE s HOLD 60000").await;
+    e.ok("FLASH.LOAD s 14 10").await;
+    let replica = start_replica(&e, backend == Backend::Module).await;
+    let url = format!("redis://127.0.0.1:{}", e.server.port);
+    let durability = Durability {
+        replicas: 1,
+        timeout: Duration::from_secs(5),
+    };
+    let durable = DurableWrites::connect(&url, 2, durability).await.unwrap();
+    let mut on_replica = replica
+        .client()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let orders_on_replica = |conn: &mut redis::aio::MultiplexedConnection| {
+        let mut conn = conn.clone();
+        async move {
+            let count: i64 = redis::cmd("XLEN")
+                .arg("flash:{s}:orders")
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+            count
+        }
+    };
+
+    e.client.reserve("s", "c1", "u1", 14, 2).await.unwrap();
+    let order = durable.checkout("s", "c1", "u1").await.unwrap();
+    assert_eq!(order.units, 2);
+    // Asked right after the answer, with no wait of ours: the replica had it first.
+    assert_eq!(orders_on_replica(&mut on_replica).await, 1);
+    durable.buy("s", "b1", "u2", 14, 1).await.unwrap();
+    assert_eq!(orders_on_replica(&mut on_replica).await, 2);
+
+    drop(replica);
+    e.client.reserve("s", "c2", "u3", 14, 1).await.unwrap();
+    let impatient = Durability {
+        replicas: 1,
+        timeout: Duration::from_millis(300),
+    };
+    let durable = DurableWrites::connect(&url, 1, impatient).await.unwrap();
+    match durable.checkout("s", "c2", "u3").await {
+        Err(ClientError::NotDurable {
+            order,
+            acked,
+            wanted,
+        }) => {
+            assert_eq!((order.order.as_str(), acked, wanted), ("c2", 0, 1));
+        }
+        other => panic!("expected NotDurable, got {other:?}"),
+    }
+    let cart = e.client.cart("s", "c2").await.unwrap();
+    assert_eq!(
+        cart.state,
+        CartState::CheckedOut,
+        "the order stands on the master"
+    );
 }
