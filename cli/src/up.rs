@@ -14,12 +14,14 @@
 //! - [`data`]: the data folder, its lock and the session secret.
 //! - [`stack`]: what runs, the signals, the wait for either, the stop in reverse order.
 //! - [`redis_server`], [`postgres`]: starting each (through `flash-servers`, as the test
-//!   harness does) and waiting until it answers.
+//!   harness does) and waiting until it answers; [`redis_cluster`]: `--shards N`, a local
+//!   Redis Cluster instead of one redis-server.
 //! - [`demo`]: the demo catalog.
 
 mod data;
 pub mod demo;
 mod postgres;
+mod redis_cluster;
 mod redis_server;
 mod stack;
 
@@ -56,9 +58,15 @@ pub struct UpArgs {
     /// The shop, the API and live stock on 127.0.0.1:PORT.
     #[arg(long, env = "FLASH_HTTP_PORT", default_value_t = 8000)]
     pub http_port: u16,
-    /// redis-server's port on 127.0.0.1 (not used with REDIS_URL).
+    /// redis-server's port on 127.0.0.1 (not used with REDIS_URL); with --shards, the first
+    /// node's (the others follow).
     #[arg(long, env = "FLASH_REDIS_PORT", default_value_t = 6379)]
     pub redis_port: u16,
+    /// A local Redis Cluster of N masters (3 to 16: Redis Cluster needs three), each with a
+    /// replica, instead of one redis-server (the module and the append-only file on every
+    /// node; not with REDIS_URL).
+    #[arg(long, value_parser = clap::value_parser!(u16).range(3..=16))]
+    pub shards: Option<u16>,
     /// PostgreSQL's port on 127.0.0.1 (not used with DATABASE_URL); not 5432, which
     /// Debian's own PostgreSQL takes.
     #[arg(long, env = "FLASH_PG_PORT", default_value_t = 5433)]
@@ -126,7 +134,7 @@ pub async fn run(args: UpArgs) -> Result<ExitCode> {
         }
         Event::Exited(part, status) => {
             let server = match part {
-                Part::Redis => stack.redis.as_ref(),
+                Part::Redis(node) => stack.redis.get(node),
                 Part::Postgres => stack.postgres.as_ref(),
             };
             if let Some(server) = server {
@@ -187,7 +195,10 @@ async fn start(args: &UpArgs, stack: &mut Stack) -> Result<Started> {
             other = next_port(args.http_port)
         ),
     )?;
-    if args.redis_url.is_none() {
+    if args.redis_url.is_some() && args.shards.is_some() {
+        bail!("--shards starts a cluster of its own: leave REDIS_URL unset to use it");
+    }
+    if args.redis_url.is_none() && args.shards.is_none() {
         check_port(
             args.redis_port,
             &format!(
@@ -215,9 +226,23 @@ async fn start(args: &UpArgs, stack: &mut Stack) -> Result<Started> {
     let mut summary = Vec::new();
     let mut exports = Vec::new();
 
-    let redis_url = match &args.redis_url {
-        Some(url) => url.clone(),
-        None => {
+    let redis_url = match (&args.redis_url, args.shards) {
+        (Some(url), _) => url.clone(),
+        (None, Some(shards)) => {
+            let module = module_path(args.module.as_deref())?;
+            let (url, lines) = redis_cluster::start(
+                &mut stack.redis,
+                shards,
+                args.redis_port,
+                &data.join("redis-cluster"),
+                &module,
+            )
+            .await?;
+            summary.extend(lines);
+            exports.push(format!("REDIS_URL={url}"));
+            url
+        }
+        (None, None) => {
             let module = module_path(args.module.as_deref())?;
             let (url, lines) = redis_server::start(
                 &mut stack.redis,
@@ -448,7 +473,7 @@ fn module_path(given: Option<&Path>) -> Result<PathBuf> {
     std::fs::canonicalize(&path).with_context(|| format!("cannot resolve {}", path.display()))
 }
 
-fn check_port(port: u16, busy: &str) -> Result<()> {
+pub(crate) fn check_port(port: u16, busy: &str) -> Result<()> {
     match TcpListener::bind((Ipv4Addr::LOCALHOST, port)) {
         Ok(_) => Ok(()),
         Err(error) if error.kind() == ErrorKind::AddrInUse => {

@@ -115,6 +115,29 @@ pub fn free_cluster_port() -> io::Result<u16> {
     ))
 }
 
+/// The first of `count` consecutive free ports whose bus ports (+ 10000) are free too: what
+/// `flash up --shards` takes from its `--redis-port`.
+pub fn free_cluster_ports(count: u16) -> io::Result<u16> {
+    let free =
+        |port: u16| !is_retired(port) && TcpListener::bind((Ipv4Addr::LOCALHOST, port)).is_ok();
+    for _ in 0..200 {
+        let first = free_cluster_port()?;
+        let all_free = (0..count).all(|n| {
+            let Some(port) = first.checked_add(n) else {
+                return false;
+            };
+            port.checked_add(10_000)
+                .is_some_and(|bus| free(port) && free(bus))
+        });
+        if all_free {
+            return Ok(first);
+        }
+    }
+    Err(io::Error::other(format!(
+        "no {count} consecutive ports with free bus ports after 200 tries"
+    )))
+}
+
 /// Runs a start-up step of `flash-servers` (async, as `flash up` needs it) to completion for
 /// the guards' synchronous API. On a thread of its own: the caller may be a test already
 /// inside a runtime, where blocking on another one is refused.

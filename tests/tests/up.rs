@@ -15,7 +15,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use flash_api_client::{Buy, EdgeClient, OrderStatus, StatusCode};
-use flash_tests::{flash_binary, free_port, module_path};
+use flash_tests::{flash_binary, free_cluster_ports, free_port, module_path};
 
 /// initdb and a first checkpoint take a few seconds; a debug build starts slower.
 const START_TIMEOUT: Duration = Duration::from_secs(90);
@@ -102,6 +102,99 @@ async fn up_serves_a_sale_stops_on_sigint_and_restarts_on_its_data() {
     );
 }
 
+/// `flash up --shards 3`: the same stack on a local Redis Cluster (three masters, a replica
+/// each, the module on every node), an order through it, a stop with SIGINT that leaves no
+/// node behind, and a second start that rejoins the same cluster with the order still there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn up_with_shards_serves_from_a_local_cluster_and_rejoins_it() {
+    let data = tempfile::Builder::new()
+        .prefix("flash-up-cluster-")
+        .tempdir()
+        .expect("a temp data folder");
+    let logs = tempfile::Builder::new()
+        .prefix("flash-up-cluster-logs-")
+        .tempdir()
+        .expect("a temp log folder");
+    let mut up = Up::start_with(data.path(), logs.path(), "first", Some(3));
+    let edge = up.wait_healthy().await;
+    let out = up.stdout();
+    assert!(
+        out.contains("3 masters and 3 replicas") && out.contains("cluster made now"),
+        "{out}"
+    );
+    assert!(
+        out.contains("REDIS_URL=redis+cluster://127.0.0.1:"),
+        "{out}"
+    );
+    for (_, port) in up.redis_nodes() {
+        let client = redis::Client::open(format!("redis://127.0.0.1:{port}/")).unwrap();
+        let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+        let info: String = redis::cmd("CLUSTER")
+            .arg("INFO")
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        assert!(
+            info.contains("cluster_state:ok") && info.contains("cluster_size:3"),
+            "node {port}: {info}"
+        );
+    }
+
+    let token = edge.sign_in("sharded").await.expect("signed in").token;
+    let shopper = up.client().with_token(&token).expect("a token header");
+    let catalog = edge.products(0, 60).await.expect("the catalog");
+    let product = catalog
+        .items
+        .iter()
+        .find(|item| item.available > 0)
+        .cloned()
+        .unwrap_or_else(|| panic!("a product in stock: {catalog:?}"));
+    let order = shopper
+        .buy(&Buy {
+            product_id: product.id,
+            qty: None,
+            order_id: None,
+        })
+        .await
+        .expect("the order is accepted (202)");
+    up.wait_confirmed(&shopper, &order.order_id).await;
+    up.stop_with_sigint();
+
+    let mut up = Up::start_with(data.path(), logs.path(), "second", Some(3));
+    up.wait_healthy().await;
+    let out = up.stdout();
+    assert!(
+        out.contains("cluster rejoined") && out.contains("reused"),
+        "{out}"
+    );
+    let shopper = up.client().with_token(&token).expect("a token header");
+    let stored = shopper.order(&order.order_id).await.expect("the order");
+    assert_eq!(stored.status, OrderStatus::Confirmed, "{stored:?}");
+    up.reconcile();
+    up.stop_with_sigint();
+
+    // A cluster keeps its size: another --shards on its folder is refused, with what to do.
+    let mut up = Up::start_with(data.path(), logs.path(), "third", Some(4));
+    let deadline = Instant::now() + START_TIMEOUT;
+    let status = loop {
+        if let Some(status) = up.exited() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "flash up --shards 4 did not refuse\n{}",
+            up.output()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(!status.success());
+    assert!(
+        up.output().contains("holds a cluster of 6 nodes") && up.output().contains("--shards 3"),
+        "{}",
+        up.output()
+    );
+}
+
 /// One `flash up` process and where it serves.
 struct Up {
     child: Option<Child>,
@@ -112,11 +205,24 @@ struct Up {
     http_port: u16,
     redis_port: u16,
     pg_port: u16,
+    /// `--shards`: the cluster's node count is twice this.
+    shards: Option<u16>,
 }
 
 impl Up {
     fn start(data: &Path, logs: &Path, run: &'static str) -> Up {
-        let [http_port, redis_port, pg_port] = distinct_free_ports();
+        Up::start_with(data, logs, run, None)
+    }
+
+    /// `shards`: `flash up --shards N`, its nodes on a run of free ports.
+    fn start_with(data: &Path, logs: &Path, run: &'static str, shards: Option<u16>) -> Up {
+        let [http_port, mut redis_port, pg_port] = distinct_free_ports();
+        if let Some(shards) = shards {
+            redis_port = free_cluster_ports(shards * 2).expect("free ports for the cluster");
+        }
+        let shard_args: Vec<String> = shards
+            .map(|shards| vec!["--shards".to_owned(), shards.to_string()])
+            .unwrap_or_default();
         let stdout = logs.join(format!("{run}.out"));
         let stderr = logs.join(format!("{run}.err"));
         let child = Command::new(flash_binary())
@@ -126,6 +232,7 @@ impl Up {
             .args(["--http-port", &http_port.to_string()])
             .args(["--redis-port", &redis_port.to_string()])
             .args(["--pg-port", &pg_port.to_string()])
+            .args(&shard_args)
             .arg("--module")
             .arg(module_path().expect("the module is built (cargo xtask test builds it)"))
             // Servers of its own, whatever this environment points at.
@@ -149,7 +256,29 @@ impl Up {
             http_port,
             redis_port,
             pg_port,
+            shards,
         }
+    }
+
+    /// Where each redis-server of this run keeps its pid, and the port it serves.
+    fn redis_nodes(&self) -> Vec<(PathBuf, u16)> {
+        let Some(shards) = self.shards else {
+            return vec![(self.data.join("redis").join("redis.pid"), self.redis_port)];
+        };
+        let kept = fs::read_to_string(self.data.join("redis-cluster").join("ports"))
+            .unwrap_or_else(|_| panic!("the cluster's ports file\n{}", self.output()));
+        let ports: Vec<u16> = kept
+            .split(',')
+            .map(|port| port.trim().parse().expect("a port"))
+            .collect();
+        assert_eq!(ports.len(), usize::from(shards) * 2, "{kept}");
+        ports
+            .into_iter()
+            .map(|port| {
+                let dir = self.data.join("redis-cluster").join(port.to_string());
+                (dir.join("redis.pid"), port)
+            })
+            .collect()
     }
 
     fn url(&self, path: &str) -> String {
@@ -251,22 +380,25 @@ impl Up {
     /// servers (their pid files are removed on a clean stop, the processes are gone, their
     /// ports are closed).
     fn stop_with_sigint(&mut self) {
-        let servers = [
-            ("redis-server", self.data.join("redis").join("redis.pid")),
-            (
+        let redis_nodes = self.redis_nodes();
+        let pid_files = redis_nodes
+            .iter()
+            .map(|(file, _)| ("redis-server", file.clone()))
+            .chain([(
                 "postgres",
                 self.data.join("postgres").join("postmaster.pid"),
-            ),
-        ]
-        .map(|(name, file)| {
-            let pid = fs::read_to_string(&file)
-                .ok()
-                .and_then(|text| text.lines().next()?.trim().parse::<u32>().ok())
-                .unwrap_or_else(|| {
-                    panic!("{} holds {name}'s pid\n{}", file.display(), self.output())
-                });
-            (name, file, pid)
-        });
+            )]);
+        let servers: Vec<(&str, PathBuf, u32)> = pid_files
+            .map(|(name, file)| {
+                let pid = fs::read_to_string(&file)
+                    .ok()
+                    .and_then(|text| text.lines().next()?.trim().parse::<u32>().ok())
+                    .unwrap_or_else(|| {
+                        panic!("{} holds {name}'s pid\n{}", file.display(), self.output())
+                    });
+                (name, file, pid)
+            })
+            .collect();
         let child = self.child.as_mut().expect("flash is running");
         signal(child.id(), libc::SIGINT);
         let deadline = Instant::now() + STOP_TIMEOUT;
@@ -303,11 +435,10 @@ impl Up {
                 file.display()
             );
         }
-        for (name, port) in [
-            ("the edge", self.http_port),
-            ("redis-server", self.redis_port),
-            ("postgres", self.pg_port),
-        ] {
+        let ports = [("the edge", self.http_port), ("postgres", self.pg_port)]
+            .into_iter()
+            .chain(redis_nodes.iter().map(|(_, port)| ("redis-server", *port)));
+        for (name, port) in ports {
             assert!(
                 TcpStream::connect((Ipv4Addr::LOCALHOST, port)).is_err(),
                 "{name} still listens on {port}\n{out}"

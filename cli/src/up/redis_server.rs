@@ -15,7 +15,7 @@ const START_TIMEOUT: Duration = Duration::from_secs(60);
 /// stopped whatever happens next), and waits until it answers; returns its URL and the lines
 /// that describe it.
 pub async fn start(
-    slot: &mut Option<Server>,
+    slots: &mut Vec<Server>,
     port: u16,
     dir: &Path,
     module: &Path,
@@ -31,7 +31,10 @@ pub async fn start(
         debug_command: false,
         cluster: None,
     };
-    let server = slot.insert(config.spawn(Supervision::Supervised)?);
+    slots.push(config.spawn(Supervision::Supervised)?);
+    let Some(server) = slots.last_mut() else {
+        anyhow::bail!("redis-server was not kept");
+    };
     let version = ready(server, port, START_TIMEOUT).await?;
     let lines = vec![
         format!(

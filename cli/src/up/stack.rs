@@ -21,7 +21,8 @@ const POSTGRES_STOP: Duration = Duration::from_secs(30);
 /// Everything started so far; [`Stack::stop`] stops it in reverse order.
 #[derive(Default)]
 pub struct Stack {
-    pub redis: Option<Server>,
+    /// One redis-server, or every node of `--shards`' cluster.
+    pub redis: Vec<Server>,
     pub postgres: Option<Server>,
     pub edge: Option<Edge>,
     /// Locked until `flash up` ends, after its servers have stopped.
@@ -35,7 +36,8 @@ pub struct Edge {
 
 #[derive(Clone, Copy)]
 pub enum Part {
-    Redis,
+    /// Which of [`Stack::redis`].
+    Redis(usize),
     Postgres,
 }
 
@@ -55,7 +57,7 @@ pub async fn supervise(stack: &mut Stack, signals: &mut Signals) -> Event {
     } = stack;
     tokio::select! {
         name = signals.recv() => Event::Signal(name),
-        status = exited(redis) => Event::Exited(Part::Redis, status),
+        (node, status) = any_exited(redis) => Event::Exited(Part::Redis(node), status),
         status = exited(postgres) => Event::Exited(Part::Postgres, status),
         outcome = edge_ended(edge) => Event::EdgeEnded(outcome),
     }
@@ -68,6 +70,16 @@ async fn exited(server: &mut Option<Server>) -> Result<std::process::ExitStatus>
     }
 }
 
+/// The first of `servers` to exit, and how.
+async fn any_exited(servers: &mut [Server]) -> (usize, Result<std::process::ExitStatus>) {
+    if servers.is_empty() {
+        return std::future::pending().await;
+    }
+    let waits = servers.iter_mut().map(|server| Box::pin(server.exited()));
+    let (status, node, _) = futures::future::select_all(waits).await;
+    (node, status)
+}
+
 async fn edge_ended(edge: &mut Option<Edge>) -> Result<Result<()>, JoinError> {
     match edge {
         Some(edge) => (&mut edge.task).await,
@@ -77,7 +89,7 @@ async fn edge_ended(edge: &mut Option<Edge>) -> Result<Result<()>, JoinError> {
 
 impl Stack {
     pub fn is_running(&self) -> bool {
-        self.redis.is_some() || self.postgres.is_some() || self.edge.is_some()
+        !self.redis.is_empty() || self.postgres.is_some() || self.edge.is_some()
     }
 
     /// Stops what runs, newest first, saying what stopped; returns whether every part
@@ -107,14 +119,19 @@ impl Stack {
                 }
             }
         }
-        let servers = [
-            (
-                self.redis.take(),
-                REDIS_STOP,
-                "; its append-only file is on disk",
-            ),
-            (self.postgres.take(), POSTGRES_STOP, ""),
-        ];
+        // The cluster's nodes newest first, then PostgreSQL.
+        let mut servers: Vec<(Option<Server>, Duration, &str)> = std::mem::take(&mut self.redis)
+            .into_iter()
+            .rev()
+            .map(|server| {
+                (
+                    Some(server),
+                    REDIS_STOP,
+                    "; its append-only file is on disk",
+                )
+            })
+            .collect();
+        servers.push((self.postgres.take(), POSTGRES_STOP, ""));
         for (server, timeout, note) in servers {
             let Some(mut server) = server else {
                 continue;
