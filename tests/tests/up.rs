@@ -127,13 +127,16 @@ async fn up_with_shards_serves_from_a_local_cluster_and_rejoins_it() {
         "{out}"
     );
     for (_, port) in up.redis_nodes() {
-        let client = redis::Client::open(format!("redis://127.0.0.1:{port}/")).unwrap();
-        let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+        let client = redis::Client::open(format!("redis://127.0.0.1:{port}/")).expect("a URL");
+        let mut conn = client
+            .get_multiplexed_async_connection()
+            .await
+            .expect("the node answers");
         let info: String = redis::cmd("CLUSTER")
             .arg("INFO")
             .query_async(&mut conn)
             .await
-            .unwrap();
+            .expect("CLUSTER INFO");
         assert!(
             info.contains("cluster_state:ok") && info.contains("cluster_size:3"),
             "node {port}: {info}"
