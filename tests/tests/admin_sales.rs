@@ -178,7 +178,10 @@ async fn sale_create_records_the_sale_and_refuses_a_product_of_another_sale() {
     // The default sale sells what no sale lists: 3 and 4.
     servers.ok(&["sale", "create"]);
     let synced = servers.ok(&["stock", "sync"]);
-    assert!(synced.contains("loaded 2 products into sale 'cli'"), "{synced}");
+    assert!(
+        synced.contains("loaded 2 products into sale 'cli'"),
+        "{synced}"
+    );
     assert_eq!(reconciled_products(&servers.ok(&["reconcile"])), [3, 4]);
     assert_eq!(
         reconciled_products(&servers.ok(&["reconcile", "--sale", "spring"])),
@@ -204,7 +207,14 @@ async fn sale_create_records_the_sale_and_refuses_a_product_of_another_sale() {
     );
     // The same products again, a new title: fine.
     servers.ok(&[
-        "sale", "--sale", "spring", "create", "--title", "Spring", "--products", "2",
+        "sale",
+        "--sale",
+        "spring",
+        "create",
+        "--title",
+        "Spring",
+        "--products",
+        "2",
     ]);
     let (sales, _) = catalog_rows(&pg).await;
     assert_eq!(sales, [("spring".to_owned(), "Spring".to_owned())]);
@@ -225,9 +235,12 @@ async fn worker_with_all_sales_waits_for_a_cataloged_sale_then_consumes_it() {
     let pg = catalog(&servers).await;
     let engine = servers.engine().await;
     // Product 1 goes to `later` (recorded below), so the default sale must not carry it.
-    pg.execute("INSERT INTO sales (name, title) VALUES ('later', 'Later')", &[])
-        .await
-        .unwrap();
+    pg.execute(
+        "INSERT INTO sales (name, title) VALUES ('later', 'Later')",
+        &[],
+    )
+    .await
+    .unwrap();
     pg.execute(
         "INSERT INTO sale_products (sale, product_id) VALUES ('later', 1)",
         &[],
@@ -258,7 +271,9 @@ async fn worker_with_all_sales_waits_for_a_cataloged_sale_then_consumes_it() {
     }
     let orders = servers.ok(&["orders", "--sale", "later"]);
     assert!(
-        orders.lines().any(|line| line.starts_with("o1") && line.contains("settled")),
+        orders
+            .lines()
+            .any(|line| line.starts_with("o1") && line.contains("settled")),
         "{orders}"
     );
     assert_eq!(

@@ -52,9 +52,7 @@ async fn one_worker_consumes_sales_on_three_masters(backend: Backend) {
     assert_eq!(engine.backend(), backend);
     let postgres = PostgresServer::start().unwrap();
     let database_url = postgres.create_database().unwrap();
-    let (mut pg, connection) = tokio_postgres::connect(&database_url, NoTls)
-        .await
-        .unwrap();
+    let (mut pg, connection) = tokio_postgres::connect(&database_url, NoTls).await.unwrap();
     tokio::spawn(connection);
     migrate(&mut pg).await.unwrap();
     pg.batch_execute(

@@ -121,7 +121,9 @@ async fn stored(pg: &Client) -> BTreeMap<String, Vec<String>> {
 
 /// The books of `sale`: every product it sells matches, nothing pending, the ledger balanced.
 async fn assert_balanced(pg: &Client, engine: &FlashClient, sale: &str, products: &[i64]) {
-    let rows = reconcile_sale(pg, engine, sale, DEFAULT_SALE).await.unwrap();
+    let rows = reconcile_sale(pg, engine, sale, DEFAULT_SALE)
+        .await
+        .unwrap();
     assert_eq!(
         rows.iter().map(|row| row.product).collect::<Vec<_>>(),
         products,
