@@ -4,42 +4,81 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use anyhow::{Context, Result};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
 use flash_client::SaleSettings;
+use flash_core::ErrorCode;
+use flash_worker::SaleSet;
 use flash_worker::consumer::Counters;
+use flash_worker::sale_set::DEFAULT_CATALOG_REFRESH;
 use flash_worker::settings::WorkerSettings;
-use flash_worker::stock::{reconcile as compare, sync, table};
+use flash_worker::stock::{reconcile_sale, sync_sale, table};
 use tracing::info;
 
-use crate::common::{Common, stop_signal};
+use crate::common::{Common, DEFAULT_SALE, Servers, stop_signal};
 
 #[derive(Debug, Args)]
 pub struct WorkerArgs {
     #[command(flatten)]
-    pub common: Common,
+    pub servers: Servers,
+    /// The default sale: consumed when no --sale is given, and always with --all-sales.
+    #[arg(long, env = "FLASH_SALE", default_value = DEFAULT_SALE)]
+    pub default_sale: String,
+    /// A sale to consume; repeat it (or give a comma-separated list) for more. Default: the
+    /// default sale.
+    #[arg(long = "sale", value_delimiter = ',')]
+    pub sales: Vec<String>,
+    /// Consume the default sale and every sale recorded in PostgreSQL (`flash sale create
+    /// --title/--products`), reading them again every --sales-refresh-ms: a sale recorded
+    /// while this runs is consumed too, once FLASH.SALE has made it.
+    #[arg(long)]
+    pub all_sales: bool,
+    /// With --all-sales: how often to look for new sales, in milliseconds.
+    #[arg(long, env = "FLASH_SALES_REFRESH_MS", default_value_t = DEFAULT_CATALOG_REFRESH.as_millis() as u64)]
+    pub sales_refresh_ms: u64,
     #[command(flatten)]
     pub worker: WorkerSettings,
-    /// This worker's name in the consumer group (default: host and process id). Run many
+    /// This worker's name in the consumer groups (default: host and process id). Run many
     /// workers with different names; restart one under its old name to finish its entries.
     #[arg(long, env = "FLASH_CONSUMER")]
     pub consumer: Option<String>,
 }
 
-/// `flash worker`: migrates, then consumes the order stream until Ctrl-C or SIGTERM (the
-/// batch in hand is finished first).
+impl WorkerArgs {
+    /// The sales this worker consumes.
+    pub fn sale_set(&self) -> SaleSet {
+        let mut named = self.sales.clone();
+        if named.is_empty() || self.all_sales {
+            named.insert(0, self.default_sale.clone());
+        }
+        named.dedup();
+        SaleSet {
+            named,
+            // Zero would read the catalog in a loop.
+            catalog_refresh: self
+                .all_sales
+                .then(|| Duration::from_millis(self.sales_refresh_ms.max(100))),
+        }
+    }
+}
+
+/// `flash worker`: migrates, then consumes the sales' order streams until Ctrl-C or SIGTERM
+/// (each sale's batch in hand is finished first).
 pub async fn worker(args: WorkerArgs) -> Result<ExitCode> {
-    let common = &args.common;
+    let servers = &args.servers;
+    let sales = args.sale_set();
     let config = args.worker.config(
-        &common.redis_url,
-        common.database_url()?,
-        &common.sale,
+        &servers.redis_url,
+        servers.database_url()?,
+        &args.default_sale,
         args.consumer.as_deref(),
         "",
     );
-    flash_worker::migrate::migrate(&mut common.database().await?).await?;
-    info!(sale = %config.sale, consumer = %config.consumer, batch_size = config.batch_size, "worker: starting");
-    flash_worker::consumer::run(config, Arc::new(Counters::default()), stop_signal()?).await;
+    flash_worker::migrate::migrate(&mut servers.database().await?).await?;
+    info!(sales = ?sales.named, all_sales = args.all_sales, consumer = %config.consumer, batch_size = config.batch_size, "worker: starting");
+    flash_worker::run_sales(config, sales, Arc::new(Counters::default()), stop_signal()?).await;
     info!("worker: stopped");
     Ok(ExitCode::SUCCESS)
 }
@@ -72,14 +111,28 @@ pub enum SaleAction {
         /// default one day).
         #[arg(long)]
         retain_ms: Option<i64>,
+        #[command(flatten)]
+        catalog: CatalogArgs,
     },
     /// The sale's settings and its ledger per product.
     Show,
 }
 
+/// What `sale create` records in PostgreSQL's catalog, besides the engine's settings.
+#[derive(Debug, Args)]
+pub struct CatalogArgs {
+    /// What shoppers see when they pick the sale; records the sale in PostgreSQL (`sales`).
+    #[arg(long)]
+    pub title: Option<String>,
+    /// Products this sale sells (ids, comma-separated); records the sale in PostgreSQL and
+    /// loads their stock into it. A product another sale sells is refused.
+    #[arg(long, value_delimiter = ',')]
+    pub products: Vec<i64>,
+}
+
 pub async fn sale(args: SaleArgs) -> Result<ExitCode> {
-    let engine = args.common.engine().await?;
-    let name = &args.common.sale;
+    let common = &args.common;
+    let name = common.sale();
     match args.action {
         SaleAction::Create {
             hold_ms,
@@ -87,6 +140,7 @@ pub async fn sale(args: SaleArgs) -> Result<ExitCode> {
             start_ms,
             end_ms,
             retain_ms,
+            catalog,
         } => {
             let settings = SaleSettings {
                 hold_ms,
@@ -95,13 +149,84 @@ pub async fn sale(args: SaleArgs) -> Result<ExitCode> {
                 end_ms,
                 retain_ms,
             };
+            let engine = common.engine().await?;
+            // The catalog first: a refused product leaves the engine as it was.
+            let mut pg = None;
+            if catalog.title.is_some() || !catalog.products.is_empty() {
+                let mut client = common.database().await?;
+                flash_worker::migrate::migrate(&mut client).await?;
+                record(&mut client, &engine, common, &catalog).await?;
+                pg = Some(client);
+            }
             engine.sale(name, &settings).await?;
             println!("sale '{name}' saved");
+            if let Some(pg) = pg {
+                let products = sync_sale(&pg, &engine, name, &common.default_sale).await?;
+                println!("loaded {products} products into sale '{name}'");
+            }
             show(&engine, name).await?;
         }
-        SaleAction::Show => show(&engine, name).await?,
+        SaleAction::Show => show(&common.engine().await?, name).await?,
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Records the sale in the catalog. A product leaving the default sale for this one is
+/// refused while the default sale still carries units of it in the engine: both sales would
+/// sell them.
+async fn record(
+    pg: &mut tokio_postgres::Client,
+    engine: &flash_client::FlashClient,
+    common: &Common,
+    catalog: &CatalogArgs,
+) -> Result<()> {
+    let name = common.sale();
+    let default_sale = &common.default_sale;
+    let mut products = catalog.products.clone();
+    products.sort_unstable();
+    products.dedup();
+    if name != default_sale && !products.is_empty() {
+        let in_default: Vec<i64> = flash_worker::sales::products(pg, default_sale, default_sale)
+            .await?
+            .iter()
+            .map(|(id, _)| *id)
+            .collect();
+        let moving: Vec<i64> = products
+            .iter()
+            .copied()
+            .filter(|id| in_default.contains(id))
+            .collect();
+        if !moving.is_empty() {
+            let carried = match engine.info(default_sale).await {
+                Ok(info) => info.skus,
+                Err(error) if error.code() == Some(ErrorCode::NoSale) => Vec::new(),
+                Err(error) => return Err(error.into()),
+            };
+            for (sku, units) in carried {
+                let unsold = units.available + units.held + units.pending;
+                if moving.contains(&sku) && unsold > 0 {
+                    bail!(
+                        "product {sku} is on sale in the default sale '{default_sale}' ({unsold} \
+                         units available, held or pending there): take it off first \
+                         (`redis-cli FLASH.LOAD {default_sale} {sku} 0`, once its carts and \
+                         orders are finished), then record it in '{name}'"
+                    );
+                }
+            }
+        }
+    }
+    flash_worker::sales::record(pg, name, catalog.title.as_deref(), &products)
+        .await
+        .map_err(|error| anyhow::anyhow!("{}: {error}", error.code()))?;
+    println!(
+        "sale '{name}' recorded in PostgreSQL{}",
+        if products.is_empty() {
+            String::new()
+        } else {
+            format!(" with products {products:?}")
+        }
+    );
+    Ok(())
 }
 
 async fn show(engine: &flash_client::FlashClient, name: &str) -> Result<()> {
@@ -166,8 +291,9 @@ pub struct StockArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum StockAction {
-    /// Load every product's unsold stock from PostgreSQL into the sale; units held in carts
-    /// or waiting in orders are not counted twice.
+    /// Load the unsold stock of the sale's products from PostgreSQL into it (those the
+    /// catalog lists for it; for the default sale also every product no sale lists); units
+    /// held in carts or waiting in orders are not counted twice.
     Sync,
     /// Put `flash up`'s demo catalog (41 products) into PostgreSQL, only if it has no
     /// products yet; `stock sync` then loads it into the sale.
@@ -190,11 +316,9 @@ pub async fn stock(args: StockArgs) -> Result<ExitCode> {
             let mut pg = args.common.database().await?;
             flash_worker::migrate::migrate(&mut pg).await?;
             let engine = args.common.engine().await?;
-            let products = sync(&pg, &engine, &args.common.sale).await?;
-            println!(
-                "loaded {products} products into sale '{}'",
-                args.common.sale
-            );
+            let sale = args.common.sale();
+            let products = sync_sale(&pg, &engine, sale, &args.common.default_sale).await?;
+            println!("loaded {products} products into sale '{sale}'");
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -203,7 +327,7 @@ pub async fn stock(args: StockArgs) -> Result<ExitCode> {
 pub async fn reconcile(common: &Common) -> Result<ExitCode> {
     let pg = common.database().await?;
     let engine = common.engine().await?;
-    let rows = compare(&pg, &engine, &common.sale).await?;
+    let rows = reconcile_sale(&pg, &engine, common.sale(), &common.default_sale).await?;
     print!("{}", table(&rows));
     if rows.iter().any(|row| !row.matches()) {
         println!(
@@ -254,7 +378,7 @@ pub async fn orders(args: OrdersArgs) -> Result<ExitCode> {
              GROUP BY o.sale, o.id, u.username
              ORDER BY o.created_at DESC, o.id
              LIMIT $3",
-            &[&args.common.sale, &args.status, &args.limit.clamp(1, 10_000)],
+            &[&args.common.sale(), &args.status, &args.limit.clamp(1, 10_000)],
         )
         .await?;
     println!(
@@ -263,7 +387,7 @@ pub async fn orders(args: OrdersArgs) -> Result<ExitCode> {
     );
     for row in &rows {
         let id: String = row.get(0);
-        let engine_state = match engine.cart(&args.common.sale, &id).await {
+        let engine_state = match engine.cart(args.common.sale(), &id).await {
             Ok(view) => view.state.as_str().to_owned(),
             Err(error) => error.code().map_or("?", |code| code.as_str()).to_owned(),
         };
@@ -279,7 +403,7 @@ pub async fn orders(args: OrdersArgs) -> Result<ExitCode> {
             row.get::<_, String>(3),
         );
     }
-    let info = engine.info(&args.common.sale).await?;
+    let info = engine.info(args.common.sale()).await?;
     let now_ms = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis());

@@ -12,7 +12,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use flash_cli::common::Common;
+use flash_cli::common::{Common, Servers};
 use flash_cli::simulate::{self, Config, Report};
 use flash_client::SaleSettings;
 use flash_tests::stack::CatalogRow;
@@ -67,11 +67,13 @@ async fn crowd(module: bool, chart_name: &str) -> (Stack, Common, Report, PathBu
         .join("test-artifacts")
         .join(chart_name);
     let _ = std::fs::remove_file(&chart);
-    let common = Common {
-        redis_url: stack.redis.url(),
-        database_url: Some(stack.database_url.clone()),
-        sale: stack.sale.clone(),
-    };
+    let common = Common::new(
+        Servers {
+            redis_url: stack.redis.url(),
+            database_url: Some(stack.database_url.clone()),
+        },
+        &stack.sale,
+    );
     let config = Config {
         url: stack.url(""),
         common: common.clone(),
@@ -196,11 +198,13 @@ async fn rate_limits_count_as_rejects_and_are_named_not_a_crash() {
     .expect("the stack starts");
     let config = Config {
         url: stack.url(""),
-        common: Common {
-            redis_url: stack.redis.url(),
-            database_url: Some(stack.database_url.clone()),
-            sale: stack.sale.clone(),
-        },
+        common: Common::new(
+            Servers {
+                redis_url: stack.redis.url(),
+                database_url: Some(stack.database_url.clone()),
+            },
+            &stack.sale,
+        ),
         buyers: 100,
         concurrency: 20,
         products: None,

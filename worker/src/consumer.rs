@@ -15,6 +15,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use flash_client::{ClientError, Delivery, FlashClient, OrderStream, Verdict};
+use flash_core::ErrorCode;
 use tokio_postgres::NoTls;
 use tracing::{info, warn};
 
@@ -242,9 +243,18 @@ impl Session {
                 // Each call stops after about a millisecond of work: a backlog takes several
                 // calls, for at most half the period, so the stream keeps moving.
                 let round = Instant::now();
-                while self.finisher.engine.expire(&config.sale, 1000).await? > 0
-                    && round.elapsed() < config.expire_every / 2
-                {}
+                loop {
+                    let released = match self.finisher.engine.expire(&config.sale, 1000).await {
+                        Ok(released) => released,
+                        // Not made yet (a worker may start before FLASH.SALE), or deleted:
+                        // nothing can be held in it, so nothing to release.
+                        Err(ClientError::Flash(error)) if error.code == ErrorCode::NoSale => 0,
+                        Err(error) => return Err(error.into()),
+                    };
+                    if released == 0 || round.elapsed() >= config.expire_every / 2 {
+                        break;
+                    }
+                }
                 self.last_expire = Instant::now();
             }
         }

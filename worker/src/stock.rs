@@ -5,6 +5,11 @@
 //! the engine's available + held + pending. One window is legitimate: an order the worker
 //! committed but has not settled yet is counted in neither side's "unsold" the same way, so
 //! run `reconcile` when the worker has caught up (both tools report, neither guesses).
+//!
+//! Both look at the products the sale sells by the catalog's rule ([`crate::sales`]): its
+//! own, and for the default sale every product no sale lists as well. [`sync`] and
+//! [`reconcile`] take the sale as the default one (a single-sale setup: every product);
+//! [`sync_sale`] and [`reconcile_sale`] are told which sale is the default.
 
 use flash_client::FlashClient;
 use tokio_postgres::Client;
@@ -26,30 +31,41 @@ impl Row {
     }
 }
 
-async fn database_stock(pg: &Client) -> Result<Vec<(i64, i64)>, WorkerError> {
-    Ok(pg
-        .query("SELECT id, stock FROM products ORDER BY id", &[])
-        .await?
-        .iter()
-        .map(|row| (row.get(0), row.get(1)))
-        .collect())
+/// [`sync_sale`] of `sale` as the default sale: every product no other sale lists.
+pub async fn sync(pg: &Client, engine: &FlashClient, sale: &str) -> Result<usize, WorkerError> {
+    sync_sale(pg, engine, sale, sale).await
 }
 
-/// Loads every product's unsold stock into the sale, minus what carts and orders already
-/// hold (FLASH.LOAD TOTAL: one atomic command, so a reserve cannot slip in between).
-pub async fn sync(pg: &Client, engine: &FlashClient, sale: &str) -> Result<usize, WorkerError> {
-    let stock = database_stock(pg).await?;
+/// Loads the unsold stock of every product `sale` sells into it, minus what carts and orders
+/// already hold (FLASH.LOAD TOTAL: one atomic command, so a reserve cannot slip in between).
+pub async fn sync_sale(
+    pg: &Client,
+    engine: &FlashClient,
+    sale: &str,
+    default_sale: &str,
+) -> Result<usize, WorkerError> {
+    let stock = crate::sales::products(pg, sale, default_sale).await?;
     for chunk in stock.chunks(500) {
         engine.load_total(sale, chunk).await?;
     }
     Ok(stock.len())
 }
 
-/// Every product of the database against the sale's ledger.
+/// [`reconcile_sale`] of `sale` as the default sale.
 pub async fn reconcile(
     pg: &Client,
     engine: &FlashClient,
     sale: &str,
+) -> Result<Vec<Row>, WorkerError> {
+    reconcile_sale(pg, engine, sale, sale).await
+}
+
+/// Every product `sale` sells against the sale's ledger.
+pub async fn reconcile_sale(
+    pg: &Client,
+    engine: &FlashClient,
+    sale: &str,
+    default_sale: &str,
 ) -> Result<Vec<Row>, WorkerError> {
     let info = engine.info(sale).await?;
     let ledger: std::collections::HashMap<i64, i64> = info
@@ -57,7 +73,7 @@ pub async fn reconcile(
         .iter()
         .map(|(sku, units)| (*sku, units.available + units.held + units.pending))
         .collect();
-    Ok(database_stock(pg)
+    Ok(crate::sales::products(pg, sale, default_sale)
         .await?
         .into_iter()
         .map(|(product, database)| Row {

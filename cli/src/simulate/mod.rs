@@ -184,12 +184,12 @@ pub async fn simulate(config: &Config) -> Result<Report> {
     let setup = buyer::Api::new(&config.url)?;
     let sale_reply = setup.sale().await?;
     let sale = sale_reply.sale;
-    if sale != config.common.sale {
+    if sale != config.common.sale() {
         bail!(
             "the edge at {} serves sale '{sale}', but the sale to verify is '{}': pass --sale \
              {sale} (or set FLASH_SALE)",
             config.url,
-            config.common.sale
+            config.common.sale()
         );
     }
     if !sale_reply.open {
@@ -358,6 +358,7 @@ pub async fn simulate(config: &Config) -> Result<Report> {
     let journal = Journal {
         run_id: run_id.clone(),
         sale: sale.clone(),
+        default_sale: config.common.default_sale.clone(),
         products: product_ids,
         baseline,
         carts,

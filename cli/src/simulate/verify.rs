@@ -54,6 +54,9 @@ async fn database_stock(pg: &Client) -> Result<BTreeMap<i64, i64>> {
 pub struct Journal {
     pub run_id: String,
     pub sale: String,
+    /// The default sale (`FLASH_SALE`): which products `sale` sells depends on it (the
+    /// default sale also sells every product no sale lists).
+    pub default_sale: String,
     /// The products the crowd bought from.
     pub products: Vec<i64>,
     pub baseline: Baseline,
@@ -176,7 +179,7 @@ pub async fn verify(pg: &Client, engine: &FlashClient, journal: &Journal) -> Res
     let stock_now = database_stock(pg).await?;
     let info = engine.info(sale).await?;
     let ledger: BTreeMap<i64, SkuUnits> = info.skus.iter().copied().collect();
-    let reconciled = flash_worker::stock::reconcile(pg, engine, sale)
+    let reconciled = flash_worker::stock::reconcile_sale(pg, engine, sale, &journal.default_sale)
         .await
         .context("reconcile")?;
     let orders = stored_orders(pg, sale, &journal.run_id).await?;

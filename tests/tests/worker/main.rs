@@ -7,4 +7,5 @@ mod apply;
 mod common;
 mod crash;
 mod flow;
+mod sales;
 mod schema;
