@@ -73,6 +73,10 @@ enum Task {
     /// server, with 100,000 idle sales, and while 100,000 holds fall due (by the timer alone,
     /// and with a client calling FLASH.EXPIRE too). Also the last part of `bench`.
     BenchLatency(bench::latency::BenchLatencyArgs),
+    /// Measure FLASH.RESERVE over 1, 2 and 3 masters of a real Redis Cluster, one sale per
+    /// master, each driven by its own redis-benchmark at once: the aggregate rate and each
+    /// master's cost per call.
+    BenchCluster(bench::cluster::BenchClusterArgs),
     /// Measure the worker: orders applied per second at batch size 1 and at a full batch,
     /// for one hot product and for 100 products (real PostgreSQL, fsync on).
     BenchWorker(bench_worker::BenchWorkerArgs),
@@ -91,6 +95,7 @@ fn main() -> ExitCode {
         Task::Bench(args) => bench::run(&args),
         Task::BenchMemory(args) => bench::memory::run(&args),
         Task::BenchLatency(args) => bench::latency::run(&args),
+        Task::BenchCluster(args) => bench::cluster::run(&args),
         Task::BenchWorker(args) => bench_worker::run(&args),
         Task::BenchEdge(args) => bench_edge::run(&args),
     };

@@ -124,17 +124,17 @@ fn server_cpu(conn: &mut Connection) -> Result<Option<f64>> {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
-struct CommandStat {
-    calls: u64,
-    usec_per_call: f64,
-    failed: u64,
-    rejected: u64,
+pub(super) struct CommandStat {
+    pub(super) calls: u64,
+    pub(super) usec_per_call: f64,
+    pub(super) failed: u64,
+    pub(super) rejected: u64,
 }
 
 /// `cmdstat_<name>:calls=…,usec=…,usec_per_call=…,rejected_calls=…,failed_calls=…`. The name
 /// is matched without case: Redis lowercases its own commands (`cmdstat_incr`) but shows a
 /// module's as registered (`cmdstat_FLASH.RESERVE`).
-fn command_stat(info: &str, name: &str) -> Option<CommandStat> {
+pub(super) fn command_stat(info: &str, name: &str) -> Option<CommandStat> {
     let fields = info.lines().find_map(|line| {
         let (key, value) = line.strip_prefix("cmdstat_")?.split_once(':')?;
         key.eq_ignore_ascii_case(name).then(|| value.trim())

@@ -35,6 +35,7 @@
 //! redis-benchmark once and reads the server's counters; [`table`] prints the tables and the
 //! targets' ratios.
 
+pub mod cluster;
 mod config;
 pub mod latency;
 mod measure;
