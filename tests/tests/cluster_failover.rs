@@ -1,0 +1,237 @@
+//! A crowd buys while its sale's master is killed with -9 (issue 11, "Failover"): the
+//! replica is promoted, the clients and the worker follow it, and the books balance. Redis
+//! replication is asynchronous, so a checkout the old master acknowledged may not have
+//! reached the replica: with durable checkouts (`DurableWrites`, the edge's `--durability
+//! replica`) no order answered OK is lost; without, the lost ones are counted (and the
+//! database still matches the engine: a lost checkout never reached the stream, and its units
+//! are back on sale in the promoted master's ledger).
+
+#![allow(clippy::unwrap_used)]
+
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use flash_client::{ClientError, Durability, DurableWrites, FlashClient, SaleSettings};
+use flash_core::keys::SaleKeys;
+use flash_tests::{ClusterOptions, PostgresServer, RedisCluster, module_path};
+use flash_worker::consumer::{Config, Counters};
+use flash_worker::migrate::migrate;
+use flash_worker::stock::{reconcile_sale, sync_sale};
+use flash_worker::{SaleSet, run_sales};
+use tokio_postgres::NoTls;
+
+const SALE: &str = "crowd";
+const STOCK: i64 = 400;
+const BUYERS: usize = 600;
+const TASKS: usize = 24;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_durable_checkouts_no_answered_order_is_lost_to_a_failover() {
+    crowd_through_a_failover(true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_durability_the_books_balance_through_a_failover() {
+    crowd_through_a_failover(false).await;
+}
+
+/// What the crowd was told.
+#[derive(Default)]
+struct Answers {
+    /// Orders answered OK (durable ones, when durable).
+    ok: Mutex<Vec<String>>,
+    /// Orders taken by the master but not confirmed by a replica in time.
+    not_durable: AtomicUsize,
+    /// Calls that failed on the way (the failover's seconds) or were refused (SOLDOUT).
+    failed: AtomicUsize,
+}
+
+async fn crowd_through_a_failover(durable: bool) {
+    let mut cluster = RedisCluster::start(ClusterOptions {
+        module: Some(module_path().unwrap()),
+        ..ClusterOptions::default()
+    })
+    .unwrap();
+    let url = cluster.redis_url();
+    let engine = FlashClient::connect(&url).await.unwrap();
+    let postgres = PostgresServer::start().unwrap();
+    let database_url = postgres.create_database().unwrap();
+    let (mut pg, connection) = tokio_postgres::connect(&database_url, NoTls).await.unwrap();
+    tokio::spawn(connection);
+    migrate(&mut pg).await.unwrap();
+    pg.batch_execute(&format!(
+        "INSERT INTO users (id, username) SELECT n, 'buyer' || n FROM generate_series(1, {BUYERS}) n;
+         INSERT INTO products (id, name, price_cents, stock) VALUES (1, 'the hot one', 100, {STOCK});"
+    ))
+    .await
+    .unwrap();
+    flash_worker::sales::record(&mut pg, SALE, None, &[1])
+        .await
+        .unwrap();
+    let settings = SaleSettings {
+        hold_ms: Some(1_500),
+        ..SaleSettings::default()
+    };
+    engine.sale(SALE, &settings).await.unwrap();
+    sync_sale(&pg, &engine, SALE, SALE).await.unwrap();
+    let master = cluster
+        .master_of(&SaleKeys::new(SALE).sale())
+        .await
+        .unwrap()
+        .unwrap();
+    cluster.wait_replicated(master).await.unwrap();
+
+    let config = Config::new(&url, &database_url, SALE, "w-failover");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let worker = tokio::spawn(run_sales(
+        config,
+        SaleSet::named([SALE]),
+        Arc::new(Counters::default()),
+        async {
+            let _ = stopped.await;
+        },
+    ));
+
+    let durable_writes = if durable {
+        let durability = Durability {
+            replicas: 1,
+            timeout: Duration::from_millis(500),
+        };
+        Some(
+            DurableWrites::connect(&url, TASKS, durability)
+                .await
+                .unwrap(),
+        )
+    } else {
+        None
+    };
+    let answers = Arc::new(Answers::default());
+    let next_buyer = Arc::new(AtomicUsize::new(1));
+    let mut tasks = Vec::new();
+    for _ in 0..TASKS {
+        let (engine, durable_writes) = (engine.clone(), durable_writes.clone());
+        let (answers, next_buyer) = (answers.clone(), next_buyer.clone());
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let buyer = next_buyer.fetch_add(1, Ordering::SeqCst);
+                if buyer > BUYERS {
+                    return;
+                }
+                let (cart, user) = (format!("c{buyer}"), buyer.to_string());
+                if engine.reserve(SALE, &cart, &user, 1, 1).await.is_err() {
+                    answers.failed.fetch_add(1, Ordering::SeqCst);
+                    continue;
+                }
+                let checked_out = match &durable_writes {
+                    Some(durable) => durable.checkout(SALE, &cart, &user).await,
+                    None => engine.checkout(SALE, &cart, &user).await,
+                };
+                match checked_out {
+                    Ok(order) => answers.ok.lock().unwrap().push(order.order),
+                    Err(ClientError::NotDurable { .. }) => {
+                        answers.not_durable.fetch_add(1, Ordering::SeqCst);
+                    }
+                    Err(_) => {
+                        answers.failed.fetch_add(1, Ordering::SeqCst);
+                    }
+                }
+            }
+        }));
+    }
+    // A third of the crowd in, the sale's master dies.
+    while next_buyer.load(Ordering::SeqCst) < BUYERS / 3 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    cluster.kill_node(master);
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let promoted = cluster
+        .master_of(&SaleKeys::new(SALE).sale())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_ne!(promoted, master, "a replica took over");
+
+    // The holds run out on the promoted master and the worker settles every order.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let info = engine.info(SALE).await;
+        if let Ok(info) = &info
+            && info.total.held == 0
+            && info.total.pending == 0
+            && info.held_carts == 0
+        {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "holds or orders left: {info:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let _ = stop.send(());
+    worker.await.unwrap();
+
+    // Every order once; never more sold than there was.
+    let rows = pg
+        .query("SELECT id, status FROM orders WHERE sale = $1", &[&SALE])
+        .await
+        .unwrap();
+    let stored: BTreeSet<String> = rows.iter().map(|row| row.get(0)).collect();
+    assert_eq!(stored.len(), rows.len(), "an order stored twice");
+    let stock: i64 = pg
+        .query_one("SELECT stock FROM products WHERE id = 1", &[])
+        .await
+        .unwrap()
+        .get(0);
+    let sold: i64 = pg
+        .query_one(
+            "SELECT coalesce(sum(qty), 0)::bigint FROM order_lines l JOIN orders o \
+             ON o.sale = l.sale AND o.id = l.order_id WHERE o.status = 'confirmed'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(
+        stock >= 0 && sold + stock == STOCK,
+        "stock {stock}, sold {sold}"
+    );
+    // The books: the database's stock is what the engine has on sale.
+    let reconciled = reconcile_sale(&pg, &engine, SALE, SALE).await.unwrap();
+    assert_eq!(reconciled.len(), 1);
+    assert_eq!(
+        Some(reconciled[0].database),
+        reconciled[0].engine,
+        "{reconciled:?}"
+    );
+    let total = engine.info(SALE).await.unwrap().total;
+    assert_eq!(
+        total.sold, sold,
+        "the engine sold what the database confirmed"
+    );
+
+    let ok = answers.ok.lock().unwrap().clone();
+    let lost: Vec<&String> = ok.iter().filter(|order| !stored.contains(*order)).collect();
+    eprintln!(
+        "failover ({}): {} answered OK, {} stored, {} lost, {} not confirmed by a replica, {} \
+         failed or refused",
+        if durable {
+            "durable checkouts"
+        } else {
+            "no durability"
+        },
+        ok.len(),
+        stored.len(),
+        lost.len(),
+        answers.not_durable.load(Ordering::SeqCst),
+        answers.failed.load(Ordering::SeqCst)
+    );
+    assert!(!ok.is_empty(), "the crowd bought nothing");
+    if durable {
+        assert!(lost.is_empty(), "orders answered OK and lost: {lost:?}");
+    }
+}
