@@ -14,7 +14,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use flash_api_client::{Buy, EdgeClient, OrderStatus, StatusCode};
+use flash_api_client::{
+    Buy, EdgeClient, OrderAccepted, OrderStatus, Product, ProductsPage, StatusCode,
+};
 use flash_tests::{flash_binary, free_cluster_ports, free_port, module_path};
 
 /// initdb and a first checkpoint take a few seconds; a debug build starts slower.
@@ -42,27 +44,9 @@ async fn up_serves_a_sale_stops_on_sigint_and_restarts_on_its_data() {
     );
     assert!(out.contains("the demo catalog, added now"), "{out}");
 
-    let token = edge.sign_in("smoke").await.expect("signed in").token;
-    let shopper = up.client().with_token(&token).expect("a token header");
-    let catalog_before = edge.products(0, 60).await.expect("the catalog");
+    let (token, catalog_before, product, order) = up.buy_one(&edge, "smoke").await;
     let total = catalog_before.total;
     assert!(total >= 30, "a demo catalog of dozens: {catalog_before:?}");
-    let product = catalog_before
-        .items
-        .iter()
-        .find(|item| item.available > 0)
-        .cloned()
-        .unwrap_or_else(|| panic!("a product in stock: {catalog_before:?}"));
-
-    let order = shopper
-        .buy(&Buy {
-            product_id: product.id,
-            qty: None,
-            order_id: None,
-        })
-        .await
-        .expect("the order is accepted (202)");
-    up.wait_confirmed(&shopper, &order.order_id).await;
     up.stop_with_sigint();
 
     // Second run: the same folder, other ports (the data does not depend on them).
@@ -143,24 +127,7 @@ async fn up_with_shards_serves_from_a_local_cluster_and_rejoins_it() {
         );
     }
 
-    let token = edge.sign_in("sharded").await.expect("signed in").token;
-    let shopper = up.client().with_token(&token).expect("a token header");
-    let catalog = edge.products(0, 60).await.expect("the catalog");
-    let product = catalog
-        .items
-        .iter()
-        .find(|item| item.available > 0)
-        .cloned()
-        .unwrap_or_else(|| panic!("a product in stock: {catalog:?}"));
-    let order = shopper
-        .buy(&Buy {
-            product_id: product.id,
-            qty: None,
-            order_id: None,
-        })
-        .await
-        .expect("the order is accepted (202)");
-    up.wait_confirmed(&shopper, &order.order_id).await;
+    let (token, _, _, order) = up.buy_one(&edge, "sharded").await;
     up.stop_with_sigint();
 
     let mut up = Up::start_with(data.path(), logs.path(), "second", Some(3));
@@ -336,6 +303,34 @@ impl Up {
             );
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
+    }
+
+    /// `username` signs in and buys one unit of the first product in stock, and the worker
+    /// confirms it: the token, the catalog as it was, the product and the order.
+    async fn buy_one(
+        &self,
+        edge: &EdgeClient,
+        username: &str,
+    ) -> (String, ProductsPage, Product, OrderAccepted) {
+        let token = edge.sign_in(username).await.expect("signed in").token;
+        let shopper = self.client().with_token(&token).expect("a token header");
+        let catalog = edge.products(0, 60).await.expect("the catalog");
+        let product = catalog
+            .items
+            .iter()
+            .find(|item| item.available > 0)
+            .cloned()
+            .unwrap_or_else(|| panic!("a product in stock: {catalog:?}"));
+        let order = shopper
+            .buy(&Buy {
+                product_id: product.id,
+                qty: None,
+                order_id: None,
+            })
+            .await
+            .expect("the order is accepted (202)");
+        self.wait_confirmed(&shopper, &order.order_id).await;
+        (token, catalog, product, order)
     }
 
     /// The embedded worker writes the order to PostgreSQL and settles it.
