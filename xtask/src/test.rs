@@ -17,7 +17,9 @@ pub fn run_all() -> Result<()> {
         "format check",
         cargo().args(["fmt", "--all", "--", "--check"]),
     )?;
-    check_compose(&root().join("docker").join("compose.yaml"))?;
+    for compose in ["compose.yaml", "compose.cluster.yaml"] {
+        check_compose(&root().join("docker").join(compose))?;
+    }
     run(
         "clippy",
         cargo().args([
