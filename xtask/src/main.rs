@@ -19,6 +19,7 @@
 //! installs, so the module is built by a child `cargo build` after `deps` has run.
 
 mod bench;
+mod bench_durability;
 mod bench_edge;
 mod bench_worker;
 mod deps;
@@ -77,6 +78,9 @@ enum Task {
     /// master, each driven by its own redis-benchmark at once: the aggregate rate and each
     /// master's cost per call.
     BenchCluster(bench::cluster::BenchClusterArgs),
+    /// Measure what a durable checkout costs: checkouts per second and latency, plain and
+    /// through `DurableWrites` (WAIT for one replica), with a replica attached.
+    BenchDurability(bench_durability::BenchDurabilityArgs),
     /// Measure the worker: orders applied per second at batch size 1 and at a full batch,
     /// for one hot product and for 100 products (real PostgreSQL, fsync on).
     BenchWorker(bench_worker::BenchWorkerArgs),
@@ -96,6 +100,7 @@ fn main() -> ExitCode {
         Task::BenchMemory(args) => bench::memory::run(&args),
         Task::BenchLatency(args) => bench::latency::run(&args),
         Task::BenchCluster(args) => bench::cluster::run(&args),
+        Task::BenchDurability(args) => bench_durability::run(&args),
         Task::BenchWorker(args) => bench_worker::run(&args),
         Task::BenchEdge(args) => bench_edge::run(&args),
     };
