@@ -189,8 +189,7 @@ impl<R: RedisDeployment> Stack<R> {
             .await?;
         }
         let ids: Vec<i64> = products.iter().map(|row| row.0).collect();
-        flash_worker::sales::record(&mut pg, sale, Some(&format!("The {sale} sale")), &ids)
-            .await?;
+        flash_worker::sales::record(&mut pg, sale, Some(&format!("The {sale} sale")), &ids).await?;
         let engine = self.engine().await?;
         engine.sale(sale, settings).await?;
         flash_worker::stock::sync_sale(&pg, &engine, sale, &self.sale).await?;

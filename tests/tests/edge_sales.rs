@@ -10,7 +10,9 @@ use std::time::Duration;
 use flash_api_client::{ApiError, Buy, EdgeClient, LineChange, Method, OrderStatus};
 use flash_client::SaleSettings;
 use flash_core::keys::SaleKeys;
-use flash_tests::{ClusterOptions, RedisCluster, RedisDeployment, Stack, StackOptions, module_path};
+use flash_tests::{
+    ClusterOptions, RedisCluster, RedisDeployment, Stack, StackOptions, module_path,
+};
 use futures::StreamExt;
 use serde_json::Value;
 use tokio_tungstenite::tungstenite::Message;
@@ -46,6 +48,27 @@ async fn get_json(client: &EdgeClient, path: &str) -> (u16, Value) {
     (reply.status.as_u16(), reply.json().unwrap())
 }
 
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// The next stock frame: (product, available).
+async fn next_frame(socket: &mut Socket) -> (i64, i64) {
+    loop {
+        let frame = tokio::time::timeout(Duration::from_secs(10), socket.next())
+            .await
+            .expect("a stock frame within 10 s")
+            .unwrap()
+            .unwrap();
+        if let Message::Text(text) = frame {
+            let value: Value = serde_json::from_str(&text).unwrap();
+            return (
+                value["product_id"].as_i64().unwrap(),
+                value["available"].as_i64().unwrap(),
+            );
+        }
+    }
+}
+
 fn cart_id() -> String {
     uuid::Uuid::new_v4().to_string()
 }
@@ -58,7 +81,10 @@ async fn verdict(client: &EdgeClient, order: &str) -> OrderStatus {
         if status != OrderStatus::Pending {
             return status;
         }
-        assert!(tokio::time::Instant::now() < deadline, "{order}: still pending");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{order}: still pending"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -75,7 +101,11 @@ async fn two_sales_on_one_server_keep_their_products_and_carts_apart() {
         .await
         .unwrap();
     stack
-        .add_sale("winter", &[(21, "Scarf", 2500, 3)], &SaleSettings::default())
+        .add_sale(
+            "winter",
+            &[(21, "Scarf", 2500, 3)],
+            &SaleSettings::default(),
+        )
         .await
         .unwrap();
     let token = token(&stack, "alice").await;
@@ -111,8 +141,14 @@ async fn two_sales_on_one_server_keep_their_products_and_carts_apart() {
     let ids = |page: flash_api_client::ProductsPage| -> Vec<(i64, i64)> {
         page.items.iter().map(|p| (p.id, p.available)).collect()
     };
-    assert_eq!(ids(root.products(0, 60).await.unwrap()), [(1, 5), (2, 3), (3, 1)]);
-    assert_eq!(ids(autumn.products(0, 60).await.unwrap()), [(11, 4), (12, 2)]);
+    assert_eq!(
+        ids(root.products(0, 60).await.unwrap()),
+        [(1, 5), (2, 3), (3, 1)]
+    );
+    assert_eq!(
+        ids(autumn.products(0, 60).await.unwrap()),
+        [(11, 4), (12, 2)]
+    );
     assert_eq!(ids(winter.products(0, 60).await.unwrap()), [(21, 3)]);
     assert_eq!(autumn.sale().await.unwrap().sale, "autumn");
     assert_eq!(root.sale().await.unwrap().sale, "test-sale");
@@ -122,6 +158,14 @@ async fn two_sales_on_one_server_keep_their_products_and_carts_apart() {
     let (status, detail) = get_json(&winter, "/products/12").await;
     assert_eq!((status, detail["error"].as_str()), (404, Some("NOSKU")));
 
+    // Live stock of one sale: its products only (product 1 is the default sale's).
+    let ws_url = format!("ws://{}/sales/autumn/ws/catalog", stack.address);
+    let (mut socket, _) = tokio_tungstenite::connect_async(ws_url).await.unwrap();
+    futures::SinkExt::send(&mut socket, Message::text(r#"{"subscribe":[11,1]}"#))
+        .await
+        .unwrap();
+    assert_eq!(next_frame(&mut socket).await, (11, 4));
+
     // A cart in each sale, including the default one on the seed's paths.
     let autumn_cart = cart_id();
     let changed = autumn
@@ -129,6 +173,7 @@ async fn two_sales_on_one_server_keep_their_products_and_carts_apart() {
         .await
         .unwrap();
     assert_eq!((changed.available, changed.cart.units), (3, 1));
+    assert_eq!(next_frame(&mut socket).await, (11, 3));
     assert_eq!(changed.cart.lines[0].name.as_deref(), Some("Rain coat"));
     let winter_cart = cart_id();
     winter
@@ -136,11 +181,19 @@ async fn two_sales_on_one_server_keep_their_products_and_carts_apart() {
         .await
         .unwrap();
     let default_cart = cart_id();
-    root.cart_add(&LineChange::one(1, &default_cart)).await.unwrap();
+    root.cart_add(&LineChange::one(1, &default_cart))
+        .await
+        .unwrap();
     assert_eq!(autumn.cart(&autumn_cart).await.unwrap().units, 1);
     // A cart lives in its sale: not found in another.
-    assert_eq!(refusal_code(winter.cart(&autumn_cart).await), (404, "NOCART".into()));
-    assert_eq!(refusal_code(root.cart(&winter_cart).await), (404, "NOCART".into()));
+    assert_eq!(
+        refusal_code(winter.cart(&autumn_cart).await),
+        (404, "NOCART".into())
+    );
+    assert_eq!(
+        refusal_code(root.cart(&winter_cart).await),
+        (404, "NOCART".into())
+    );
 
     // A product of sale autumn is refused in winter (and in the default sale), to a cart
     // and to a single-item buy alike; stock does not move.
@@ -158,11 +211,17 @@ async fn two_sales_on_one_server_keep_their_products_and_carts_apart() {
         order_id: None,
     };
     assert_eq!(refusal_code(winter.buy(&buy).await), (404, "NOSKU".into()));
-    assert_eq!(ids(autumn.products(0, 60).await.unwrap()), [(11, 3), (12, 2)]);
+    assert_eq!(
+        ids(autumn.products(0, 60).await.unwrap()),
+        [(11, 3), (12, 2)]
+    );
 
     // An unknown sale is 404 NOSALE with a JSON body, on every route.
     let nowhere = in_sale(&stack, Some("nowhere"), &token);
-    assert_eq!(refusal_code(nowhere.products(0, 12).await), (404, "NOSALE".into()));
+    assert_eq!(
+        refusal_code(nowhere.products(0, 12).await),
+        (404, "NOSALE".into())
+    );
     assert_eq!(
         refusal_code(nowhere.cart_add(&LineChange::one(1, &cart_id())).await),
         (404, "NOSALE".into())
@@ -172,9 +231,15 @@ async fn two_sales_on_one_server_keep_their_products_and_carts_apart() {
 
     // Checkout in a sale of the catalog: the edge's embedded worker settles it.
     let order = autumn.checkout(&autumn_cart).await.unwrap();
-    assert_eq!(verdict(&autumn, &order.order_id).await, OrderStatus::Confirmed);
+    assert_eq!(
+        verdict(&autumn, &order.order_id).await,
+        OrderStatus::Confirmed
+    );
     let bought = autumn.buy(&buy).await.unwrap();
-    assert_eq!(verdict(&autumn, &bought.order_id).await, OrderStatus::Confirmed);
+    assert_eq!(
+        verdict(&autumn, &bought.order_id).await,
+        OrderStatus::Confirmed
+    );
     let pg = stack.database().await.unwrap();
     let stored: Vec<(String, String)> = pg
         .query("SELECT sale, id FROM orders ORDER BY id", &[])

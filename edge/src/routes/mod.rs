@@ -211,6 +211,8 @@ async fn dispatch(
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+
     use super::route_of;
 
     #[test]
