@@ -13,7 +13,7 @@ use tracing::warn;
 
 use crate::catalog::Catalog;
 use crate::health::Health;
-use crate::hub::Hub;
+use crate::hub::{HubSettings, SaleHubs};
 use crate::limits::Limits;
 use crate::metrics::Metrics;
 use crate::session::Signer;
@@ -33,7 +33,8 @@ pub struct App {
     pub health: Health,
     pub limits: Limits,
     pub metrics: Metrics,
-    pub hub: Hub,
+    /// Live stock: the default sale's hub, and one per other sale with WebSocket clients.
+    pub hubs: SaleHubs,
     pub ws: WsSettings,
     /// The embedded worker's counters, when it runs in this process.
     pub worker: Option<Arc<Counters>>,
@@ -91,11 +92,16 @@ impl App {
         .await
         .context("cannot read the revoked sessions")?;
         let health = Health::start(engine.clone(), pool.clone()).await;
-        let hub = Hub::start(&settings.redis_url, &settings.sale, engine.clone())
-            .await
-            .context("cannot subscribe to the sale's stock messages")?;
+        let hubs = SaleHubs::start(
+            &settings.redis_url,
+            &settings.sale,
+            engine.clone(),
+            HubSettings::default(),
+        )
+        .await
+        .context("cannot subscribe to the sale's stock messages")?;
         Ok(Arc::new(App {
-            catalog: Catalog::new(pool.clone(), settings.catalog_ttl()),
+            catalog: Catalog::new(pool.clone(), settings.catalog_ttl(), &settings.sale),
             signer: Signer::new(&secret, settings.session_ttl_secs),
             revocations,
             health,
@@ -108,7 +114,7 @@ impl App {
                 ..WsSettings::default()
             },
             worker: (!settings.no_worker).then(|| Arc::new(Counters::default())),
-            hub,
+            hubs,
             engine,
             pool,
             settings,

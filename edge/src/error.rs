@@ -68,6 +68,28 @@ impl ApiError {
         )
     }
 
+    /// 404 `NOSALE`: the shop runs no sale of that name (neither the default sale nor a row
+    /// of `sales`), the engine's word for a sale it does not have.
+    pub fn no_sale(name: &str) -> ApiError {
+        // The name comes from the path: only its start is echoed.
+        let shown: String = name.chars().take(64).collect();
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            ErrorCode::NoSale.as_str(),
+            format!("no sale {shown:?}: GET /sales/ lists the sales"),
+        )
+    }
+
+    /// 404 `NOSKU`: a product this sale does not sell (another sale's, or none), the engine's
+    /// word for a product it was never loaded with.
+    pub fn not_sold(sale: &str, product_id: i64) -> ApiError {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            ErrorCode::NoSku.as_str(),
+            format!("sale '{sale}' sells no product {product_id}"),
+        )
+    }
+
     /// 415: a cookie-carried write that is not `application/json` (see `routes/origin.rs`).
     pub fn unsupported_media_type(message: impl Into<String>) -> ApiError {
         ApiError::new(

@@ -6,9 +6,10 @@
 //! Map of the crate:
 //! - [`server`]: the accept loop, the connection caps (per process, per address), each
 //!   connection's timeouts (header, body, idle) and bounded header buffer, the open-file
-//!   limit, graceful shutdown, the embedded worker; one file per part under `server/`.
+//!   limit, graceful shutdown, the embedded worker (every sale served); one file per part under `server/`.
 //! - [`routes`]: `match (method, path)` in `routes/mod.rs`, building one [`routes::Call`] per
-//!   request (`routes/context.rs`: the route, the caller, the JSON body and its `user_id`
+//!   request (`routes/context.rs`: the route, the sale (`/sales/{sale}/…` or the default
+//!   sale), the caller, the JSON body and its `user_id`
 //!   check, the path's id); one file per group of handlers: session, products (and the
 //!   sale), cart, orders, health and metrics, the UI's assets; `body.rs` reads JSON bodies.
 //! - [`app`]: the shared state, built once: engine client, database pool, caches, limits.
@@ -17,8 +18,9 @@
 //! - [`health`]: Redis and PostgreSQL probed once a second, for `/healthz`.
 //! - [`limits`]: rate limits per IP and per user; `limits/connections.rs`: live connections
 //!   per address, capped, each held as a slot (for WebSockets, and for every connection).
-//! - [`catalog`]: products from PostgreSQL, held in memory briefly.
-//! - [`hub`]: live stock: one subscription per process, coalesced per product, fanned out to
+//! - [`catalog`]: the sales the shop runs and each sale's products from PostgreSQL, held
+//!   in memory briefly (one snapshot per sale).
+//! - [`hub`]: live stock: one subscription per sale with clients (`hub/sales.rs`), coalesced per product, fanned out to
 //!   every WebSocket client. `hub/mod.rs` the hub and its reads, `table.rs` the latest
 //!   values and their ordering, `subscription.rs` stock events into the table and
 //!   read-backs, `source.rs` FLASH.AVAILABLE, `ticker.rs` the tick thread, `counters.rs`

@@ -85,9 +85,20 @@ pub async fn run(
         );
         info!(consumer = %config.consumer, "edge: running the order worker in this process");
         let mut stopped = worker_stopped.clone();
-        tokio::spawn(flash_worker::consumer::run(config, counters, async move {
-            let _ = stopped.wait_for(|stop| *stop).await;
-        }))
+        // Every sale this edge serves: the default one and each of the catalog's, the
+        // catalog read again as the worker runs, so a sale recorded later is settled too.
+        let sales = flash_worker::SaleSet::all(
+            &settings.sale,
+            flash_worker::sale_set::DEFAULT_CATALOG_REFRESH,
+        );
+        tokio::spawn(flash_worker::run_sales(
+            config,
+            sales,
+            counters,
+            async move {
+                let _ = stopped.wait_for(|stop| *stop).await;
+            },
+        ))
     });
     let housekeeping = {
         let app = app.clone();
@@ -182,7 +193,7 @@ async fn serve(
     trimmer.abort();
     let _ = closing.send(true);
     // WebSocket sessions live outside the HTTP connections they came from: close them (1001).
-    app.hub.shutdown();
+    app.hubs.shutdown().await;
     let drained = tokio::time::timeout(DRAIN, async {
         while slots.available_permits() < max {
             tokio::time::sleep(Duration::from_millis(20)).await;

@@ -171,6 +171,31 @@ impl<R: RedisDeployment> Stack<R> {
         Ok(pg)
     }
 
+    /// Another sale of the shop: these products added to `products`, the sale recorded in
+    /// the catalog (`sales`, `sale_products`), made in the engine and loaded from the
+    /// database, as `flash sale` does. The edge and its worker find it as it runs.
+    pub async fn add_sale(
+        &self,
+        sale: &str,
+        products: &[CatalogRow],
+        settings: &SaleSettings,
+    ) -> Result<()> {
+        let mut pg = self.database().await?;
+        for (id, name, price, stock) in products {
+            pg.execute(
+                "INSERT INTO products (id, name, price_cents, stock) VALUES ($1, $2, $3, $4)",
+                &[id, name, price, stock],
+            )
+            .await?;
+        }
+        let ids: Vec<i64> = products.iter().map(|row| row.0).collect();
+        flash_worker::sales::record(&mut pg, sale, Some(&format!("The {sale} sale")), &ids).await?;
+        let engine = self.engine().await?;
+        engine.sale(sale, settings).await?;
+        flash_worker::stock::sync_sale(&pg, &engine, sale, &self.sale).await?;
+        Ok(())
+    }
+
     /// Stops the edge (and its worker) gracefully; the servers stop when dropped.
     pub async fn stop(&mut self) -> Result<()> {
         if let Some(stop) = self.stop.take() {

@@ -38,24 +38,50 @@ impl RecordError {
 
 /// The names of every sale in `sales`, in name order.
 pub async fn names(pg: &Client) -> Result<Vec<String>, tokio_postgres::Error> {
+    Ok(list(pg).await?.into_iter().map(|row| row.name).collect())
+}
+
+/// One row of `sales`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SaleRow {
+    pub name: String,
+    pub title: String,
+}
+
+/// Every sale in `sales` with its title, in name order.
+pub async fn list(pg: &Client) -> Result<Vec<SaleRow>, tokio_postgres::Error> {
     Ok(pg
-        .query("SELECT name FROM sales ORDER BY name", &[])
+        .query("SELECT name, title FROM sales ORDER BY name", &[])
         .await?
         .iter()
-        .map(|row| row.get(0))
+        .map(|row| SaleRow {
+            name: row.get(0),
+            title: row.get(1),
+        })
         .collect())
 }
 
-/// The products `sale` sells, with their unsold stock, in id order: those listed for it, and
-/// when it is `default_sale`, every product no sale lists as well.
-pub async fn products(
+/// A product a sale sells, as `products` holds it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SaleProduct {
+    pub id: i64,
+    pub name: String,
+    pub price_cents: i64,
+    /// Unsold stock.
+    pub stock: i64,
+}
+
+/// The products `sale` sells, in id order: those listed for it, and when it is
+/// `default_sale`, every product no sale lists as well. The one query of that rule (the
+/// edge's catalog and `sync`/`reconcile` both read it).
+pub async fn listing(
     pg: &Client,
     sale: &str,
     default_sale: &str,
-) -> Result<Vec<(i64, i64)>, tokio_postgres::Error> {
+) -> Result<Vec<SaleProduct>, tokio_postgres::Error> {
     Ok(pg
         .query(
-            "SELECT p.id, p.stock FROM products p
+            "SELECT p.id, p.name, p.price_cents, p.stock FROM products p
              LEFT JOIN sale_products s ON s.product_id = p.id
              WHERE s.sale = $1 OR (s.sale IS NULL AND $1 = $2)
              ORDER BY p.id",
@@ -63,7 +89,25 @@ pub async fn products(
         )
         .await?
         .iter()
-        .map(|row| (row.get(0), row.get(1)))
+        .map(|row| SaleProduct {
+            id: row.get(0),
+            name: row.get(1),
+            price_cents: row.get(2),
+            stock: row.get(3),
+        })
+        .collect())
+}
+
+/// The products `sale` sells with their unsold stock, in id order ([`listing`]'s rule).
+pub async fn products(
+    pg: &Client,
+    sale: &str,
+    default_sale: &str,
+) -> Result<Vec<(i64, i64)>, tokio_postgres::Error> {
+    Ok(listing(pg, sale, default_sale)
+        .await?
+        .into_iter()
+        .map(|product| (product.id, product.stock))
         .collect())
 }
 

@@ -44,6 +44,7 @@
 //!   is dropped for a product that got a message after the read was sent.
 
 mod counters;
+mod sales;
 mod source;
 mod subscription;
 mod table;
@@ -63,6 +64,7 @@ use counters::Counters;
 use source::{EngineSource, StockSource};
 use table::{Known, Stock};
 
+pub use sales::SaleHubs;
 pub use table::{ProductStock, Snapshot, StockUpdate, stock_json};
 
 /// How the hub paces itself. The defaults suit production; tests shrink them.
@@ -145,6 +147,18 @@ impl Hub {
         engine: FlashClient,
         settings: HubSettings,
     ) -> Result<Hub, flash_client::ClientError> {
+        Hub::start_admitting(redis_url, sale, engine, settings, Connections::default()).await
+    }
+
+    /// [`Hub::start_with`], admitting WebSocket clients against `connections` (shared with
+    /// other hubs, so that the per-address cap counts every sale's sockets together).
+    pub(crate) async fn start_admitting(
+        redis_url: &str,
+        sale: &str,
+        engine: FlashClient,
+        settings: HubSettings,
+        connections: Connections,
+    ) -> Result<Hub, flash_client::ClientError> {
         let events = StockEvents::subscribe(redis_url, sale, settings.subscription.clone()).await?;
         let source = Arc::new(EngineSource::new(
             sale,
@@ -152,7 +166,7 @@ impl Hub {
             engine,
             settings.subscription.connect_timeout,
         ));
-        let hub = Hub::build(Some(source.clone()), &settings);
+        let hub = Hub::build(Some(source.clone()), &settings, connections);
         hub.spawn_ticker(settings.tick);
         let subscription = tokio::spawn(subscription::run(
             Arc::downgrade(&hub.inner),
@@ -167,12 +181,16 @@ impl Hub {
     /// A hub with no Redis behind it: values come only from [`Hub::publish_local`]. For tests
     /// of code that needs a hub. Must be called inside a Tokio runtime (it spawns the ticker).
     pub fn detached(settings: HubSettings) -> Hub {
-        let hub = Hub::build(None, &settings);
+        let hub = Hub::build(None, &settings, Connections::default());
         hub.spawn_ticker(settings.tick);
         hub
     }
 
-    fn build(source: Option<Arc<dyn StockSource>>, settings: &HubSettings) -> Hub {
+    fn build(
+        source: Option<Arc<dyn StockSource>>,
+        settings: &HubSettings,
+        connections: Connections,
+    ) -> Hub {
         let (updates, _) = broadcast::channel(settings.update_backlog.max(1));
         let (shutdown, _) = watch::channel(false);
         Hub {
@@ -182,7 +200,7 @@ impl Hub {
                 updates,
                 source,
                 shutdown,
-                connections: Connections::default(),
+                connections,
                 counters: Counters::default(),
                 tasks: Mutex::new(Vec::new()),
             }),
@@ -333,6 +351,7 @@ impl Hub {
                 update_backlog,
                 ..HubSettings::default()
             },
+            Connections::default(),
         )
     }
 }

@@ -54,12 +54,18 @@ pub async fn remove(call: Call<'_>) -> Result<Response<Body>, ApiError> {
 /// product's new stock, from one engine round trip.
 async fn change(call: Call<'_>, release: bool) -> Result<Response<Body>, ApiError> {
     let app = call.app;
+    let sale = call.sale.clone();
     let (user, line): (User, Line) = call.caller_and_body().await?;
+    if !release {
+        // Another sale's product is unknown here, whatever the engine holds under this
+        // sale's keys. (A release needs no check: the cart holds only what was added.)
+        sale.sold_product(line.product_id).await?;
+    }
     let changed = app
         .engine
         .change_and_view(
             release,
-            &app.settings.sale,
+            &sale.name,
             &line.cart_id,
             &user.engine_id(),
             line.product_id,
@@ -70,7 +76,7 @@ async fn change(call: Call<'_>, release: bool) -> Result<Response<Body>, ApiErro
         app.metrics.reserve_outcome(outcome_word(&changed));
     }
     let (changed, view) = changed?;
-    let snapshot = app.catalog.snapshot().await?;
+    let snapshot = sale.snapshot().await?;
     Ok(json_response(
         StatusCode::OK,
         &json!({
@@ -83,10 +89,11 @@ async fn change(call: Call<'_>, release: bool) -> Result<Response<Body>, ApiErro
 
 pub async fn checkout(call: Call<'_>) -> Result<Response<Body>, ApiError> {
     let app = call.app;
+    let sale = call.sale.clone();
     let (user, body): (User, Checkout) = call.caller_and_body().await?;
     let order = app
         .engine
-        .checkout(&app.settings.sale, &body.cart_id, &user.engine_id())
+        .checkout(&sale.name, &body.cart_id, &user.engine_id())
         .await?;
     Ok(accepted(&order))
 }
@@ -113,16 +120,21 @@ pub async fn caller_cart_json(call: &Call<'_>) -> Result<serde_json::Value, ApiE
     let app = call.app;
     let cart_id = call.path_id()?;
     let user = call.caller()?;
-    let view = owned_cart(app, &user, cart_id).await?;
-    let snapshot = app.catalog.snapshot().await?;
+    let view = owned_cart(app, &call.sale.name, &user, cart_id).await?;
+    let snapshot = call.sale.snapshot().await?;
     Ok(cart_json(cart_id, &view, &snapshot))
 }
 
 /// The caller's cart or order; someone else's is as unknown as a missing one (404
 /// `NOCART`, the very reply the engine's NOCART and NOTOWNER get on the other routes), so
 /// ids cannot be probed.
-pub async fn owned_cart(app: &App, user: &User, cart_id: &str) -> Result<CartView, ApiError> {
-    match app.engine.cart(&app.settings.sale, cart_id).await {
+pub async fn owned_cart(
+    app: &App,
+    sale: &str,
+    user: &User,
+    cart_id: &str,
+) -> Result<CartView, ApiError> {
+    match app.engine.cart(sale, cart_id).await {
         Ok(view) if view.user == user.engine_id() => Ok(view),
         Ok(_) => Err(ApiError::no_cart()),
         // A malformed id names no cart either.

@@ -7,12 +7,14 @@
 //! names the field, and a body's `user_id` that is not the caller's is a 403.
 
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use hyper::Request;
 use hyper::body::Incoming;
 use serde::de::DeserializeOwned;
 
 use crate::app::App;
+use crate::catalog::SaleCatalog;
 use crate::error::ApiError;
 use crate::routes::body::read_json;
 use crate::session::{Session, User};
@@ -23,7 +25,13 @@ pub struct Call<'a> {
     /// The route's name (`/cart/{id}`, ids folded away), as metrics record it.
     pub route: &'static str,
     pub peer: IpAddr,
+    /// The sale the call is for: the one its path names (`/sales/{sale}/…`), known to the
+    /// catalog, or the default sale.
+    pub sale: Arc<SaleCatalog>,
     req: Request<Incoming>,
+    /// Where the route's own path starts (after `/sales/{sale}`; 0 for the default sale's
+    /// paths).
+    rest_at: usize,
 }
 
 /// A JSON body that may say whose call it is. The original API trusted that `user_id`;
@@ -34,12 +42,21 @@ pub trait NamesUser {
 }
 
 impl<'a> Call<'a> {
-    pub fn new(app: &'a App, route: &'static str, peer: IpAddr, req: Request<Incoming>) -> Self {
+    pub fn new(
+        app: &'a App,
+        route: &'static str,
+        peer: IpAddr,
+        req: Request<Incoming>,
+        sale: Arc<SaleCatalog>,
+        rest_at: usize,
+    ) -> Self {
         Call {
             app,
             route,
             peer,
+            sale,
             req,
+            rest_at,
         }
     }
 
@@ -48,8 +65,10 @@ impl<'a> Call<'a> {
         self.req
     }
 
+    /// The route's path: the request's, after `/sales/{sale}` when it names a sale.
     pub fn path(&self) -> &str {
-        self.req.uri().path()
+        let path = self.req.uri().path();
+        path.get(self.rest_at..).unwrap_or(path)
     }
 
     /// The query string, empty when there is none.
@@ -93,7 +112,8 @@ impl<'a> Call<'a> {
         Ok((user, body))
     }
 
-    /// The id in the path of a route named `/prefix/{id}` (`/cart/{id}`, `/orders/{id}`);
+    /// The id in the path of a route named `/prefix/{id}` (`/cart/{id}`, `/orders/{id}`,
+    /// `/products/{id}`);
     /// a trailing slash is allowed, anything else after the id is no route (404).
     pub fn path_id(&self) -> Result<&str, ApiError> {
         let path = self.path();

@@ -30,9 +30,10 @@ pub fn healthz(app: &App) -> Response<Body> {
 }
 
 pub fn metrics(app: &App) -> Response<Body> {
-    let text = app
-        .metrics
-        .render(app.worker.as_deref(), &app.hub.metric_series());
+    let text = app.metrics.render(
+        app.worker.as_deref(),
+        &app.hubs.default_hub().metric_series(),
+    );
     let mut response = Response::new(Full::new(Bytes::from(text)));
     response.headers_mut().insert(
         header::CONTENT_TYPE,

@@ -1,5 +1,10 @@
 //! Routing: `match (method, path)`, one file per group of routes.
 //!
+//! One router for every sale: `/sales/{sale}/…` is the default sale's API (`/products/`,
+//! `/cart/…`, `/orders/…`, `/ws/catalog`, `/sale`) for the sale named, the same handlers
+//! with the sale in the [`Call`]; the paths without the prefix are the default sale's
+//! (`FLASH_SALE`). `GET /sales/` lists the sales.
+//!
 //! Every handler takes a [`Call`] (the request with its route, built once here; it gives
 //! the caller, the parsed body and the path's id) and returns `Result<Response, ApiError>`;
 //! [`handle`] checks what every request must have (a `Host` on HTTP/1.1, the per-IP rate
@@ -34,7 +39,7 @@ pub async fn handle(app: Arc<App>, req: Request<Incoming>, peer: IpAddr) -> Resp
     let started = Instant::now();
     let route = route_of(req.uri().path());
     let result = match admit(&app, &req, peer, &route) {
-        Ok(()) => dispatch(&app, req, peer, route.name).await,
+        Ok(()) => dispatch(&app, req, peer, &route).await,
         Err(refused) => Err(refused),
     };
     let mut response = result.unwrap_or_else(ApiError::into_response);
@@ -72,30 +77,49 @@ fn admit(app: &App, req: &Request<Incoming>, peer: IpAddr, route: &Route) -> Res
     origin::check(req, route.name, &app.settings.allowed_origins)
 }
 
-/// A route's name for metrics (ids folded away) and whether the per-IP limit applies.
+/// A route's name for metrics (ids and the sale folded away, so a shop with many sales has
+/// no more series than one with one), whether the per-IP limit applies, and the sale.
 struct Route {
     name: &'static str,
     limited: bool,
+    /// `/sales/{sale}/…`: the sale named, and where the sale's own path starts; `None`
+    /// for the paths of the default sale.
+    scope: Option<Scope>,
 }
 
+struct Scope {
+    sale: String,
+    /// The path after `/sales/{sale}`: `/cart/add`, say.
+    rest_at: usize,
+}
+
+/// The prefix of every sale's API; `/sales/` itself lists the sales.
+const SALES: &str = "/sales/";
+
 fn route_of(path: &str) -> Route {
+    if let Some(scoped) = path.strip_prefix(SALES)
+        && !scoped.is_empty()
+    {
+        let (sale, rest) = scoped.split_at(scoped.find('/').unwrap_or(scoped.len()));
+        let name = sale_route(rest);
+        return Route {
+            name,
+            limited: name != "/ws/catalog",
+            scope: Some(Scope {
+                sale: sale.to_owned(),
+                rest_at: path.len() - rest.len(),
+            }),
+        };
+    }
     // By path alone: a known path with the wrong method is a 405, not a 404.
     let name = match path {
         "/" | "/display" => "/",
         p if p.starts_with("/static/") => "/static",
         "/healthz" => "/healthz",
         "/metrics" => "/metrics",
-        "/ws/catalog" => "/ws/catalog",
         "/session" => "/session",
-        "/sale" => "/sale",
-        "/products" | "/products/" => "/products/",
-        "/cart/add" => "/cart/add",
-        "/cart/remove" => "/cart/remove",
-        "/cart/checkout" => "/cart/checkout",
-        p if p.starts_with("/cart/") => "/cart/{id}",
-        "/orders" | "/orders/" => "/orders/",
-        p if p.starts_with("/orders/") => "/orders/{id}",
-        _ => "other",
+        "/sales" | SALES => SALES,
+        other => sale_route(other),
     };
     // Health checks and scrapes come from the operator's own systems; the WebSocket has a
     // cap of its own (connections per IP). The page and its files are compiled in and cost a
@@ -105,45 +129,78 @@ fn route_of(path: &str) -> Route {
         name,
         "/healthz" | "/metrics" | "/ws/catalog" | "/" | "/static"
     );
-    Route { name, limited }
+    Route {
+        name,
+        limited,
+        scope: None,
+    }
+}
+
+/// The routes of one sale: the default sale's at the root, any sale's under
+/// `/sales/{sale}` (where `/sales/{sale}` alone is the sale's `/sale`).
+fn sale_route(path: &str) -> &'static str {
+    match path {
+        "" | "/" | "/sale" => "/sale",
+        "/ws/catalog" => "/ws/catalog",
+        "/products" | "/products/" => "/products/",
+        p if p.starts_with("/products/") => "/products/{id}",
+        "/cart/add" => "/cart/add",
+        "/cart/remove" => "/cart/remove",
+        "/cart/checkout" => "/cart/checkout",
+        p if p.starts_with("/cart/") => "/cart/{id}",
+        "/orders" | "/orders/" => "/orders/",
+        p if p.starts_with("/orders/") => "/orders/{id}",
+        _ => "other",
+    }
 }
 
 async fn dispatch(
     app: &Arc<App>,
     req: Request<Incoming>,
     peer: IpAddr,
-    route: &'static str,
+    route: &Route,
 ) -> Result<Response<Body>, ApiError> {
+    let name = route.name;
     // HEAD is GET without the body (hyper leaves the body out), wherever GET is served; not
     // for the WebSocket, whose handshake is a GET by definition.
     let method = match req.method() {
-        &Method::HEAD if route != "/ws/catalog" => Method::GET,
+        &Method::HEAD if name != "/ws/catalog" => Method::GET,
         method => method.clone(),
     };
-    let call = Call::new(app, route, peer, req);
-    match (&method, route) {
+    if name == "other" {
+        return Err(ApiError::not_found(format!(
+            "no route {}",
+            req.uri().path()
+        )));
+    }
+    // The sale before anything else: an unknown one is 404 `NOSALE` whatever the route.
+    let (sale, rest_at) = match &route.scope {
+        None => (app.catalog.default_sale(), 0),
+        Some(scope) => (app.catalog.sale(&scope.sale).await?, scope.rest_at),
+    };
+    let call = Call::new(app, name, peer, req, sale, rest_at);
+    match (&method, name) {
         (&Method::GET, "/") => Ok(assets::index()),
         (&Method::GET, "/static") => assets::file(call.path()),
         (&Method::GET, "/healthz") => Ok(health::healthz(app)),
         (&Method::GET, "/metrics") => Ok(health::metrics(app)),
-        (&Method::GET, "/ws/catalog") => Ok(crate::ws::upgrade(
-            call.into_request(),
-            peer,
-            &app.hub,
-            &app.ws,
-        )),
+        (&Method::GET, "/ws/catalog") => {
+            let hub = app.hubs.hub(&call.sale.name).await?;
+            Ok(crate::ws::upgrade(call.into_request(), peer, &hub, &app.ws))
+        }
         (&Method::POST, "/session") => session::sign_in(call).await,
         (&Method::GET, "/session") => session::whoami(&call),
         (&Method::DELETE, "/session") => session::sign_out(&call).await,
-        (&Method::GET, "/sale") => products::sale(app).await,
+        (&Method::GET, SALES) => products::sales(app).await,
+        (&Method::GET, "/sale") => products::sale(&call).await,
         (&Method::GET, "/products/") => products::page(&call).await,
+        (&Method::GET, "/products/{id}") => products::detail(&call).await,
         (&Method::POST, "/cart/add") => cart::add(call).await,
         (&Method::POST, "/cart/remove") => cart::remove(call).await,
         (&Method::POST, "/cart/checkout") => cart::checkout(call).await,
         (&Method::GET, "/cart/{id}") => cart::show(&call).await,
         (&Method::POST, "/orders/") => orders::buy(call).await,
         (&Method::GET, "/orders/{id}") => orders::show(&call).await,
-        (_, "other") => Err(ApiError::not_found(format!("no route {}", call.path()))),
         (method, route) => Err(ApiError::new(
             hyper::StatusCode::METHOD_NOT_ALLOWED,
             "METHOD_NOT_ALLOWED",
@@ -154,6 +211,8 @@ async fn dispatch(
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+
     use super::route_of;
 
     #[test]
@@ -165,5 +224,31 @@ mod tests {
             assert!(route_of(path).limited, "{path}");
         }
         assert_eq!(route_of("/cart/c-1").name, "/cart/{id}");
+    }
+
+    #[test]
+    fn a_sales_paths_are_the_default_sales_routes_with_the_sale_named() {
+        for (path, name, rest) in [
+            ("/sales/spring/cart/add", "/cart/add", "/cart/add"),
+            ("/sales/spring/cart/c-1", "/cart/{id}", "/cart/c-1"),
+            ("/sales/spring/products/", "/products/", "/products/"),
+            ("/sales/spring/ws/catalog", "/ws/catalog", "/ws/catalog"),
+            ("/sales/spring", "/sale", ""),
+            ("/sales/spring/session", "other", "/session"),
+            ("/sales/spring/static/app.js", "other", "/static/app.js"),
+        ] {
+            let route = route_of(path);
+            assert_eq!(route.name, name, "{path}");
+            assert_eq!(route.limited, name != "/ws/catalog", "{path}");
+            let scope = route.scope.unwrap();
+            assert_eq!(scope.sale, "spring", "{path}");
+            assert_eq!(&path[scope.rest_at..], rest, "{path}");
+        }
+        for path in ["/sales/", "/sales"] {
+            let route = route_of(path);
+            assert_eq!(route.name, "/sales/", "{path}");
+            assert!(route.scope.is_none(), "{path}");
+        }
+        assert!(route_of("/cart/add").scope.is_none());
     }
 }

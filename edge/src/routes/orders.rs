@@ -26,14 +26,16 @@ impl NamesUser for Buy {
 
 pub async fn buy(call: Call<'_>) -> Result<Response<Body>, ApiError> {
     let app = call.app;
+    let sale = call.sale.clone();
     let (user, body): (User, Buy) = call.caller_and_body().await?;
+    sale.sold_product(body.product_id).await?;
     let order_id = body
         .order_id
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     let bought = app
         .engine
         .buy(
-            &app.settings.sale,
+            &sale.name,
             &order_id,
             &user.engine_id(),
             body.product_id,

@@ -1,9 +1,12 @@
-//! `GET /products/?skip&limit` and `GET /sale`.
+//! `GET /products/?skip&limit`, `GET /products/{id}`, `GET /sale` (each for the call's
+//! sale) and `GET /sales/`.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use flash_client::{ClientError, ErrorCode};
+use futures::future::try_join_all;
 use hyper::{Response, StatusCode};
 use serde_json::json;
 
@@ -24,13 +27,13 @@ pub async fn page(call: &Call<'_>) -> Result<Response<Body>, ApiError> {
         )));
     }
     let limit = number(&query, "limit", 12)?.clamp(1, MAX_PAGE);
-    let snapshot = app.catalog.snapshot().await?;
+    let snapshot = call.sale.snapshot().await?;
     let products = snapshot.page(skip, limit);
     let ids: Vec<i64> = products.iter().map(|p| p.id).collect();
     let available = if ids.is_empty() {
         Vec::new()
     } else {
-        app.engine.available(&app.settings.sale, &ids).await?
+        app.engine.available(&call.sale.name, &ids).await?
     };
     let items: Vec<serde_json::Value> = products
         .iter()
@@ -60,13 +63,43 @@ pub async fn page(call: &Call<'_>) -> Result<Response<Body>, ApiError> {
     ))
 }
 
-/// The sale's settings and whether it is open, with the server's clock for countdowns.
-pub async fn sale(app: &App) -> Result<Response<Body>, ApiError> {
-    let info = app.engine.info(&app.settings.sale).await?;
+/// One product of the call's sale, with its live `available`; 404 `NOSKU` for a product the
+/// sale does not sell (another sale's among them).
+pub async fn detail(call: &Call<'_>) -> Result<Response<Body>, ApiError> {
+    let id: i64 = call
+        .path_id()?
+        .parse()
+        .map_err(|_| ApiError::not_found(format!("no route {}", call.path())))?;
+    let product = call.sale.sold_product(id).await?;
+    let available = call
+        .app
+        .engine
+        .available(&call.sale.name, &[id])
+        .await?
+        .first()
+        .copied()
+        .flatten();
     Ok(json_response(
         StatusCode::OK,
         &json!({
-            "sale": app.settings.sale,
+            "id": product.id,
+            "name": product.name,
+            "price_cents": product.price_cents,
+            "available": available.unwrap_or(0),
+            "on_sale": available.is_some(),
+            "sale": call.sale.name,
+        }),
+    ))
+}
+
+/// The sale's settings and whether it is open, with the server's clock for countdowns.
+pub async fn sale(call: &Call<'_>) -> Result<Response<Body>, ApiError> {
+    let name = &call.sale.name;
+    let info = call.app.engine.info(name).await?;
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({
+            "sale": name,
             "open": info.open,
             "hold_ms": info.hold_ms,
             "limit": info.limit,
@@ -74,6 +107,41 @@ pub async fn sale(app: &App) -> Result<Response<Body>, ApiError> {
             "end_ms": info.end_ms,
             "now_ms": now_ms(),
         }),
+    ))
+}
+
+/// The sales the shop runs, the default first: each with its title and, from one
+/// FLASH.INFO per sale (asked at once: on a cluster each goes to its own master), whether it
+/// is open and its window. A sale of the catalog the engine does not have yet (no FLASH.SALE
+/// made it) is listed closed, with `in_engine: false`.
+pub async fn sales(app: &App) -> Result<Response<Body>, ApiError> {
+    let sales = app.catalog.sales().await?;
+    let infos = try_join_all(sales.iter().map(|entry| async {
+        match app.engine.info(&entry.sale).await {
+            Ok(info) => Ok(Some(info)),
+            Err(ClientError::Flash(error)) if error.code == ErrorCode::NoSale => Ok(None),
+            Err(error) => Err(ApiError::from(error)),
+        }
+    }))
+    .await?;
+    let items: Vec<serde_json::Value> = sales
+        .iter()
+        .zip(infos)
+        .map(|(entry, info)| {
+            json!({
+                "sale": entry.sale,
+                "title": entry.title,
+                "default": entry.default,
+                "in_engine": info.is_some(),
+                "open": info.as_ref().is_some_and(|info| info.open),
+                "start_ms": info.as_ref().map(|info| info.start_ms),
+                "end_ms": info.as_ref().map(|info| info.end_ms),
+            })
+        })
+        .collect();
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({ "sales": items, "now_ms": now_ms() }),
     ))
 }
 
