@@ -91,10 +91,11 @@ pub async fn checkout(call: Call<'_>) -> Result<Response<Body>, ApiError> {
     let app = call.app;
     let sale = call.sale.clone();
     let (user, body): (User, Checkout) = call.caller_and_body().await?;
-    let order = app
-        .engine
-        .checkout(&sale.name, &body.cart_id, &user.engine_id())
-        .await?;
+    let (sale, cart, user) = (&sale.name, &body.cart_id, &user.engine_id());
+    let order = match &app.durable {
+        Some(durable) => durable.checkout(sale, cart, user).await?,
+        None => app.engine.checkout(sale, cart, user).await?,
+    };
     Ok(accepted(&order))
 }
 

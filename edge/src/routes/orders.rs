@@ -32,16 +32,19 @@ pub async fn buy(call: Call<'_>) -> Result<Response<Body>, ApiError> {
     let order_id = body
         .order_id
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-    let bought = app
-        .engine
-        .buy(
-            &sale.name,
-            &order_id,
-            &user.engine_id(),
-            body.product_id,
-            body.qty.unwrap_or(1),
-        )
-        .await;
+    let (user, qty) = (user.engine_id(), body.qty.unwrap_or(1));
+    let bought = match &app.durable {
+        Some(durable) => {
+            durable
+                .buy(&sale.name, &order_id, &user, body.product_id, qty)
+                .await
+        }
+        None => {
+            app.engine
+                .buy(&sale.name, &order_id, &user, body.product_id, qty)
+                .await
+        }
+    };
     app.metrics.reserve_outcome(outcome_word(&bought));
     Ok(accepted(&bought?))
 }

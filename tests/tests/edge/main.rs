@@ -6,4 +6,5 @@
 mod api;
 mod common;
 mod connections;
+mod durability;
 mod hardening;
