@@ -14,6 +14,7 @@ export const MESSAGES = {
   EMPTY: 'Your cart is empty',
   NOSKU: 'This product is not part of the sale',
   NOCART: 'That cart no longer exists',
+  NOSALE: 'The shop does not run that sale',
   BADSTATE: 'That cart was already checked out',
   NETWORK: 'Can’t reach the shop. Check your connection.',
 };
@@ -41,14 +42,21 @@ export function friendly(err) {
 export const getSession = () => call('GET', '/session');
 export const signIn = (username) => call('POST', '/session', { username });
 export const signOut = () => call('DELETE', '/session');
-export const getSale = () => call('GET', '/sale');
-export const getProducts = (skip, limit) => call('GET', `/products/?skip=${skip}&limit=${limit}`);
-export const getCart = (cartId) => call('GET', `/cart/${encodeURIComponent(cartId)}`);
+export const getSales = () => call('GET', '/sales/');
+
+// One sale's calls: `sale` is state's {name, path}, and sale.path ('' for the default sale,
+// else /sales/{name}) prefixes the seed's paths. Callers pass the sale they act in, so a
+// reply that comes back after the shopper picked another sale still names its own.
+export const getSale = (sale) => call('GET', `${sale.path}/sale`);
+export const getProducts = (sale, skip, limit) =>
+  call('GET', `${sale.path}/products/?skip=${skip}&limit=${limit}`);
+export const getCart = (sale, cartId) => call('GET', `${sale.path}/cart/${encodeURIComponent(cartId)}`);
 /** op is 'add' or 'remove'. */
-export const changeCart = (op, cartId, productId, qty) =>
-  call('POST', `/cart/${op}`, { product_id: productId, cart_id: cartId, qty });
-export const checkout = (cartId) => call('POST', '/cart/checkout', { cart_id: cartId });
-export const getOrder = (orderId) => call('GET', `/orders/${encodeURIComponent(orderId)}`);
+export const changeCart = (sale, op, cartId, productId, qty) =>
+  call('POST', `${sale.path}/cart/${op}`, { product_id: productId, cart_id: cartId, qty });
+export const checkout = (sale, cartId) => call('POST', `${sale.path}/cart/checkout`, { cart_id: cartId });
+export const getOrder = (sale, orderId) =>
+  call('GET', `${sale.path}/orders/${encodeURIComponent(orderId)}`);
 
 /** fetch() wrapper: resolves with the JSON body on 2xx, throws ApiError otherwise. */
 async function call(method, path, body) {

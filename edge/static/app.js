@@ -6,37 +6,49 @@
  *   session.js  sign in and out                    catalog.js the sale and the product pages
  *   cart.js     add, remove, restore, checkout     order.js   an order polled until it settles
  *   live.js     live stock over the WebSocket      errors.js  a failed call turned into UI
- *   views/      the DOM: dom.js (helpers), session, header, catalog, cart, countdown, order,
- *               toasts; views read state, never change it
+ *   sales.js    the shop's sales and the picker's choice
+ *   views/      the DOM: dom.js (helpers), session, header, sales, catalog, cart, countdown,
+ *               order, toasts; views read state, never change it
  *
  * Rules the modules keep:
  *  - Server strings only ever reach the DOM through textContent / attributes (views/dom.js el()).
  *  - The server is the authority on stock, carts and time: the countdown comes from the
  *    server's deadline_ms - now_ms, never from a client guess of the hold length.
  *  - The cart id is created synchronously at the first add click, so parallel clicks share it.
+ *  - One sale at a time: every call and the socket go to the picked sale's paths, and a cart
+ *    or an order stays in the sale it was made in.
  */
 
 import { changeQty, checkout, expireCart, restoreCart } from './cart.js';
 import { goToPage, loadPage, loadSale } from './catalog.js';
 import { closeLive, connectLive, reconnectNow, subscribe } from './live.js';
 import { resumeOrder } from './order.js';
+import { chooseSale, loadSales } from './sales.js';
 import { checkSession, signIn, signOut } from './session.js';
-import { catalogPage, on } from './state.js';
+import { catalogPage, on, signedInUser } from './state.js';
 import { paintAllStock, renderCatalog, renderSkeleton, stockChanged } from './views/catalog.js';
 import { closeDrawer, openDrawer, refreshCartButtons, renderCart, showCheckingOut } from './views/cart.js';
 import { startCountdown, stopCountdown } from './views/countdown.js';
 import { $ } from './views/dom.js';
+import { clearSale } from './views/header.js';
 import { closeOrder, hideOrder, isOrderOpen } from './views/order.js';
+import { renderSalePicker } from './views/sales.js';
 import { showSignInForm, showSignedIn } from './views/session.js';
+
+/** The picked sale on screen: its details, its cart, its products and their live stock. */
+function enterSale() {
+  loadSale();
+  restoreCart();
+  loadPage(catalogPage().page);
+  connectLive();
+}
 
 function watchState() {
   on('user', (name) => {
     if (name) {
       showSignedIn(name);
-      loadSale();
-      restoreCart();
-      loadPage(catalogPage().page);
-      connectLive();
+      loadSales();
+      enterSale();
       resumeOrder();
     } else {
       closeLive();
@@ -44,6 +56,14 @@ function watchState() {
       hideOrder(); // an order being polled resumes after sign-in (resumeOrder)
       showSignInForm();
     }
+  });
+  on('sales', renderSalePicker);
+  on('sale', () => {
+    renderSalePicker();
+    closeLive(); // the old sale's socket; enterSale opens the new one's
+    clearSale();
+    renderSkeleton(); // no card of the old sale stays clickable while the new page loads
+    if (signedInUser()) enterSale();
   });
   on('catalog', () => {
     renderCatalog();
@@ -68,6 +88,10 @@ function bindEvents() {
   $('grid').addEventListener('click', (event) => {
     const button = event.target.closest('button.add');
     if (button && !button.disabled) changeQty(Number(button.dataset.productId), 'add');
+  });
+  $('sale-picker').addEventListener('click', (event) => {
+    const button = event.target.closest('button[data-sale]');
+    if (button) chooseSale(button.dataset.sale);
   });
   $('pagination').addEventListener('click', (event) => {
     const button = event.target.closest('button[data-page]');

@@ -9,20 +9,22 @@ import { handleError } from './errors.js';
 import { startOrder } from './order.js';
 import {
   adoptCart, cartId, changeFinished, changeStarted, changesPending, coolingDown, dropCart,
-  ensureCartId, heldCart, isCheckingOut, setCheckingOut, setStock, storedCartId, useCartId,
+  ensureCartId, heldCart, isCheckingOut, pickedSale, setCheckingOut, setStock, storedCartId,
+  useCartId,
 } from './state.js';
 import { bumpBadge, closeDrawer } from './views/cart.js';
 import { toast } from './views/toasts.js';
 
 const POLL_FOR_MS = 60000; // how long an order's status is polled before the popup gives up
 
-/** After sign-in: the cart this tab had, if the server still holds it. */
+/** After sign-in or a sale picked: the cart this tab had in that sale, if the server still
+    holds it. */
 export async function restoreCart() {
   const id = storedCartId();
   if (typeof id !== 'string' || !id) return;
   useCartId(id);
   try {
-    adoptCart(await api.getCart(id));
+    adoptCart(await api.getCart(pickedSale(), id));
     dropEmptyCart();
   } catch (err) {
     if (err.status === 401) return; // keep it: the same user may sign back in
@@ -37,7 +39,7 @@ export async function changeQty(productId, op) {
   if (!id) return;
   changeStarted();
   try {
-    const reply = await api.changeCart(op, id, productId, 1);
+    const reply = await api.changeCart(pickedSale(), op, id, productId, 1);
     if (reply) {
       setStock(reply.product_id ?? productId, Number(reply.available));
       adoptCart(reply.cart);
@@ -70,14 +72,16 @@ export function expireCart() {
 export async function checkout() {
   const id = cartId();
   if (!id || isCheckingOut()) return;
+  const sale = pickedSale();
   setCheckingOut(true);
   try {
-    const reply = await api.checkout(id);
+    const reply = await api.checkout(sale, id);
     // The cart became an order: the next add must start a brand-new cart.
     if (cartId() === id) dropCart('idle');
     closeDrawer();
-    startOrder(String((reply && reply.order_id) || id), Date.now() + POLL_FOR_MS, reply);
+    startOrder(sale, String((reply && reply.order_id) || id), Date.now() + POLL_FOR_MS, reply);
   } catch (err) {
+    if (id !== cartId() && CART_GONE.has(err.code)) return; // the shopper left that sale's cart
     handleError(err);
   } finally {
     setCheckingOut(false);

@@ -2,7 +2,7 @@
 
 import * as api from './api.js';
 import { handleError } from './errors.js';
-import { catalogPage, showCatalog } from './state.js';
+import { catalogPage, pickedSale, showCatalog, shopUrl } from './state.js';
 import { renderGridMessage, showLoading } from './views/catalog.js';
 import { showSale } from './views/header.js';
 
@@ -12,8 +12,10 @@ let pageSeq = 0; // guards against an older page response overwriting a newer on
 
 /** GET /sale is optional: absent or failing, the header stays plain. */
 export async function loadSale() {
+  const picked = pickedSale();
   let sale;
-  try { sale = await api.getSale(); } catch { return; }
+  try { sale = await api.getSale(picked); } catch { return; }
+  if (picked !== pickedSale()) return; // the shopper moved on to another sale meanwhile
   if (sale && typeof sale === 'object') showSale(sale);
 }
 
@@ -22,7 +24,7 @@ export async function loadPage(page) {
   showLoading();
   let data;
   try {
-    data = await api.getProducts((page - 1) * PAGE_SIZE, PAGE_SIZE);
+    data = await api.getProducts(pickedSale(), (page - 1) * PAGE_SIZE, PAGE_SIZE);
   } catch (err) {
     if (seq !== pageSeq) return;
     if (err.status === 401) { handleError(err); return; }
@@ -35,7 +37,7 @@ export async function loadPage(page) {
   if (!items.length && page > 1) { loadPage(pages ? Math.min(pages, page - 1) : 1); return; } // stale ?page=
   // Without page metadata, a full page is the only hint that another one may follow.
   showCatalog(page, Math.max(1, pages || (items.length === PAGE_SIZE ? page + 1 : page)), items);
-  history.replaceState(null, '', page > 1 ? `?page=${page}` : location.pathname);
+  history.replaceState(null, '', shopUrl(page));
 }
 
 export function goToPage(page) {

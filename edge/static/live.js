@@ -1,10 +1,11 @@
 /*
- * Live stock over the /ws/catalog WebSocket: the page subscribes to the products on screen
- * with {"subscribe": [ids]} and hears {product_id, available} as they change. It reconnects
- * with exponential backoff and jitter, and re-subscribes on every open.
+ * Live stock over the picked sale's /ws/catalog WebSocket: the page subscribes to the
+ * products on screen with {"subscribe": [ids]} and hears {product_id, available} as they
+ * change. It reconnects with exponential backoff and jitter, and re-subscribes on every open;
+ * a sale picked is a new socket (app.js closes the old one and connects again).
  */
 
-import { catalogPage, setStock, signedInUser } from './state.js';
+import { catalogPage, pickedSale, setStock, signedInUser } from './state.js';
 import { setLive } from './views/header.js';
 
 const MIN_DELAY_MS = 500;
@@ -22,7 +23,7 @@ export function connectLive() {
   const proto = location.protocol === 'https:' ? 'wss:' : 'ws:';
   let ws;
   try {
-    ws = new WebSocket(`${proto}//${location.host}/ws/catalog`);
+    ws = new WebSocket(`${proto}//${location.host}${pickedSale().path}/ws/catalog`);
   } catch {
     scheduleReconnect();
     return;

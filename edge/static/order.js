@@ -7,13 +7,14 @@ import { toast } from './views/toasts.js';
 
 const POLL_EVERY_MS = 500;
 
-let order = null; // {id, until}: the order being polled, until a Date.now()
+let order = null; // {sale, id, until}: the order being polled (in its sale), until a Date.now()
 let pollTimer = 0;
 
-/** first: the checkout's reply, shown as pending until the first poll answers. */
-export function startOrder(id, until, first) {
+/** sale: state's {name, path} the order was placed in, polled there whatever the shopper
+    picks next. first: the checkout's reply, shown as pending until the first poll answers. */
+export function startOrder(sale, id, until, first) {
   stopOrder();
-  order = { id, until };
+  order = { sale, id, until };
   showOrder({ status: 'pending', ...(first || {}), order_id: id });
   openOrder();
   pollTimer = setTimeout(poll, POLL_EVERY_MS);
@@ -36,7 +37,7 @@ async function poll() {
   if (!polled) return;
   let wait = POLL_EVERY_MS;
   try {
-    const reply = await api.getOrder(polled.id);
+    const reply = await api.getOrder(polled.sale, polled.id);
     if (order !== polled) return;
     showOrder(reply || {});
     if (reply && reply.status && reply.status !== 'pending') { finish(reply.status); return; }

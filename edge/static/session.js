@@ -2,7 +2,7 @@
 
 import * as api from './api.js';
 import { handleError } from './errors.js';
-import { dropCart, setUser } from './state.js';
+import { dropCart, forgetCarts, setUser } from './state.js';
 import { stopOrder } from './order.js';
 import { renderGridMessage } from './views/catalog.js';
 import { setSignInBusy, showSignInError, typedUsername } from './views/session.js';
@@ -45,8 +45,9 @@ export async function signOut() {
   } catch (err) {
     if (err.status !== 401) { handleError(err); return; }
   }
-  // The cart belongs to this user; the next one to sign in on this tab must not inherit it.
+  // The carts belong to this user; the next one to sign in on this tab must not inherit them.
   dropCart('idle');
+  forgetCarts();
   stopOrder();
   setUser(null);
 }

@@ -5,6 +5,8 @@
  *
  * Topics and what their listeners receive:
  *   'user'      the signed-in username, or null when the page must show the sign-in form
+ *   'sales'     the shop's sales arrived (GET /sales/): {sales, now_ms}
+ *   'sale'      the shopper picked another sale: {name, path}; the catalog and cart are reset
  *   'catalog'   the page of products now on screen: {page, pages, products}
  *   'stock'     one product's stock changed: {id, before, available}
  *   'cart'      the cart changed: {held: true} or {held: false, holdState: 'idle'|'expired'}
@@ -36,9 +38,60 @@ export function setUser(name) {
   emit('user', name);
 }
 
+// ---------------------------------------------------------------- the sale
+// The pick lives in the URL (?sale=…), so a reload or a shared link shows the same sale. No
+// ?sale is the default sale, served at the seed's paths; any other is under /sales/{name}.
+const SALE_NAME = /^[A-Za-z0-9._:@-]{1,64}$/; // the names `flash sale` accepts: path-safe
+const query = new URLSearchParams(location.search);
+
+let sale = saleNamed(query.get('sale'));
+let sales = Object.freeze({ sales: [], now_ms: 0 });
+
+/** {name, path}: name null and path '' for the default sale; path prefixes its API calls. */
+export const pickedSale = () => sale;
+export const shopSales = () => sales;
+
+/** Whether this entry of GET /sales/ is the sale on screen. */
+export function isPicked(entry) {
+  return sale.name ? entry.sale === sale.name : Boolean(entry.default);
+}
+
+function saleNamed(name) {
+  const valid = typeof name === 'string' && SALE_NAME.test(name);
+  return Object.freeze(valid ? { name, path: `/sales/${name}` } : { name: null, path: '' });
+}
+
+/** The reply of GET /sales/: the default sale first, then the others. */
+export function setSales(reply) {
+  sales = Object.freeze({ sales: reply.sales, now_ms: reply.now_ms });
+  emit('sales', sales);
+}
+
+/** name: a sale of the shop, or null for the default sale. The page starts over in it: its
+    first catalog page, and its own cart (each sale keeps its cart id in storage). */
+export function pickSale(name) {
+  const next = saleNamed(name);
+  if (next.name === sale.name) return;
+  sale = next;
+  catalog = Object.freeze({ page: 1, pages: 1, products: [] });
+  cart = NO_CART;
+  history.replaceState(null, '', shopUrl(1));
+  emit('cart', { held: false, holdState: 'idle' });
+  emit('sale', sale);
+}
+
+/** The page's own URL for a catalog page of the picked sale. */
+export function shopUrl(page) {
+  const params = new URLSearchParams();
+  if (sale.name) params.set('sale', sale.name);
+  if (page > 1) params.set('page', String(page));
+  const search = params.toString();
+  return search ? `?${search}` : location.pathname;
+}
+
 // ---------------------------------------------------------------- catalog and stock
 let catalog = Object.freeze({
-  page: Math.max(1, parseInt(new URLSearchParams(location.search).get('page'), 10) || 1),
+  page: Math.max(1, parseInt(query.get('page'), 10) || 1),
   pages: 1,
   products: [],
 });
@@ -67,7 +120,9 @@ export function setStock(id, available) {
 }
 
 // ---------------------------------------------------------------- the cart
-const CART_KEY = 'flash.cart';
+// One cart id per sale ({sale name or '': id}): a cart is one sale's, and going back to a
+// sale finds its cart again while the server still holds it.
+const CARTS_KEY = 'flash.carts';
 
 const NO_CART = Object.freeze({ id: null, held: null, serverNow: 0, deadlineAt: 0 });
 // id: the cart id, kept in sessionStorage so a reload finds the cart again.
@@ -82,7 +137,25 @@ export const heldCart = () => cart.held;
 export const holdEndsAt = () => cart.deadlineAt;
 export const changesPending = () => changesInFlight > 0;
 export const isCheckingOut = () => checkingOut;
-export const storedCartId = () => storageGet(CART_KEY);
+export const storedCartId = () => storedCarts()[sale.name || ''] ?? null;
+
+function storedCarts() {
+  const carts = storageGet(CARTS_KEY);
+  return carts && typeof carts === 'object' ? carts : {};
+}
+
+/** The picked sale's stored cart id, or none. */
+function storeCartId(id) {
+  const carts = storedCarts();
+  if (id == null) delete carts[sale.name || ''];
+  else carts[sale.name || ''] = id;
+  storageSet(CARTS_KEY, Object.keys(carts).length ? carts : null);
+}
+
+/** Signing out: no sale's cart is the next user's. */
+export function forgetCarts() {
+  storageSet(CARTS_KEY, null);
+}
 
 /** Synchronous on purpose: clicks fired before the first reply must share one cart. */
 export function ensureCartId() {
@@ -94,7 +167,7 @@ export function ensureCartId() {
 export function useCartId(id) {
   if (id === cart.id) return; // already ours: keep what the server last said about it
   cart = { ...NO_CART, id };
-  storageSet(CART_KEY, id);
+  storeCartId(id);
 }
 
 /** The server's view of the cart, unless it is for a dropped cart or older than ours. */
@@ -112,7 +185,7 @@ export function adoptCart(body) {
 /** holdState: 'idle' hides the timer, 'expired' leaves "expired" on screen. */
 export function dropCart(holdState) {
   cart = NO_CART;
-  storageSet(CART_KEY, null);
+  storeCartId(null);
   emit('cart', { held: false, holdState });
 }
 

@@ -15,6 +15,12 @@ export function showSale(sale) {
   showSaleBanner(sale, open);
 }
 
+/** Another sale was picked: nothing of the last one's stays on screen until its own arrives. */
+export function clearSale() {
+  $('sale-status').hidden = true;
+  $('sale-banner').hidden = true;
+}
+
 function showSaleBanner(sale, open) {
   const banner = $('sale-banner');
   banner.hidden = open;

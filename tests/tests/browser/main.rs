@@ -12,7 +12,9 @@ mod driver;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use driver::Chromedriver;
+use driver::{Chromedriver, Page};
+use flash_api_client::{EdgeClient, LineChange, OrderStatus};
+use flash_client::SaleSettings;
 use flash_tests::{Stack, StackOptions};
 
 /// The edge on a port chosen up front, so that its WebSocket's allowed origin can be the
@@ -263,4 +265,247 @@ async fn a_buyer_checks_out_in_the_browser_while_a_watcher_sees_stock_fall_live(
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     println!("the browser journey took {:?}", started.elapsed());
+}
+
+/// The product ids of the cards on screen, ascending.
+async fn card_ids(page: &Page) -> serde_json::Value {
+    page.js(
+        "return Array.from(document.querySelectorAll('#grid .card[data-product-id]'))\
+         .map((c) => Number(c.dataset.productId)).sort((a, b) => a - b);",
+    )
+    .await
+}
+
+/// The picker's sales in order, each with whether it is the one pressed.
+const PICKER: &str = "Array.from(document.querySelectorAll('#sale-picker button[data-sale]'))\
+                      .map((b) => [b.dataset.sale, b.getAttribute('aria-pressed')])";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shopper_picks_another_sale_and_buys_in_it() {
+    let stack = stack_with_own_origin().await;
+    stack
+        .add_sale(
+            "autumn",
+            &[(11, "Rain coat", 5900, 4), (12, "Umbrella", 1900, 2)],
+            &SaleSettings::default(),
+        )
+        .await
+        .expect("the autumn sale");
+    let driver = Chromedriver::start().await;
+    let mut shopper = driver.page("shopper").await;
+
+    // Two sales: the picker shows both, the default sale first and picked, and its products.
+    shopper.goto(&stack.url("/display")).await;
+    shopper.sign_in("carol").await;
+    let picker = shopper
+        .wait_for(
+            "the sale picker with two sales",
+            &format!(
+                "!document.getElementById('sale-picker').hidden && {PICKER}.length === 2 && {PICKER}"
+            ),
+        )
+        .await;
+    assert_eq!(
+        picker,
+        serde_json::json!([["test-sale", "true"], ["autumn", "false"]]),
+        "the picker: the default sale first, and picked"
+    );
+    assert_eq!(card_ids(&shopper).await, serde_json::json!([1, 2, 3]));
+    assert_eq!(
+        shopper
+            .text("#sale-picker button[data-sale='autumn'] .sale-option-title")
+            .await
+            .as_deref(),
+        Some("The autumn sale")
+    );
+
+    // Picking autumn: its products only, its name in the URL, its live stock.
+    shopper
+        .click("#sale-picker button[data-sale='autumn']")
+        .await;
+    shopper
+        .wait_for(
+            "autumn's products",
+            "document.querySelectorAll('#grid .card[data-product-id]').length === 2 \
+             && document.getElementById('stock-11')?.textContent === '4 left'",
+        )
+        .await;
+    assert_eq!(card_ids(&shopper).await, serde_json::json!([11, 12]));
+    assert_eq!(
+        shopper.js("return location.search;").await,
+        "?sale=autumn",
+        "the pick in the URL"
+    );
+    assert_eq!(
+        shopper.js(&format!("return {PICKER};")).await,
+        serde_json::json!([["test-sale", "false"], ["autumn", "true"]])
+    );
+    shopper
+        .wait_for_text("#sale-status", "Autumn sale · Open")
+        .await;
+    shopper
+        .wait_for(
+            "the live indicator",
+            "document.getElementById('live-status').dataset.state === 'live'",
+        )
+        .await;
+
+    // Someone else reserves an umbrella through the API: the page hears it on autumn's socket
+    // (the default sale's socket never carries autumn's stock), without fetching products.
+    let products_fetches = "performance.getEntriesByType('resource')\
+                            .filter((e) => e.name.includes('/products')).length";
+    let fetches_before = shopper.js(&format!("return {products_fetches};")).await;
+    let dave = EdgeClient::new(&stack.url(""))
+        .expect("a client")
+        .sign_in("dave")
+        .await
+        .expect("dave signs in")
+        .token;
+    let dave_autumn = EdgeClient::new(&stack.url("/sales/autumn"))
+        .expect("a client")
+        .with_token(&dave)
+        .expect("the token");
+    let dave_cart = uuid::Uuid::new_v4().to_string();
+    dave_autumn
+        .cart_add(&LineChange::one(12, &dave_cart))
+        .await
+        .expect("dave's umbrella");
+    shopper.wait_for_text("#stock-12", "1 left").await;
+    assert_eq!(
+        shopper.js(&format!("return {products_fetches};")).await,
+        fetches_before,
+        "the stock came from a refetch, not the live socket"
+    );
+
+    // A reload keeps the pick, and every catalog call goes to autumn's paths.
+    shopper.js("location.reload(); return null;").await;
+    shopper
+        .wait_for(
+            "autumn's products after the reload",
+            "document.querySelectorAll('#grid .card[data-product-id]').length === 2 \
+             && document.getElementById('stock-12')?.textContent === '1 left'",
+        )
+        .await;
+    assert_eq!(card_ids(&shopper).await, serde_json::json!([11, 12]));
+    // The API calls the page made (its fetches), less the shop-wide ones: the session and
+    // the list of sales.
+    let fetched = shopper
+        .js("return performance.getEntriesByType('resource')\
+             .filter((e) => e.initiatorType === 'fetch')\
+             .map((e) => new URL(e.name).pathname)\
+             .filter((p) => p !== '/session' && p !== '/sales/');")
+        .await;
+    let fetched: Vec<String> = serde_json::from_value(fetched).expect("a list of paths");
+    assert!(
+        fetched.iter().any(|p| p == "/sales/autumn/products/")
+            && fetched.iter().all(|p| p.starts_with("/sales/autumn/")),
+        "the calls after the reload: {fetched:?}"
+    );
+    shopper
+        .wait_for(
+            "autumn still picked after the reload",
+            &format!("{PICKER}.length === 2 && {PICKER}[1][1] === 'true'"),
+        )
+        .await;
+
+    // A raincoat into the cart, and checkout: the order is autumn's.
+    shopper
+        .click("#grid .card[data-product-id='11'] button.add")
+        .await;
+    shopper.wait_for_text("#cart-count", "1").await;
+    shopper.wait_for_text("#stock-11", "3 left").await;
+    shopper.click("#cart-button").await;
+    shopper
+        .wait_for(
+            "the cart drawer to slide in with the raincoat",
+            "getComputedStyle(document.getElementById('cart-drawer')).transform === 'none' \
+             && document.querySelector('#cart-lines .cart-line[data-product-id=\"11\"]') !== null \
+             && !document.getElementById('checkout').disabled",
+        )
+        .await;
+    shopper.click("#checkout").await;
+    shopper
+        .wait_for(
+            "the order to be confirmed",
+            "document.querySelector('#order-status-text[data-status=confirmed]') !== null",
+        )
+        .await;
+    let order_text = shopper.text("#order-id").await.unwrap_or_default();
+    let order_id = order_text
+        .strip_prefix("Order ")
+        .unwrap_or_else(|| panic!("the popup names no order: {order_text:?}"))
+        .to_owned();
+    let screenshot = shopper
+        .screenshot(&artifacts_dir().join("browser-sales.png"))
+        .await;
+    println!("screenshot: {}", screenshot.display());
+
+    // Back to the default sale: its products and stock, untouched; no sale in the URL.
+    shopper.click("#order-close").await;
+    shopper
+        .click("#sale-picker button[data-sale='test-sale']")
+        .await;
+    shopper
+        .wait_for(
+            "the default sale's products",
+            "document.querySelectorAll('#grid .card[data-product-id]').length === 3 \
+             && document.getElementById('stock-1')?.textContent === '5 left'",
+        )
+        .await;
+    assert_eq!(card_ids(&shopper).await, serde_json::json!([1, 2, 3]));
+    assert_eq!(shopper.js("return location.search;").await, "");
+    let errors = shopper.errors().await;
+    assert!(
+        errors.is_empty(),
+        "errors in the browser console:\n{}",
+        errors.join("\n")
+    );
+    shopper.close().await;
+    drop(driver);
+
+    // Through the API: the order is carol's in autumn, unknown to the default sale.
+    let carol = EdgeClient::new(&stack.url(""))
+        .expect("a client")
+        .sign_in("carol")
+        .await
+        .expect("carol signs in")
+        .token;
+    let carol_autumn = EdgeClient::new(&stack.url("/sales/autumn"))
+        .expect("a client")
+        .with_token(&carol)
+        .expect("the token");
+    let order = carol_autumn.order(&order_id).await.expect("autumn's order");
+    assert_eq!(order.status, OrderStatus::Confirmed);
+    assert_eq!(order.units, 1);
+    let carol_default = EdgeClient::new(&stack.url(""))
+        .expect("a client")
+        .with_token(&carol)
+        .expect("the token");
+    let elsewhere = carol_default.order(&order_id).await;
+    assert_eq!(
+        elsewhere.as_ref().err().and_then(|e| e.code()),
+        Some("NOCART"),
+        "the order in the default sale: {elsewhere:?}"
+    );
+    // And in PostgreSQL: autumn's order, its one line the raincoat.
+    let pg = stack.database().await.expect("the database");
+    let rows = pg
+        .query(
+            "SELECT o.sale, o.status, l.product_id, l.qty FROM orders o \
+             JOIN users u ON u.id = o.user_id \
+             JOIN order_lines l ON l.sale = o.sale AND l.order_id = o.id \
+             WHERE u.username = 'carol'",
+            &[],
+        )
+        .await
+        .expect("carol's orders");
+    let rows: Vec<(String, String, i64, i64)> = rows
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+        .collect();
+    assert_eq!(
+        rows,
+        [("autumn".to_owned(), "confirmed".to_owned(), 11, 1)],
+        "carol's orders in PostgreSQL"
+    );
 }
