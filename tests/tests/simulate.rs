@@ -231,3 +231,62 @@ async fn rate_limits_count_as_rejects_and_are_named_not_a_crash() {
     assert!(report.violations.is_empty(), "{:#?}", report.violations);
     stack.stop().await.unwrap();
 }
+
+/// A sale other than the edge's default one, through its own base URL (`--url
+/// <edge>/sales/<sale>`, `--sale <sale>`): the crowd shops that sale only, and the
+/// verification balances its books.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crowd_in_another_sale_goes_through_its_own_base_url() {
+    let stack = Stack::start(StackOptions {
+        catalog: vec![(100, "Default-sale thing", 500, 5)],
+        sale: SaleSettings {
+            hold_ms: Some(1500),
+            ..SaleSettings::default()
+        },
+        ..StackOptions::default()
+    })
+    .await
+    .expect("the stack starts");
+    let second = "second";
+    let settings = SaleSettings {
+        hold_ms: Some(1500),
+        ..SaleSettings::default()
+    };
+    stack
+        .add_sale(second, &catalog(), &settings)
+        .await
+        .expect("a second sale");
+    let mut common = Common::new(
+        Servers {
+            redis_url: stack.redis.url(),
+            database_url: Some(stack.database_url.clone()),
+        },
+        &stack.sale,
+    );
+    common.sale = Some(second.to_owned());
+    let config = Config {
+        url: stack.url(&format!("/sales/{second}")),
+        common,
+        buyers: env_number("FLASH_SIM_BUYERS", 300),
+        concurrency: env_number("FLASH_SIM_CONCURRENCY", 50),
+        products: None,
+        abandon: 0.15,
+        remove: 0.15,
+        chart: None,
+        wait_timeout: Duration::from_secs(20),
+        seed: Some(7),
+        progress: false,
+    };
+    let report = simulate::simulate(&config)
+        .await
+        .expect("the run completes");
+    println!("{report}");
+    assert_clean(&report);
+    // The default sale was not touched.
+    let engine = stack.engine().await.unwrap();
+    let info = engine.info(&stack.sale).await.unwrap();
+    assert_eq!(
+        (info.total.available, info.total.pending, info.total.sold),
+        (5, 0, 0)
+    );
+}

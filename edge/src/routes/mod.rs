@@ -137,10 +137,13 @@ fn route_of(path: &str) -> Route {
 }
 
 /// The routes of one sale: the default sale's at the root, any sale's under
-/// `/sales/{sale}` (where `/sales/{sale}` alone is the sale's `/sale`).
+/// `/sales/{sale}` (where `/sales/{sale}` alone is the sale's `/sale`). The session is the
+/// shop's, not a sale's, but `/sales/{sale}/session` is it too: a client given a sale's base
+/// URL (`flash simulate --url …/sales/spring`) signs in where it shops.
 fn sale_route(path: &str) -> &'static str {
     match path {
         "" | "/" | "/sale" => "/sale",
+        "/session" => "/session",
         "/ws/catalog" => "/ws/catalog",
         "/products" | "/products/" => "/products/",
         p if p.starts_with("/products/") => "/products/{id}",
@@ -234,7 +237,7 @@ mod tests {
             ("/sales/spring/products/", "/products/", "/products/"),
             ("/sales/spring/ws/catalog", "/ws/catalog", "/ws/catalog"),
             ("/sales/spring", "/sale", ""),
-            ("/sales/spring/session", "other", "/session"),
+            ("/sales/spring/session", "/session", "/session"),
             ("/sales/spring/static/app.js", "other", "/static/app.js"),
         ] {
             let route = route_of(path);
