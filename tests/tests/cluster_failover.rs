@@ -235,3 +235,82 @@ async fn crowd_through_a_failover(durable: bool) {
         assert!(lost.is_empty(), "orders answered OK and lost: {lost:?}");
     }
 }
+
+/// `flash simulate` through an edge with `--durability replica` on the cluster, the sale's
+/// master killed with -9 a second into the crowd: the run's own verification holds (no
+/// oversell, conservation, every order answered 202 in PostgreSQL exactly once, the holds
+/// released), and the checkouts after the kill, with no replica left to confirm them, are
+/// answered 503 NOTDURABLE, not 202.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_simulated_crowd_keeps_its_books_through_a_failover_with_durable_checkouts() {
+    use flash_cli::common::{Common, Servers};
+    use flash_cli::simulate::{self, Config};
+    use flash_edge::settings::DurabilityMode;
+    use flash_tests::{Stack, StackOptions};
+
+    let cluster = RedisCluster::start(ClusterOptions {
+        module: Some(module_path().unwrap()),
+        ..ClusterOptions::default()
+    })
+    .unwrap();
+    let url = cluster.redis_url();
+    let mut stack = Stack::start_on(
+        cluster,
+        StackOptions {
+            catalog: (1..=5).map(|id| (id, "item", 1000, 60)).collect(),
+            sale: SaleSettings {
+                hold_ms: Some(1_500),
+                ..SaleSettings::default()
+            },
+            edge: Box::new(|settings| {
+                settings.durability.mode = DurabilityMode::Replica;
+                settings.durability.durability_timeout_ms = 300;
+            }),
+            ..StackOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    let master = stack
+        .redis
+        .master_of(&SaleKeys::new(&stack.sale).sale())
+        .await
+        .unwrap()
+        .unwrap();
+    stack.redis.wait_replicated(master).await.unwrap();
+    let config = Config {
+        url: stack.url(""),
+        common: Common::new(
+            Servers {
+                redis_url: url,
+                database_url: Some(stack.database_url.clone()),
+            },
+            &stack.sale,
+        ),
+        buyers: 600,
+        concurrency: 20,
+        products: None,
+        abandon: 0.1,
+        remove: 0.1,
+        chart: None,
+        wait_timeout: Duration::from_secs(40),
+        seed: Some(11),
+        progress: false,
+    };
+    let redis = &mut stack.redis;
+    let (report, ()) = tokio::join!(simulate::simulate(&config), async {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        redis.kill_node(master);
+    });
+    let report = report.expect("the run completes");
+    println!("{report}");
+    assert!(report.violations.is_empty(), "{:#?}", report.violations);
+    assert!(
+        report.fates.checked_out > 0,
+        "some checkouts were answered 202"
+    );
+    assert!(
+        report.summary.rejects_of("NOTDURABLE") > 0,
+        "after the kill, checkouts are answered NOTDURABLE: {report}"
+    );
+}
