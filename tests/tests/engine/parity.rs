@@ -2,7 +2,8 @@
 //! step: values, shapes and error lines. Only clock-derived values (deadlines, stream ids)
 //! are masked, since the two servers read different clocks.
 
-use flash_client::Backend;
+use flash_client::{Backend, ClientError, FlashClient};
+use flash_tests::{ClusterOptions, RedisCluster, module_path};
 use redis::Value;
 
 use crate::common::Engine;
@@ -56,15 +57,46 @@ fn mask(value: Value) -> Value {
 
 async fn replies(backend: Backend) -> Vec<String> {
     let e = Engine::start(backend).await;
+    replies_of(&e.client).await
+}
+
+/// The script's replies from `client`, masked, one line each.
+async fn replies_of(client: &FlashClient) -> Vec<String> {
     let mut out = Vec::new();
     for line in SCRIPT {
-        let reply = match e.run(line).await {
+        let mut words = line.split_whitespace();
+        let command = words.next().unwrap_or_default();
+        let args: Vec<String> = words.map(str::to_owned).collect();
+        let reply: Result<Value, ClientError> = client.call(command, &args).await;
+        let reply = match reply {
             Ok(value) => format!("{:?}", mask(value)),
             Err(error) => format!("error {error}"),
         };
         out.push(format!("{line} => {reply}"));
     }
     out
+}
+
+/// The engine's core cases on a 3-master Redis Cluster, through the cluster client, answer
+/// as on one server: the module on every node, and the Lua twin on plain nodes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_replies_as_one_server_on_both_backends() {
+    let single = replies(Backend::Module).await;
+    for backend in [Backend::Module, Backend::Lua] {
+        let cluster = RedisCluster::start(ClusterOptions {
+            replicas_per_master: 0,
+            module: (backend == Backend::Module).then(|| module_path().unwrap()),
+            ..ClusterOptions::default()
+        })
+        .unwrap();
+        let client = FlashClient::connect(&cluster.redis_url()).await.unwrap();
+        assert_eq!(client.backend(), backend);
+        let on_cluster = replies_of(&client).await;
+        for (one, many) in single.iter().zip(&on_cluster) {
+            assert_eq!(one, many, "{backend:?} on a cluster");
+        }
+        assert_eq!(single.len(), on_cluster.len());
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
