@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
-use flash_client::{FlashClient, SaleInfo};
+use flash_client::{ClientError, FlashClient, SaleInfo};
 use tokio::task::JoinHandle;
 
 /// One reading of the engine's totals.
@@ -104,7 +104,10 @@ pub async fn wait_drained(
 ) -> Result<Option<Instant>> {
     let give_up = Instant::now() + timeout;
     loop {
-        let info = engine.info(sale).await?;
+        let Some(info) = read(engine, sale, give_up).await? else {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        };
         let now = Instant::now();
         if info.total.pending == 0 {
             return Ok(Some(now));
@@ -118,6 +121,18 @@ pub async fn wait_drained(
     }
 }
 
+/// The sale as the engine has it, or `None` while the engine cannot be reached and the wait
+/// has not given up: a failover (a cluster down until a replica is promoted, a server
+/// restarting) is ridden out, not a failed run. An engine refusal (NOSALE) fails at once, and
+/// so does trouble that outlasts the wait.
+async fn read(engine: &FlashClient, sale: &str, give_up: Instant) -> Result<Option<SaleInfo>> {
+    match engine.info(sale).await {
+        Ok(info) => Ok(Some(info)),
+        Err(ClientError::Redis(_)) if Instant::now() < give_up => Ok(None),
+        Err(error) => Err(error.into()),
+    }
+}
+
 /// Waits until `deadline` has passed and no cart is held in the sale; None at `give_up`.
 pub async fn wait_released(
     engine: &FlashClient,
@@ -127,7 +142,10 @@ pub async fn wait_released(
     on_poll: impl Fn(&SaleInfo),
 ) -> Result<Option<Instant>> {
     loop {
-        let info = engine.info(sale).await?;
+        let Some(info) = read(engine, sale, give_up).await? else {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        };
         let now = Instant::now();
         if now >= deadline && info.held_carts == 0 && info.total.held == 0 {
             return Ok(Some(now));
