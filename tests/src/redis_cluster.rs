@@ -112,6 +112,32 @@ impl RedisCluster {
         Err(last_error.unwrap_or_else(|| (redis::ErrorKind::Io, "no nodes").into()))
     }
 
+    /// `count` sale names (`<prefix><n>`) whose slots are served by `count` different masters,
+    /// with each one's master port: a test or a bench that needs a sale on every shard.
+    pub async fn sales_on_masters(
+        &self,
+        prefix: &str,
+        count: usize,
+    ) -> io::Result<Vec<(String, u16)>> {
+        let mut picked: Vec<(String, u16)> = Vec::new();
+        for n in 0..1000 {
+            let sale = format!("{prefix}{n}");
+            let key = flash_core::keys::SaleKeys::new(&sale).sale();
+            let Some(master) = self.master_of(&key).await.map_err(io::Error::other)? else {
+                continue;
+            };
+            if picked.iter().all(|(_, taken)| *taken != master) {
+                picked.push((sale, master));
+            }
+            if picked.len() == count {
+                return Ok(picked);
+            }
+        }
+        Err(io::Error::other(format!(
+            "no {count} masters among 1000 sale names: found {picked:?}"
+        )))
+    }
+
     /// Waits until every replica of the master on `port` has acknowledged everything the
     /// master had written when asked (its `master_repl_offset`). `WAIT` on a connection of
     /// our own would not do: it waits for that connection's own writes only, and the writes

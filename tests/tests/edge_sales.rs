@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use flash_api_client::{ApiError, Buy, EdgeClient, LineChange, Method, OrderStatus};
 use flash_client::SaleSettings;
-use flash_core::keys::SaleKeys;
 use flash_tests::{
     ClusterOptions, RedisCluster, RedisDeployment, Stack, StackOptions, module_path,
 };
@@ -256,26 +255,6 @@ async fn two_sales_on_one_server_keep_their_products_and_carts_apart() {
     assert_eq!(stored, expected);
 }
 
-/// Three sale names whose slots are served by three different masters.
-async fn sales_on_every_master(cluster: &RedisCluster) -> Vec<String> {
-    let mut picked: Vec<(String, u16)> = Vec::new();
-    for n in 0..100 {
-        let sale = format!("spread{n}");
-        let master = cluster
-            .master_of(&SaleKeys::new(&sale).sale())
-            .await
-            .unwrap()
-            .unwrap();
-        if picked.iter().all(|(_, taken)| *taken != master) {
-            picked.push((sale, master));
-        }
-        if picked.len() == 3 {
-            return picked.into_iter().map(|(sale, _)| sale).collect();
-        }
-    }
-    panic!("no three masters among 100 sale names: {picked:?}");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_edge_serves_three_sales_on_three_masters() {
     let cluster = RedisCluster::start(ClusterOptions {
@@ -283,7 +262,13 @@ async fn one_edge_serves_three_sales_on_three_masters() {
         ..ClusterOptions::default()
     })
     .unwrap();
-    let sales = sales_on_every_master(&cluster).await;
+    let sales: Vec<String> = cluster
+        .sales_on_masters("spread", 3)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(sale, _)| sale)
+        .collect();
     let stack = Stack::start_on(cluster, StackOptions::default())
         .await
         .unwrap();

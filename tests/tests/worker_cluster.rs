@@ -9,7 +9,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use flash_client::{Backend, FlashClient, SaleSettings};
-use flash_core::keys::SaleKeys;
 use flash_core::model::CartState;
 use flash_tests::{ClusterOptions, PostgresServer, RedisCluster, both_backends, module_path};
 use flash_worker::consumer::{Config, Counters};
@@ -21,26 +20,6 @@ use tokio_postgres::NoTls;
 both_backends!(one_worker_consumes_sales_on_three_masters);
 
 const DEFAULT_SALE: &str = "main";
-
-/// Three sale names whose slots are served by three different masters.
-async fn sales_on_every_master(cluster: &RedisCluster) -> Vec<(String, u16)> {
-    let mut picked: Vec<(String, u16)> = Vec::new();
-    for n in 0..100 {
-        let sale = format!("spread{n}");
-        let master = cluster
-            .master_of(&SaleKeys::new(&sale).sale())
-            .await
-            .unwrap()
-            .unwrap();
-        if picked.iter().all(|(_, taken)| *taken != master) {
-            picked.push((sale, master));
-        }
-        if picked.len() == 3 {
-            return picked;
-        }
-    }
-    panic!("no three masters among 100 sale names: {picked:?}");
-}
 
 async fn one_worker_consumes_sales_on_three_masters(backend: Backend) {
     let cluster = RedisCluster::start(ClusterOptions {
@@ -63,7 +42,7 @@ async fn one_worker_consumes_sales_on_three_masters(backend: Backend) {
     .await
     .unwrap();
 
-    let sales = sales_on_every_master(&cluster).await;
+    let sales = cluster.sales_on_masters("spread", 3).await.unwrap();
     let masters: BTreeSet<u16> = sales.iter().map(|(_, master)| *master).collect();
     assert_eq!(masters.len(), 3);
     for (product, (sale, _)) in (1..).zip(&sales) {

@@ -59,19 +59,9 @@ pub fn run(args: &BenchDurabilityArgs) -> Result<()> {
         );
     }
     let module = build_module(Profile::Release)?;
-    let options = ServerOptions {
-        module: Some(module.clone()),
-        ..ServerOptions::default()
-    };
-    let master = RedisServer::start(options.clone()).context("the master")?;
-    let replica = RedisServer::start(ServerOptions {
-        replica_of: Some(master.port),
-        ..options
-    })
-    .context("the replica")?;
     let runtime = tokio::runtime::Runtime::new()?;
+    let (master, replica) = runtime.block_on(master_and_replica(&module))?;
     runtime.block_on(async {
-        wait_linked(&replica).await?;
         let url = format!("redis://127.0.0.1:{}/", master.port);
         let engine = FlashClient::connect(&url).await?;
         let settings = SaleSettings {
@@ -206,17 +196,7 @@ async fn edge_stack(
     mode: DurabilityMode,
     timeout_ms: u64,
 ) -> Result<(Stack, RedisServer)> {
-    let options = ServerOptions {
-        module: Some(module.to_path_buf()),
-        ..ServerOptions::default()
-    };
-    let master = RedisServer::start(options.clone()).context("the master")?;
-    let replica = RedisServer::start(ServerOptions {
-        replica_of: Some(master.port),
-        ..options
-    })
-    .context("the replica")?;
-    wait_linked(&replica).await?;
+    let (master, replica) = master_and_replica(module).await?;
     let stack = Stack::start_on(
         master,
         StackOptions {
@@ -325,6 +305,22 @@ async fn crowd(
         p99_us: all.value_at_quantile(0.99),
         not_durable: not_durable.load(Ordering::Relaxed),
     })
+}
+
+/// A redis-server with the module and a replica of it, linked.
+async fn master_and_replica(module: &std::path::Path) -> Result<(RedisServer, RedisServer)> {
+    let options = ServerOptions {
+        module: Some(module.to_path_buf()),
+        ..ServerOptions::default()
+    };
+    let master = RedisServer::start(options.clone()).context("the master")?;
+    let replica = RedisServer::start(ServerOptions {
+        replica_of: Some(master.port),
+        ..options
+    })
+    .context("the replica")?;
+    wait_linked(&replica).await?;
+    Ok((master, replica))
 }
 
 async fn wait_linked(replica: &RedisServer) -> Result<()> {

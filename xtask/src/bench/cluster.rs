@@ -9,7 +9,6 @@
 use std::process::Child;
 
 use anyhow::{Context, Result, bail};
-use flash_core::keys::SaleKeys;
 use flash_tests::{ClusterOptions, RedisCluster};
 
 use super::measure::{command_stat, median};
@@ -54,23 +53,12 @@ pub fn run(args: &BenchClusterArgs) -> Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    // One sale per master: names tried in turn until each master holds one.
-    let mut sales: Vec<(u16, String)> = Vec::new();
-    for n in 0..1000 {
-        let sale = format!("bench{n}");
-        let Some(port) = runtime.block_on(cluster.master_of(&SaleKeys::new(&sale).sale()))? else {
-            continue;
-        };
-        if !sales.iter().any(|(taken, _)| *taken == port) {
-            sales.push((port, sale));
-        }
-        if sales.len() == MASTERS {
-            break;
-        }
-    }
-    if sales.len() < MASTERS {
-        bail!("found sales on {} masters only", sales.len());
-    }
+    // One sale per master.
+    let sales: Vec<(u16, String)> = runtime
+        .block_on(cluster.sales_on_masters("bench", MASTERS))?
+        .into_iter()
+        .map(|(sale, port)| (port, sale))
+        .collect();
     let mut conns = Vec::new();
     for (port, sale) in &sales {
         let node = cluster.node(*port).context("a master")?;
