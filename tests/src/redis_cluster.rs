@@ -39,6 +39,20 @@ impl Default for ClusterOptions {
     }
 }
 
+impl ClusterOptions {
+    /// The default cluster for `backend`: the module on every node, or plain nodes for the
+    /// Lua twin.
+    pub fn for_backend(backend: flash_client::Backend) -> io::Result<ClusterOptions> {
+        Ok(ClusterOptions {
+            module: match backend {
+                flash_client::Backend::Module => Some(crate::module_path()?),
+                flash_client::Backend::Lua => None,
+            },
+            ..ClusterOptions::default()
+        })
+    }
+}
+
 /// A running cluster. Nodes in the order given to `redis-cli --cluster create`: the masters
 /// first (as created; a failover changes who is master, so ask the cluster, not the order).
 pub struct RedisCluster {

@@ -11,7 +11,7 @@ use flash_client::{Backend, FlashClient, SaleSettings, SkuUnits, Verdict};
 use flash_core::ErrorCode;
 use flash_core::keys::SaleKeys;
 use flash_core::model::CartState;
-use flash_tests::{ClusterOptions, RedisCluster, module_path};
+use flash_tests::{ClusterOptions, RedisCluster};
 use redis::Value;
 
 use flash_tests::both_backends;
@@ -25,14 +25,7 @@ both_backends!(
 /// A cluster for `backend`, and a client connected by the cluster setting; the backend
 /// detected must be the one the nodes run.
 async fn start(backend: Backend) -> (RedisCluster, FlashClient) {
-    let cluster = RedisCluster::start(ClusterOptions {
-        module: match backend {
-            Backend::Module => Some(module_path().unwrap()),
-            Backend::Lua => None,
-        },
-        ..ClusterOptions::default()
-    })
-    .unwrap();
+    let cluster = RedisCluster::start(ClusterOptions::for_backend(backend).unwrap()).unwrap();
     let client = FlashClient::connect(&cluster.redis_url()).await.unwrap();
     assert_eq!(client.backend(), backend, "backend detection on a cluster");
     (cluster, client)

@@ -27,14 +27,7 @@ both_backends!(
 );
 
 async fn start(backend: Backend) -> (RedisCluster, FlashClient) {
-    let cluster = RedisCluster::start(ClusterOptions {
-        module: match backend {
-            Backend::Module => Some(module_path().unwrap()),
-            Backend::Lua => None,
-        },
-        ..ClusterOptions::default()
-    })
-    .unwrap();
+    let cluster = RedisCluster::start(ClusterOptions::for_backend(backend).unwrap()).unwrap();
     let client = FlashClient::connect(&cluster.redis_url()).await.unwrap();
     assert_eq!(client.backend(), backend);
     (cluster, client)

@@ -46,6 +46,35 @@ fn env_number(name: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
+/// The tools' settings for the stack's servers, its sale the default one.
+fn common_of(stack: &Stack) -> Common {
+    Common::new(
+        Servers {
+            redis_url: stack.redis.url(),
+            database_url: Some(stack.database_url.clone()),
+        },
+        &stack.sale,
+    )
+}
+
+/// The crowd the suite sends (`FLASH_SIM_BUYERS`, `FLASH_SIM_CONCURRENCY`; 15% abandon, 15%
+/// remove a line) to the edge at `url`.
+fn crowd_config(url: String, common: Common, seed: u64, chart: Option<PathBuf>) -> Config {
+    Config {
+        url,
+        common,
+        buyers: env_number("FLASH_SIM_BUYERS", 300),
+        concurrency: env_number("FLASH_SIM_CONCURRENCY", 50),
+        products: None,
+        abandon: 0.15,
+        remove: 0.15,
+        chart,
+        wait_timeout: Duration::from_secs(20),
+        seed: Some(seed),
+        progress: false,
+    }
+}
+
 /// Starts a sale with [`catalog`] and a 1.5 s cart timer, on the module or the Lua twin,
 /// and sends a crowd through its edge. The chart goes to
 /// `target/test-artifacts/<chart_name>`.
@@ -67,26 +96,8 @@ async fn crowd(module: bool, chart_name: &str) -> (Stack, Common, Report, PathBu
         .join("test-artifacts")
         .join(chart_name);
     let _ = std::fs::remove_file(&chart);
-    let common = Common::new(
-        Servers {
-            redis_url: stack.redis.url(),
-            database_url: Some(stack.database_url.clone()),
-        },
-        &stack.sale,
-    );
-    let config = Config {
-        url: stack.url(""),
-        common: common.clone(),
-        buyers: env_number("FLASH_SIM_BUYERS", 300),
-        concurrency: env_number("FLASH_SIM_CONCURRENCY", 50),
-        products: None,
-        abandon: 0.15,
-        remove: 0.15,
-        chart: Some(chart.clone()),
-        wait_timeout: Duration::from_secs(20),
-        seed: Some(42),
-        progress: false,
-    };
+    let common = common_of(&stack);
+    let config = crowd_config(stack.url(""), common.clone(), 42, Some(chart.clone()));
     let report = simulate::simulate(&config)
         .await
         .expect("the run completes");
@@ -198,13 +209,7 @@ async fn rate_limits_count_as_rejects_and_are_named_not_a_crash() {
     .expect("the stack starts");
     let config = Config {
         url: stack.url(""),
-        common: Common::new(
-            Servers {
-                redis_url: stack.redis.url(),
-                database_url: Some(stack.database_url.clone()),
-            },
-            &stack.sale,
-        ),
+        common: common_of(&stack),
         buyers: 100,
         concurrency: 20,
         products: None,
@@ -256,27 +261,9 @@ async fn a_crowd_in_another_sale_goes_through_its_own_base_url() {
         .add_sale(second, &catalog(), &settings)
         .await
         .expect("a second sale");
-    let mut common = Common::new(
-        Servers {
-            redis_url: stack.redis.url(),
-            database_url: Some(stack.database_url.clone()),
-        },
-        &stack.sale,
-    );
+    let mut common = common_of(&stack);
     common.sale = Some(second.to_owned());
-    let config = Config {
-        url: stack.url(&format!("/sales/{second}")),
-        common,
-        buyers: env_number("FLASH_SIM_BUYERS", 300),
-        concurrency: env_number("FLASH_SIM_CONCURRENCY", 50),
-        products: None,
-        abandon: 0.15,
-        remove: 0.15,
-        chart: None,
-        wait_timeout: Duration::from_secs(20),
-        seed: Some(7),
-        progress: false,
-    };
+    let config = crowd_config(stack.url(&format!("/sales/{second}")), common, 7, None);
     let report = simulate::simulate(&config)
         .await
         .expect("the run completes");

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use flash_client::{Backend, FlashClient, SaleSettings};
 use flash_core::model::CartState;
-use flash_tests::{ClusterOptions, PostgresServer, RedisCluster, both_backends, module_path};
+use flash_tests::{ClusterOptions, PostgresServer, RedisCluster, both_backends};
 use flash_worker::consumer::{Config, Counters};
 use flash_worker::migrate::migrate;
 use flash_worker::stock::{reconcile_sale, sync_sale};
@@ -22,11 +22,7 @@ both_backends!(one_worker_consumes_sales_on_three_masters);
 const DEFAULT_SALE: &str = "main";
 
 async fn one_worker_consumes_sales_on_three_masters(backend: Backend) {
-    let cluster = RedisCluster::start(ClusterOptions {
-        module: (backend == Backend::Module).then(|| module_path().unwrap()),
-        ..ClusterOptions::default()
-    })
-    .unwrap();
+    let cluster = RedisCluster::start(ClusterOptions::for_backend(backend).unwrap()).unwrap();
     let engine = FlashClient::connect(&cluster.redis_url()).await.unwrap();
     assert_eq!(engine.backend(), backend);
     let postgres = PostgresServer::start().unwrap();
