@@ -132,8 +132,26 @@ impl FlashConnection {
         url: &str,
         response_timeout: Duration,
     ) -> Result<FlashConnection, ClientError> {
+        FlashConnection::open(url, response_timeout, true).await
+    }
+
+    /// [`FlashConnection::connect`] whose calls the cluster client never retries: a call
+    /// that meets a dead node or a redirection fails instead of running again elsewhere.
+    /// For a write followed by `WAIT` ([`crate::DurableWrites`]): WAIT counts what its own
+    /// connection wrote, so a WAIT retried on a new connection (after the master died under
+    /// it) counts nothing of ours and would answer "replicated" at once.
+    pub async fn connect_unretried(url: &str) -> Result<FlashConnection, ClientError> {
+        FlashConnection::open(url, RESPONSE_TIMEOUT, false).await
+    }
+
+    async fn open(
+        url: &str,
+        response_timeout: Duration,
+        retried: bool,
+    ) -> Result<FlashConnection, ClientError> {
         match Deployment::parse(url)? {
             Deployment::Single(url) => {
+                // A failed call is not sent again here: the manager reconnects for the next.
                 let config = ConnectionManagerConfig::new()
                     .set_connection_timeout(Some(CONNECT_TIMEOUT))
                     .set_response_timeout(Some(response_timeout))
@@ -151,7 +169,7 @@ impl FlashConnection {
                     .overall_response_timeout(Some(
                         CLUSTER_OVERALL_TIMEOUT.max(response_timeout + CLUSTER_OVERALL_TIMEOUT / 2),
                     ))
-                    .retries(CLUSTER_RETRIES)
+                    .retries(if retried { CLUSTER_RETRIES } else { 0 })
                     .min_retry_wait(CLUSTER_MIN_RETRY_WAIT_MS)
                     .max_retry_wait(CLUSTER_MAX_RETRY_WAIT_MS)
                     .build()?;

@@ -24,6 +24,7 @@ use flash_core::keys::SaleKeys;
 use tokio::sync::{Mutex, Semaphore};
 
 use crate::client::FlashClient;
+use crate::connection::FlashConnection;
 use crate::error::ClientError;
 use crate::replies::Order;
 
@@ -52,7 +53,8 @@ impl DurableWrites {
     ) -> Result<DurableWrites, ClientError> {
         let mut idle = Vec::with_capacity(connections);
         for _ in 0..connections.max(1) {
-            idle.push(FlashClient::connect(url).await?);
+            let conn = FlashConnection::connect_unretried(url).await?;
+            idle.push(FlashClient::with_connection(conn).await?);
         }
         Ok(DurableWrites {
             durability,
@@ -125,21 +127,19 @@ impl DurableWrites {
         Fut: std::future::Future<Output = Result<Order, ClientError>>,
     {
         let order = write(client.clone()).await?;
-        let mut wait = redis::cmd("WAIT");
-        let timeout_ms = u64::try_from(self.durability.timeout.as_millis()).unwrap_or(u64::MAX);
-        wait.arg(self.durability.replicas).arg(timeout_ms);
-        let acked = client
-            .connection()
-            .run_at_key(&SaleKeys::new(sale).sale(), &wait)
-            .await?;
-        let acked = match acked {
-            redis::Value::Int(n) => n,
-            other => {
-                return Err(ClientError::Reply {
-                    command: "WAIT",
-                    detail: format!("{other:?}"),
-                });
-            }
+        let acked = match wait_for_replicas(
+            &mut client.connection(),
+            &SaleKeys::new(sale).sale(),
+            self.durability,
+        )
+        .await
+        {
+            Ok(acked) => acked,
+            // The master did not answer the WAIT (it died under it, say): the order exists
+            // and nothing is known of its copies. Never asked again: see
+            // `FlashConnection::connect_unretried`.
+            Err(ClientError::Redis(_)) => 0,
+            Err(other) => return Err(other),
         };
         if acked < i64::from(self.durability.replicas) {
             return Err(ClientError::NotDurable {
@@ -149,5 +149,24 @@ impl DurableWrites {
             });
         }
         Ok(order)
+    }
+}
+
+/// `WAIT replicas timeout` on the master serving `key`, over `conn`: how many replicas have
+/// everything this connection wrote to that node (at most `replicas`; fewer at the timeout).
+pub(crate) async fn wait_for_replicas(
+    conn: &mut FlashConnection,
+    key: &str,
+    durability: Durability,
+) -> Result<i64, ClientError> {
+    let mut wait = redis::cmd("WAIT");
+    let timeout_ms = u64::try_from(durability.timeout.as_millis()).unwrap_or(u64::MAX);
+    wait.arg(durability.replicas).arg(timeout_ms);
+    match conn.run_at_key(key, &wait).await? {
+        redis::Value::Int(acked) => Ok(acked),
+        other => Err(ClientError::Reply {
+            command: "WAIT",
+            detail: format!("{other:?}"),
+        }),
     }
 }

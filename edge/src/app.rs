@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
-use flash_client::{Durability, DurableWrites, FlashClient};
+use flash_client::{DurableWrites, FlashClient};
 use flash_worker::consumer::Counters;
 use tokio_postgres::NoTls;
 use tracing::warn;
@@ -18,7 +18,7 @@ use crate::limits::Limits;
 use crate::metrics::Metrics;
 use crate::session::Signer;
 use crate::session::revoked::Revocations;
-use crate::settings::{DurabilityMode, EdgeSettings};
+use crate::settings::EdgeSettings;
 use crate::ws::WsSettings;
 
 pub struct App {
@@ -49,20 +49,17 @@ impl App {
         let engine = FlashClient::connect(&settings.redis_url)
             .await
             .with_context(|| format!("cannot reach Redis at {}", settings.redis_url))?;
-        let durable = match settings.durability.mode {
-            DurabilityMode::None => None,
-            DurabilityMode::Replica => {
-                let durability = Durability {
-                    replicas: 1,
-                    timeout: Duration::from_millis(settings.durability.durability_timeout_ms),
-                };
-                let connections = settings.durability.durability_connections;
-                Some(
-                    DurableWrites::connect(&settings.redis_url, connections, durability)
-                        .await
-                        .context("cannot open the durable-write connections")?,
+        let durable = match settings.worker.durability.durability() {
+            None => None,
+            Some(durability) => Some(
+                DurableWrites::connect(
+                    &settings.redis_url,
+                    settings.durability_connections,
+                    durability,
                 )
-            }
+                .await
+                .context("cannot open the durable-write connections")?,
+            ),
         };
         let pg_config: tokio_postgres::Config = settings
             .database_url

@@ -66,49 +66,14 @@ pub struct EdgeSettings {
     /// Database connections the edge's pool keeps (the embedded worker has its own).
     #[arg(long, env = "FLASH_DB_POOL", default_value_t = 8)]
     pub db_pool: usize,
-    /// When a checkout or buy is answered 202.
-    #[command(flatten)]
-    pub durability: DurabilitySettings,
-}
-
-/// When the engine has an order: on the master only, or on a replica too.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
-pub enum DurabilityMode {
-    /// 202 once the master has the order (a failover before its replica got it loses it).
-    #[default]
-    None,
-    /// 202 once a replica has it too (WAIT); 503 NOTDURABLE when none confirms in time.
-    Replica,
-}
-
-/// `--durability`: what a 202 to a checkout or buy promises (README, "Redis Cluster").
-#[derive(Clone, Debug, clap::Args)]
-pub struct DurabilitySettings {
-    #[arg(
-        long = "durability",
-        env = "FLASH_DURABILITY",
-        value_enum,
-        default_value_t
-    )]
-    pub mode: DurabilityMode,
-    /// With `replica`: how long a checkout waits for the replica, in milliseconds.
-    #[arg(long, env = "FLASH_DURABILITY_TIMEOUT_MS", default_value_t = 500)]
-    pub durability_timeout_ms: u64,
-    /// With `replica`: connections kept for durable writes (at most this many wait at once).
+    /// With `--durability replica` (a flag of the worker's settings, above: it rules the
+    /// embedded worker too): connections kept for durable writes, at most this many waiting
+    /// for a replica at once.
     #[arg(long, env = "FLASH_DURABILITY_CONNECTIONS", default_value_t = 32)]
     pub durability_connections: usize,
 }
 
-impl Default for DurabilitySettings {
-    /// The flags' defaults: acknowledged by the master.
-    fn default() -> DurabilitySettings {
-        DurabilitySettings {
-            mode: DurabilityMode::None,
-            durability_timeout_ms: 500,
-            durability_connections: 32,
-        }
-    }
-}
+pub use flash_worker::settings::DurabilityMode;
 
 /// What one client may hold of the edge: open connections per address, how long a request
 /// may take to arrive, how long a keep-alive connection may sit idle, how big the headers.

@@ -202,6 +202,55 @@ impl RedisCluster {
         }
     }
 
+    /// Cuts the replication link of the master on `port` (as a network partition between it
+    /// and its replica would, the cluster bus untouched) and returns the replica's port. The
+    /// replica stops receiving writes and cannot reconnect (it is given a wrong `masterauth`,
+    /// so each attempt fails at AUTH), yet may still be promoted when the master dies
+    /// (`cluster-replica-validity-factor 0`: however old its data). Writes the master takes
+    /// from here on are on the master only: what a failover loses.
+    pub async fn cut_replication(&self, port: u16) -> io::Result<u16> {
+        let replication: String = self
+            .query(port, &["INFO", "replication"])
+            .await
+            .map_err(io::Error::other)?;
+        let replica: u16 = replication
+            .lines()
+            .find(|line| line.starts_with("slave0:"))
+            .and_then(|line| {
+                line.split(',')
+                    .find_map(|part| part.strip_prefix("port="))?
+                    .parse()
+                    .ok()
+            })
+            .ok_or_else(|| io::Error::other(format!("{port} has no replica:\n{replication}")))?;
+        for words in [
+            ["CONFIG", "SET", "masterauth", "not-the-password"].as_slice(),
+            &["CONFIG", "SET", "cluster-replica-validity-factor", "0"],
+        ] {
+            let () = self.query(replica, words).await.map_err(io::Error::other)?;
+        }
+        let _: i64 = self
+            .query(port, &["CLIENT", "KILL", "TYPE", "replica"])
+            .await
+            .map_err(io::Error::other)?;
+        let deadline = std::time::Instant::now() + READY_TIMEOUT;
+        loop {
+            let state: String = self
+                .query(replica, &["INFO", "replication"])
+                .await
+                .map_err(io::Error::other)?;
+            if state.contains("master_link_status:down") {
+                return Ok(replica);
+            }
+            if std::time::Instant::now() > deadline {
+                return Err(io::Error::other(format!(
+                    "{replica} still replicates:\n{state}"
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
     /// A cluster client knowing every node.
     pub fn client(&self) -> redis::cluster::ClusterClient {
         // The URLs are built from port numbers; they always parse.

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use flash_client::{FlashClient, SaleSettings};
-use flash_edge::settings::{ConnectionSettings, DurabilitySettings, EdgeSettings};
+use flash_edge::settings::{ConnectionSettings, EdgeSettings};
 use flash_worker::settings::WorkerSettings;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -126,7 +126,7 @@ impl<R: RedisDeployment> Stack<R> {
             connections: ConnectionSettings::default(),
             catalog_ttl_ms: 2000,
             db_pool: 4,
-            durability: DurabilitySettings::default(),
+            durability_connections: 32,
         };
         (options.edge)(&mut settings);
         let (ready_tx, ready_rx) = oneshot::channel();

@@ -2,9 +2,11 @@
 //! replica is promoted, the clients and the worker follow it, and the books balance. Redis
 //! replication is asynchronous, so a checkout the old master acknowledged may not have
 //! reached the replica: with durable checkouts (`DurableWrites`, the edge's `--durability
-//! replica`) no order answered OK is lost; without, the lost ones are counted (and the
-//! database still matches the engine: a lost checkout never reached the stream, and its units
-//! are back on sale in the promoted master's ledger).
+//! replica`) no order answered OK is lost; without, the lost ones are counted. Either way the
+//! worker writes to PostgreSQL only entries a replica has (its own `--durability replica`), so
+//! the database still matches the engine: a lost checkout never reached the database, and its
+//! units are back on sale in the promoted master's ledger. The `flash simulate` runs make the
+//! loss certain: the replication link is cut before the master dies.
 
 #![allow(clippy::unwrap_used)]
 
@@ -16,7 +18,7 @@ use std::time::Duration;
 use flash_client::{ClientError, Durability, DurableWrites, FlashClient, SaleSettings};
 use flash_core::keys::SaleKeys;
 use flash_tests::{ClusterOptions, PostgresServer, RedisCluster, module_path};
-use flash_worker::consumer::{Config, Counters};
+use flash_worker::consumer::{Config as WorkerConfig, Counters};
 use flash_worker::migrate::migrate;
 use flash_worker::stock::{reconcile_sale, sync_sale};
 use flash_worker::{SaleSet, run_sales};
@@ -83,7 +85,14 @@ async fn crowd_through_a_failover(durable: bool) {
         .unwrap();
     cluster.wait_replicated(master).await.unwrap();
 
-    let config = Config::new(&url, &database_url, SALE, "w-failover");
+    // The worker writes only what a replica has (its `--durability replica`), with or without
+    // durable checkouts: else an order it wrote just before the kill could be missing on the
+    // promoted master, which would sell its units again.
+    let mut config = WorkerConfig::new(&url, &database_url, SALE, "w-failover");
+    config.durability = Some(Durability {
+        replicas: 1,
+        timeout: Duration::from_millis(500),
+    });
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let worker = tokio::spawn(run_sales(
         config,
@@ -236,24 +245,79 @@ async fn crowd_through_a_failover(durable: bool) {
     }
 }
 
-/// `flash simulate` through an edge with `--durability replica` on the cluster, the sale's
-/// master killed with -9 a second into the crowd: the run's own verification holds (no
-/// oversell, conservation, every order answered 202 in PostgreSQL exactly once, the holds
-/// released), and the checkouts after the kill, with no replica left to confirm them, are
-/// answered 503 NOTDURABLE, not 202.
+/// `flash simulate` through an edge with `--durability replica` on the cluster; a few dozen
+/// orders in, the sale's master loses its replica (the link cut) and, once it has taken a few
+/// more checkouts alone, is killed with -9. The run's own verification holds (no oversell,
+/// conservation, every order answered 202 in PostgreSQL exactly once, the holds released),
+/// the checkouts the replica never got are answered 503 NOTDURABLE, not 202, and none is lost.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_simulated_crowd_keeps_its_books_through_a_failover_with_durable_checkouts() {
+    let report = simulated_crowd_through_a_failover(DurableIn::Everywhere).await;
+    assert!(
+        report.verification.orders_lost.is_empty(),
+        "durable 202s lost: {:?}",
+        report.verification.orders_lost
+    );
+    assert!(
+        report.summary.rejects_of("NOTDURABLE") > 0,
+        "the checkouts the replica never got are answered NOTDURABLE: {report}"
+    );
+}
+
+/// The same crowd and failover with an edge that answers 202 as soon as the master has an
+/// order (`--durability none`) and a worker that writes to PostgreSQL only what a replica has
+/// (`flash worker --durability replica`): the checkouts the master took alone are answered
+/// 202 and lost with it. The report counts them, and the books are still exact: the lost
+/// orders are in neither PostgreSQL nor the promoted master, whose timer released their
+/// holds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_durable_checkouts_the_report_counts_the_orders_a_failover_lost() {
+    let report = simulated_crowd_through_a_failover(DurableIn::WorkerOnly).await;
+    assert!(
+        !report.verification.orders_lost.is_empty(),
+        "checkouts taken by the master alone were answered 202 and lost: {report}"
+    );
+    assert!(
+        report.to_string().contains(&format!(
+            "lost to a failover: {} orders answered 202",
+            report.verification.orders_lost.len()
+        )),
+        "{report}"
+    );
+    assert_eq!(report.summary.rejects_of("NOTDURABLE"), 0, "{report}");
+}
+
+/// Where `--durability replica` is set.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum DurableIn {
+    /// The edge (its 202s) and its embedded worker.
+    Everywhere,
+    /// A worker of its own; the edge runs `--no-worker` and answers 202 on the master's word.
+    WorkerOnly,
+}
+
+/// Runs `flash simulate` over a 3-master cluster and fails the sale's master under it: the
+/// replication link cut once 30 orders are in the stream, the master killed once 5 more
+/// arrived (taken by it alone). Returns the run's report, its violations checked to be none.
+async fn simulated_crowd_through_a_failover(durability: DurableIn) -> flash_cli::simulate::Report {
     use flash_cli::common::{Common, Servers};
     use flash_cli::simulate::{self, Config};
-    use flash_edge::settings::DurabilityMode;
     use flash_tests::{Stack, StackOptions};
+    use flash_worker::settings::{DurabilityMode, DurabilitySettings};
 
+    const CUT_AT_ORDERS: i64 = 30;
+    const ALONE_ORDERS: i64 = 5;
     let cluster = RedisCluster::start(ClusterOptions {
         module: Some(module_path().unwrap()),
         ..ClusterOptions::default()
     })
     .unwrap();
     let url = cluster.redis_url();
+    let replica = DurabilitySettings {
+        mode: DurabilityMode::Replica,
+        durability_timeout_ms: 300,
+    };
+    let edge_durability = replica.clone();
     let mut stack = Stack::start_on(
         cluster,
         StackOptions {
@@ -262,21 +326,30 @@ async fn a_simulated_crowd_keeps_its_books_through_a_failover_with_durable_check
                 hold_ms: Some(1_500),
                 ..SaleSettings::default()
             },
-            edge: Box::new(|settings| {
-                settings.durability.mode = DurabilityMode::Replica;
-                settings.durability.durability_timeout_ms = 300;
+            edge: Box::new(move |settings| match durability {
+                DurableIn::Everywhere => settings.worker.durability = edge_durability,
+                DurableIn::WorkerOnly => settings.no_worker = true,
             }),
             ..StackOptions::default()
         },
     )
     .await
     .unwrap();
-    let master = stack
-        .redis
-        .master_of(&SaleKeys::new(&stack.sale).sale())
-        .await
-        .unwrap()
-        .unwrap();
+    let (stop_worker, worker_stopped) = tokio::sync::oneshot::channel::<()>();
+    let worker = (durability == DurableIn::WorkerOnly).then(|| {
+        let mut config = WorkerConfig::new(&url, &stack.database_url, &stack.sale, "w-own");
+        config.durability = replica.durability();
+        tokio::spawn(run_sales(
+            config,
+            SaleSet::named([stack.sale.clone()]),
+            Arc::new(Counters::default()),
+            async {
+                let _ = worker_stopped.await;
+            },
+        ))
+    });
+    let keys = SaleKeys::new(&stack.sale);
+    let master = stack.redis.master_of(&keys.sale()).await.unwrap().unwrap();
     stack.redis.wait_replicated(master).await.unwrap();
     let config = Config {
         url: stack.url(""),
@@ -298,19 +371,40 @@ async fn a_simulated_crowd_keeps_its_books_through_a_failover_with_durable_check
         progress: false,
     };
     let redis = &mut stack.redis;
+    let orders_key = keys.orders();
     let (report, ()) = tokio::join!(simulate::simulate(&config), async {
-        tokio::time::sleep(Duration::from_secs(1)).await;
+        let orders_in_stream = || async {
+            redis
+                .query::<i64>(master, &["XLEN", &orders_key])
+                .await
+                .unwrap()
+        };
+        let until = |at_least: i64| async move {
+            let give_up = tokio::time::Instant::now() + Duration::from_secs(30);
+            while orders_in_stream().await < at_least {
+                assert!(
+                    tokio::time::Instant::now() < give_up,
+                    "the crowd stopped before {at_least} orders"
+                );
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+        };
+        until(CUT_AT_ORDERS).await;
+        redis.cut_replication(master).await.unwrap();
+        let replicated = orders_in_stream().await;
+        until(replicated + ALONE_ORDERS).await;
         redis.kill_node(master);
     });
     let report = report.expect("the run completes");
     println!("{report}");
+    if let Some(worker) = worker {
+        let _ = stop_worker.send(());
+        worker.await.unwrap();
+    }
     assert!(report.violations.is_empty(), "{:#?}", report.violations);
     assert!(
         report.fates.checked_out > 0,
         "some checkouts were answered 202"
     );
-    assert!(
-        report.summary.rejects_of("NOTDURABLE") > 0,
-        "after the kill, checkouts are answered NOTDURABLE: {report}"
-    );
+    report
 }

@@ -14,7 +14,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use flash_client::{ClientError, Delivery, FlashClient, OrderStream, Verdict};
+use flash_client::{
+    ClientError, Delivery, Durability, FlashClient, FlashConnection, OrderStream, Verdict,
+};
 use flash_core::ErrorCode;
 use tokio_postgres::NoTls;
 use tracing::{info, warn};
@@ -41,6 +43,10 @@ pub struct Config {
     /// How often to run FLASH.EXPIRE when the engine is the Lua twin (the module expires by
     /// itself).
     pub expire_every: Duration,
+    /// With `--durability replica`: a batch is written to the database only once this many
+    /// replicas have its entries (WAIT). Without it, a failover can take back an order the
+    /// database already has: the promoted master never heard of it and sells its units again.
+    pub durability: Option<Durability>,
 }
 
 impl Config {
@@ -56,6 +62,7 @@ impl Config {
             claim_idle: Duration::from_secs(30),
             max_deliveries: 5,
             expire_every: Duration::from_millis(100),
+            durability: None,
         }
     }
 }
@@ -87,6 +94,11 @@ pub enum WorkerError {
     Database(#[from] tokio_postgres::Error),
     #[error("{0}")]
     Apply(#[from] crate::apply::ApplyError),
+    /// `--durability replica` and no replica confirmed the batch's entries in time, while one
+    /// could be promoted: they stay pending and are read again (a failover now could take
+    /// them back).
+    #[error("{acked} of {wanted} replicas have the batch's entries; waiting for them")]
+    NotReplicated { acked: i64, wanted: u32 },
 }
 
 /// Runs until `shutdown` resolves. Transient Redis or database errors are logged and
@@ -136,7 +148,12 @@ struct Session {
 struct StreamReader {
     config: Config,
     stream: OrderStream,
+    /// Until when the master had no replica that could take over (WAIT is skipped).
+    no_replica_until: Option<Instant>,
 }
+
+/// How long a master found without a replica that could take over is believed to have none.
+const NO_REPLICA_RECHECK: Duration = Duration::from_secs(1);
 
 /// A batch applied to the database, waiting to be settled and acknowledged.
 struct Applied {
@@ -158,7 +175,17 @@ struct Finisher {
 
 impl Session {
     async fn connect(config: &Config, counters: Arc<Counters>) -> Result<Session, WorkerError> {
-        let engine = FlashClient::connect(&config.redis_url).await?;
+        // With durability, the stream is read and WAITed on over a connection whose calls are
+        // never retried: a WAIT that the cluster client sent again after the master died
+        // would run on the promoted node, which never had the entries, and could let them
+        // through. A failed call ends the session instead; the next reads the new master.
+        let engine = match config.durability {
+            None => FlashClient::connect(&config.redis_url).await?,
+            Some(_) => {
+                let conn = FlashConnection::connect_unretried(&config.redis_url).await?;
+                FlashClient::with_connection(conn).await?
+            }
+        };
         let (db, connection) = tokio_postgres::connect(&config.database_url, NoTls).await?;
         tokio::spawn(async move {
             if let Err(error) = connection.await {
@@ -170,6 +197,7 @@ impl Session {
             stream: StreamReader {
                 config: config.clone(),
                 stream: stream.clone(),
+                no_replica_until: None,
             },
             writer: BatchWriter::new(db).await?,
             finisher: Finisher {
@@ -200,6 +228,7 @@ impl Session {
             if pending.is_empty() {
                 break;
             }
+            self.stream.wait_replicated(&pending, true).await?;
             let applied = self.stream.apply(&mut self.writer, pending, true).await?;
             self.finisher.finish(applied).await?;
         }
@@ -225,6 +254,7 @@ impl Session {
                     self.finisher.finish(applied).await?;
                 }
             } else {
+                self.stream.wait_replicated(&entries, false).await?;
                 let previous = in_flight.take();
                 let (applied, ()) = tokio::try_join!(
                     self.stream.apply(&mut self.writer, entries, redelivered),
@@ -289,6 +319,50 @@ impl Session {
 const CLAIM_EVERY: Duration = Duration::from_secs(1);
 
 impl StreamReader {
+    /// With `--durability replica`, returns once the replicas that could take over from the
+    /// master have `entries` (or fails with [`WorkerError::NotReplicated`]): an entry a
+    /// failover can take back must not reach the database. WAIT counts the connection's own
+    /// writes: reading new entries or claiming them is one (the group's change is replicated
+    /// after the entries), re-reading this consumer's own pending ones is not, so those are
+    /// first claimed again by this consumer (`reread`: an XCLAIM that changes nothing but is
+    /// replicated).
+    ///
+    /// When WAIT falls short, the master is asked how many replicas could be promoted: with
+    /// none (a master just promoted whose old master is dead, a single server) nothing can
+    /// take the entries back, so they are written, and WAIT is skipped for
+    /// [`NO_REPLICA_RECHECK`] instead of blocking each batch for its timeout.
+    async fn wait_replicated(
+        &mut self,
+        entries: &[Delivery],
+        reread: bool,
+    ) -> Result<(), WorkerError> {
+        let Some(durability) = self.config.durability else {
+            return Ok(());
+        };
+        if self
+            .no_replica_until
+            .is_some_and(|until| Instant::now() < until)
+        {
+            return Ok(());
+        }
+        if reread {
+            let ids: Vec<&str> = entries.iter().map(|e| e.id.as_str()).collect();
+            self.stream.reclaim(&ids).await?;
+        }
+        let acked = self.stream.wait_replicated(durability).await?;
+        if acked >= i64::from(durability.replicas) {
+            return Ok(());
+        }
+        if self.stream.promotable_replicas().await? == 0 {
+            self.no_replica_until = Some(Instant::now() + NO_REPLICA_RECHECK);
+            return Ok(());
+        }
+        Err(WorkerError::NotReplicated {
+            acked,
+            wanted: durability.replicas,
+        })
+    }
+
     /// Parses a batch and applies its valid orders in one transaction.
     async fn apply(
         &mut self,

@@ -10,6 +10,8 @@
 
 use std::time::Duration;
 
+use flash_client::Durability;
+
 use crate::consumer::{Config, default_consumer_name};
 
 /// Entries per database transaction, unless told otherwise.
@@ -25,6 +27,66 @@ pub struct WorkerSettings {
     /// Take over entries pending this long in a consumer presumed dead.
     #[arg(long, default_value_t = DEFAULT_CLAIM_IDLE_MS)]
     pub claim_idle_ms: u64,
+    /// When an order counts: on the master only, or on a replica too.
+    #[command(flatten)]
+    pub durability: DurabilitySettings,
+}
+
+/// When the engine has an order: on the master only, or on a replica too.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum DurabilityMode {
+    /// Once the master has it (a failover before its replica got it loses it).
+    #[default]
+    None,
+    /// Once a replica has it too (WAIT): the edge answers 202 only then (else 503
+    /// NOTDURABLE), and a worker writes to PostgreSQL only orders a replica has.
+    Replica,
+}
+
+/// `--durability`: what a 202 to a checkout or buy promises, and which orders a worker may
+/// write to the database (README, "Redis Cluster"). One setting for both, because each half
+/// alone leaves a failover a way to break the books.
+#[derive(Clone, Debug, clap::Args)]
+pub struct DurabilitySettings {
+    /// When an order counts: what a checkout's 202 promises, and which orders a worker
+    /// writes to the database.
+    #[arg(
+        long = "durability",
+        env = "FLASH_DURABILITY",
+        value_enum,
+        default_value_t
+    )]
+    pub mode: DurabilityMode,
+    /// With `replica`: how long a checkout, or a worker's batch, waits for the replica, in
+    /// milliseconds.
+    #[arg(long, env = "FLASH_DURABILITY_TIMEOUT_MS", default_value_t = DEFAULT_DURABILITY_TIMEOUT_MS)]
+    pub durability_timeout_ms: u64,
+}
+
+/// How long a durable write waits for its replica, unless told otherwise.
+pub const DEFAULT_DURABILITY_TIMEOUT_MS: u64 = 500;
+
+impl Default for DurabilitySettings {
+    /// The flags' defaults: acknowledged by the master.
+    fn default() -> DurabilitySettings {
+        DurabilitySettings {
+            mode: DurabilityMode::None,
+            durability_timeout_ms: DEFAULT_DURABILITY_TIMEOUT_MS,
+        }
+    }
+}
+
+impl DurabilitySettings {
+    /// What to WAIT for, or `None` with `--durability none`.
+    pub fn durability(&self) -> Option<Durability> {
+        match self.mode {
+            DurabilityMode::None => None,
+            DurabilityMode::Replica => Some(Durability {
+                replicas: 1,
+                timeout: Duration::from_millis(self.durability_timeout_ms),
+            }),
+        }
+    }
 }
 
 /// The flags' defaults, for callers that build settings without a command line.
@@ -33,6 +95,7 @@ impl Default for WorkerSettings {
         WorkerSettings {
             batch_size: DEFAULT_BATCH_SIZE,
             claim_idle_ms: DEFAULT_CLAIM_IDLE_MS,
+            durability: DurabilitySettings::default(),
         }
     }
 }
@@ -56,6 +119,7 @@ impl WorkerSettings {
         // Zero would read nothing and spin.
         config.batch_size = self.batch_size.max(1);
         config.claim_idle = Duration::from_millis(self.claim_idle_ms);
+        config.durability = self.durability.durability();
         config
     }
 }
@@ -89,11 +153,22 @@ mod tests {
         let settings = WorkerSettings {
             batch_size: 0,
             claim_idle_ms: 1_500,
+            durability: DurabilitySettings {
+                mode: DurabilityMode::Replica,
+                durability_timeout_ms: 200,
+            },
         };
         let config = settings.config("redis://r/", "postgres://p/", "spring", None, "edge-");
         assert_eq!(config.batch_size, 1, "a batch of zero reads one");
         assert_eq!(config.claim_idle, Duration::from_millis(1_500));
         assert_eq!(config.sale, "spring");
+        assert_eq!(
+            config.durability,
+            Some(Durability {
+                replicas: 1,
+                timeout: Duration::from_millis(200)
+            })
+        );
         assert!(config.consumer.starts_with("edge-"), "{}", config.consumer);
         assert!(
             config
@@ -102,5 +177,6 @@ mod tests {
         );
         let named = WorkerSettings::default().config("r", "p", "s", Some("w1"), "edge-");
         assert_eq!(named.consumer, "w1");
+        assert_eq!(named.durability, None, "no waits unless asked");
     }
 }

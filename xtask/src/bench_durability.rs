@@ -206,8 +206,8 @@ async fn edge_stack(
                 ..SaleSettings::default()
             },
             edge: Box::new(move |settings| {
-                settings.durability.mode = mode;
-                settings.durability.durability_timeout_ms = timeout_ms;
+                settings.worker.durability.mode = mode;
+                settings.worker.durability.durability_timeout_ms = timeout_ms;
                 settings.no_worker = true;
                 settings.max_connections = 10_000;
             }),

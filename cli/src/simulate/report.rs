@@ -142,6 +142,17 @@ impl fmt::Display for Report {
             v.orders_rejected,
             v.sold.values().sum::<i64>()
         )?;
+        if !v.orders_lost.is_empty() || v.holds_lost > 0 {
+            writeln!(
+                f,
+                "lost to a failover: {} orders answered 202 are in neither PostgreSQL nor the \
+                 engine, and {} carts that held units are gone from the engine (a master died \
+                 before its replica had them; --durability replica keeps every order answered \
+                 202)",
+                v.orders_lost.len(),
+                v.holds_lost
+            )?;
+        }
         let mut rejects: Vec<(&String, u64)> = self
             .summary
             .rejects

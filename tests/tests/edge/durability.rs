@@ -49,8 +49,8 @@ async fn with_durability_replica_a_202_means_a_replica_has_the_order() {
         master,
         StackOptions {
             edge: Box::new(|settings| {
-                settings.durability.mode = DurabilityMode::Replica;
-                settings.durability.durability_timeout_ms = 300;
+                settings.worker.durability.mode = DurabilityMode::Replica;
+                settings.worker.durability.durability_timeout_ms = 300;
                 // The orders stay in the stream: this test counts them there.
                 settings.no_worker = true;
             }),

@@ -322,3 +322,53 @@ async fn an_order_id_used_again_after_retention_is_refused_not_replayed() {
         1
     );
 }
+
+/// `--durability replica` on a server with no replica: nothing could take an order back, so
+/// the worker writes it (it asks how many replicas could be promoted when WAIT falls short)
+/// instead of waiting for a replica that will never come. The cut-off-replica case, where it
+/// must wait, is `cluster_failover`'s crowd with a durable worker.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_durable_worker_without_replicas_still_writes_orders() {
+    let db = Database::start().await;
+    let mut pg = db.connect().await;
+    migrate(&mut pg).await.unwrap();
+    pg.batch_execute(
+        "INSERT INTO users (id, username) VALUES (1, 'alice');
+         INSERT INTO products (id, name, price_cents, stock) VALUES (14, 'Keyboard', 4000, 5);",
+    )
+    .await
+    .unwrap();
+    let (server, engine) = engine(Backend::Module).await;
+    engine.sale("s", &Default::default()).await.unwrap();
+    engine.load("s", &[(14, 5)]).await.unwrap();
+    let mut config = Config::new(&server.url(), &db.url, "s", "w1");
+    config.durability = Some(flash_client::Durability {
+        replicas: 1,
+        timeout: Duration::from_millis(200),
+    });
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let worker = tokio::spawn(run(config, Arc::new(Counters::default()), async {
+        let _ = stopped.await;
+    }));
+    for n in 1..=3 {
+        engine.buy("s", &format!("o{n}"), "1", 14, 1).await.unwrap();
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    for n in 1..=3 {
+        while engine.cart("s", &format!("o{n}")).await.unwrap().state != CartState::Settled {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "o{n} not settled: the worker waits for a replica that does not exist"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    let _ = stop.send(());
+    worker.await.unwrap();
+    let stock: i64 = pg
+        .query_one("SELECT stock FROM products WHERE id = 14", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(stock, 2);
+}
