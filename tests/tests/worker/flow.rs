@@ -29,6 +29,23 @@ async fn engine(backend: Backend) -> (RedisServer, FlashClient) {
     (server, client)
 }
 
+/// Alice, 5 keyboards (product 14) in the database and in sale `s` on the module.
+async fn keyboard_sale() -> (Database, tokio_postgres::Client, RedisServer, FlashClient) {
+    let db = Database::start().await;
+    let mut pg = db.connect().await;
+    migrate(&mut pg).await.unwrap();
+    pg.batch_execute(
+        "INSERT INTO users (id, username) VALUES (1, 'alice');
+         INSERT INTO products (id, name, price_cents, stock) VALUES (14, 'Keyboard', 4000, 5);",
+    )
+    .await
+    .unwrap();
+    let (server, engine) = engine(Backend::Module).await;
+    engine.sale("s", &Default::default()).await.unwrap();
+    engine.load("s", &[(14, 5)]).await.unwrap();
+    (db, pg, server, engine)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn orders_reach_postgres_and_come_back_as_verdicts_module() {
     orders_reach_postgres_and_come_back_as_verdicts(Backend::Module).await;
@@ -156,18 +173,7 @@ async fn orders_reach_postgres_and_come_back_as_verdicts(backend: Backend) {
 /// to the dead letters instead of being tried forever; the entries behind it go on.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_entry_delivered_too_often_is_dead_lettered_and_the_rest_go_on() {
-    let db = Database::start().await;
-    let mut pg = db.connect().await;
-    migrate(&mut pg).await.unwrap();
-    pg.batch_execute(
-        "INSERT INTO users (id, username) VALUES (1, 'alice');
-         INSERT INTO products (id, name, price_cents, stock) VALUES (14, 'Keyboard', 4000, 5);",
-    )
-    .await
-    .unwrap();
-    let (server, engine) = engine(Backend::Module).await;
-    engine.sale("s", &Default::default()).await.unwrap();
-    engine.load("s", &[(14, 5)]).await.unwrap();
+    let (db, pg, server, engine) = keyboard_sale().await;
     let doomed = engine.buy("s", "o1", "1", 14, 1).await.unwrap();
     // Delivered to w1 once, then re-read five times: six deliveries, none acknowledged.
     let mut redis = engine.connection();
@@ -329,18 +335,7 @@ async fn an_order_id_used_again_after_retention_is_refused_not_replayed() {
 /// must wait, is `cluster_failover`'s crowd with a durable worker.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_durable_worker_without_replicas_still_writes_orders() {
-    let db = Database::start().await;
-    let mut pg = db.connect().await;
-    migrate(&mut pg).await.unwrap();
-    pg.batch_execute(
-        "INSERT INTO users (id, username) VALUES (1, 'alice');
-         INSERT INTO products (id, name, price_cents, stock) VALUES (14, 'Keyboard', 4000, 5);",
-    )
-    .await
-    .unwrap();
-    let (server, engine) = engine(Backend::Module).await;
-    engine.sale("s", &Default::default()).await.unwrap();
-    engine.load("s", &[(14, 5)]).await.unwrap();
+    let (db, pg, server, engine) = keyboard_sale().await;
     let mut config = Config::new(&server.url(), &db.url, "s", "w1");
     config.durability = Some(flash_client::Durability {
         replicas: 1,
