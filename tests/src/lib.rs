@@ -6,6 +6,7 @@
 //! - [`postgres`]: [`PostgresServer`], initdb into a temp dir, one fresh database per test.
 //! - [`shard_subscriber`]: [`ShardSubscriber`], a bare SSUBSCRIBE to read the engine's stock
 //!   messages as sent.
+//! - [`cli_servers`]: [`CliServers`], both servers for running the built `flash` program.
 //! - [`stack`]: [`Stack`]: both servers, a catalog, an open sale and the edge, for the edge's
 //!   tests and benchmarks.
 //! - here: [`flash_binary`], [`free_port`], [`free_cluster_port`].
@@ -13,6 +14,7 @@
 //! Both guards start their server through `flash-servers`, the code `flash up` starts its own
 //! with; they add what tests need: temp folders, free ports, a synchronous API.
 
+pub mod cli_servers;
 pub mod postgres;
 pub mod redis_cluster;
 pub mod redis_server;
@@ -24,6 +26,7 @@ use std::io;
 use std::net::{Ipv4Addr, TcpListener};
 use std::path::PathBuf;
 
+pub use cli_servers::{CLI_SALE, CliServers, explain};
 pub use flash_servers::MODULE_FILE;
 pub use postgres::PostgresServer;
 pub use redis_cluster::{ClusterOptions, RedisCluster};

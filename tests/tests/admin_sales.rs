@@ -6,84 +6,12 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::process::{Child, Output, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use flash_client::FlashClient;
 use flash_core::ErrorCode;
 use flash_core::model::CartState;
-use flash_tests::{PostgresServer, RedisServer, ServerOptions, flash_binary, module_path};
-use tokio_postgres::NoTls;
-
-/// The default sale (`FLASH_SALE`) of these tests.
-const DEFAULT_SALE: &str = "cli";
-
-struct Servers {
-    redis: RedisServer,
-    _postgres: PostgresServer,
-    database_url: String,
-}
-
-impl Servers {
-    fn start() -> Servers {
-        let redis = RedisServer::start(ServerOptions {
-            module: Some(module_path().unwrap()),
-            ..ServerOptions::default()
-        })
-        .unwrap();
-        let postgres = PostgresServer::start().unwrap();
-        let database_url = postgres.create_database().unwrap();
-        Servers {
-            redis,
-            _postgres: postgres,
-            database_url,
-        }
-    }
-
-    fn command(&self, args: &[&str]) -> std::process::Command {
-        let mut command = std::process::Command::new(flash_binary());
-        command
-            .args(args)
-            .env("REDIS_URL", self.redis.url())
-            .env("DATABASE_URL", &self.database_url)
-            .env("FLASH_SALE", DEFAULT_SALE)
-            .env("RUST_LOG", "warn")
-            .current_dir(std::env::temp_dir());
-        command
-    }
-
-    fn flash(&self, args: &[&str]) -> Output {
-        self.command(args).output().unwrap()
-    }
-
-    /// `flash <args>`, which must succeed; its standard output.
-    fn ok(&self, args: &[&str]) -> String {
-        let output = self.flash(args);
-        assert!(output.status.success(), "{args:?}: {}", explain(&output));
-        String::from_utf8_lossy(&output.stdout).into_owned()
-    }
-
-    async fn database(&self) -> tokio_postgres::Client {
-        let (client, connection) = tokio_postgres::connect(&self.database_url, NoTls)
-            .await
-            .unwrap();
-        tokio::spawn(connection);
-        client
-    }
-
-    async fn engine(&self) -> FlashClient {
-        FlashClient::connect(&self.redis.url()).await.unwrap()
-    }
-}
-
-fn explain(output: &Output) -> String {
-    format!(
-        "status {:?}\nstdout:\n{}\nstderr:\n{}",
-        output.status.code(),
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
+use flash_tests::{CLI_SALE, CliServers, explain};
 
 /// The product ids of a `reconcile` table, in its order.
 fn reconciled_products(table: &str) -> Vec<i64> {
@@ -93,7 +21,7 @@ fn reconciled_products(table: &str) -> Vec<i64> {
         .collect()
 }
 
-async fn catalog(servers: &Servers) -> tokio_postgres::Client {
+async fn catalog(servers: &CliServers) -> tokio_postgres::Client {
     servers.ok(&["migrate"]);
     let pg = servers.database().await;
     pg.batch_execute(
@@ -129,7 +57,7 @@ async fn catalog_rows(pg: &tokio_postgres::Client) -> (Vec<(String, String)>, Ve
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sale_create_records_the_sale_and_refuses_a_product_of_another_sale() {
-    let servers = Servers::start();
+    let servers = CliServers::start();
     let pg = catalog(&servers).await;
     let engine = servers.engine().await;
 
@@ -231,7 +159,7 @@ impl Drop for Running {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn worker_with_all_sales_waits_for_a_cataloged_sale_then_consumes_it() {
-    let servers = Servers::start();
+    let servers = CliServers::start();
     let pg = catalog(&servers).await;
     let engine = servers.engine().await;
     // Product 1 goes to `later` (recorded below), so the default sale must not carry it.
@@ -258,12 +186,12 @@ async fn worker_with_all_sales_waits_for_a_cataloged_sale_then_consumes_it() {
             .spawn()
             .unwrap(),
     );
-    engine.buy(DEFAULT_SALE, "o1", "1", 4, 1).await.unwrap();
+    engine.buy(CLI_SALE, "o1", "1", 4, 1).await.unwrap();
     // FLASH.SALE and the stock, after the worker started.
     servers.ok(&["sale", "--sale", "later", "create", "--products", "1"]);
     engine.buy("later", "o1", "1", 1, 2).await.unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
-    for sale in [DEFAULT_SALE, "later"] {
+    for sale in [CLI_SALE, "later"] {
         while engine.cart(sale, "o1").await.unwrap().state != CartState::Settled {
             assert!(Instant::now() < deadline, "{sale}'s order not settled");
             tokio::time::sleep(Duration::from_millis(50)).await;

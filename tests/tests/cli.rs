@@ -5,75 +5,15 @@
 
 use std::process::Output;
 
-use flash_tests::{PostgresServer, RedisServer, ServerOptions, flash_binary, module_path};
-use tokio_postgres::NoTls;
-
-struct Servers {
-    redis: RedisServer,
-    _postgres: PostgresServer,
-    database_url: String,
-}
-
-impl Servers {
-    fn start() -> Servers {
-        let redis = RedisServer::start(ServerOptions {
-            module: Some(module_path().unwrap()),
-            ..ServerOptions::default()
-        })
-        .unwrap();
-        let postgres = PostgresServer::start().unwrap();
-        let database_url = postgres.create_database().unwrap();
-        Servers {
-            redis,
-            _postgres: postgres,
-            database_url,
-        }
-    }
-
-    /// `flash <args>` with this pair of servers in the environment (as `.env` would).
-    fn flash(&self, args: &[&str]) -> Output {
-        let binary = flash_binary();
-        std::process::Command::new(&binary)
-            .args(args)
-            .env("REDIS_URL", self.redis.url())
-            .env("DATABASE_URL", &self.database_url)
-            .env("FLASH_SALE", "cli")
-            .env("RUST_LOG", "warn")
-            .current_dir(std::env::temp_dir())
-            .output()
-            .unwrap_or_else(|e| {
-                panic!(
-                    "cannot run {} ({e}): cargo build -p flash-cli",
-                    binary.display()
-                )
-            })
-    }
-
-    async fn database(&self) -> tokio_postgres::Client {
-        let (client, connection) = tokio_postgres::connect(&self.database_url, NoTls)
-            .await
-            .unwrap();
-        tokio::spawn(connection);
-        client
-    }
-}
+use flash_tests::{CliServers, explain, flash_binary};
 
 fn stdout(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
-fn explain(output: &Output) -> String {
-    format!(
-        "status {:?}\nstdout:\n{}\nstderr:\n{}",
-        output.status.code(),
-        stdout(output),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sync_and_reconcile_keep_the_books_and_say_when_they_differ() {
-    let servers = Servers::start();
+    let servers = CliServers::start();
     let migrated = servers.flash(&["migrate"]);
     assert!(migrated.status.success(), "{}", explain(&migrated));
     let pg = servers.database().await;
@@ -129,7 +69,7 @@ async fn sync_and_reconcile_keep_the_books_and_say_when_they_differ() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn orders_lists_recent_orders_with_their_engine_state() {
-    let servers = Servers::start();
+    let servers = CliServers::start();
     assert!(servers.flash(&["migrate"]).status.success());
     let pg = servers.database().await;
     pg.batch_execute(
@@ -189,7 +129,7 @@ fn errors_say_what_to_do() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_demo_catalog_goes_into_an_empty_database_once() {
-    let servers = Servers::start();
+    let servers = CliServers::start();
     let first = servers.flash(&["stock", "demo"]);
     assert!(first.status.success(), "{}", explain(&first));
     assert!(
@@ -242,7 +182,7 @@ fn worker_and_edge_take_the_same_worker_flags() {
 /// under the consumer name it was given.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_stops_cleanly_on_sigterm() {
-    let servers = Servers::start();
+    let servers = CliServers::start();
     let mut worker = std::process::Command::new(flash_binary())
         .args(["worker", "--consumer", "w-term", "--batch-size", "8"])
         .env("REDIS_URL", servers.redis.url())
