@@ -7,6 +7,7 @@
 //! - [`shard_subscriber`]: [`ShardSubscriber`], a bare SSUBSCRIBE to read the engine's stock
 //!   messages as sent.
 //! - [`cli_servers`]: [`CliServers`], both servers for running the built `flash` program.
+//! - [`stock_events`]: the next item of a live-stock subscription, within a time.
 //! - [`stack`]: [`Stack`]: both servers, a catalog, an open sale and the edge, for the edge's
 //!   tests and benchmarks.
 //! - here: [`flash_binary`], [`free_port`], [`free_cluster_port`].
@@ -20,6 +21,7 @@ pub mod redis_cluster;
 pub mod redis_server;
 pub mod shard_subscriber;
 pub mod stack;
+pub mod stock_events;
 
 use std::future::Future;
 use std::io;

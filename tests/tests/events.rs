@@ -51,21 +51,16 @@ fn quick() -> SubscriptionSettings {
     }
 }
 
+/// How long a test waits for the subscription's next item.
+const WITHIN: Duration = Duration::from_secs(10);
+
 async fn next(events: &mut StockEvents) -> SubscriptionEvent {
-    tokio::time::timeout(Duration::from_secs(10), events.next())
-        .await
-        .expect("an item within 10 s")
-        .expect("the subscription is running")
+    flash_tests::stock_events::next_event(events, WITHIN).await
 }
 
-/// The next item that is not `Retrying` (how many attempts fail depends on timing).
+/// The next item that is not `Retrying`.
 async fn next_settled(events: &mut StockEvents) -> SubscriptionEvent {
-    loop {
-        match next(events).await {
-            SubscriptionEvent::Retrying { .. } => {}
-            item => return item,
-        }
-    }
+    flash_tests::stock_events::next_settled(events, WITHIN).await
 }
 
 /// A quick subscription to the sale's events, past its first item (`Subscribed`, checked).
