@@ -22,7 +22,7 @@ use redis::streams::{
 
 use crate::client::FlashClient;
 use crate::connection::FlashConnection;
-use crate::durable::{Durability, wait_for_replicas};
+use crate::durable::{Durability, promotable_replicas, wait_for_replicas};
 use crate::error::ClientError;
 
 /// One entry as delivered to this consumer.
@@ -189,22 +189,7 @@ impl OrderStream {
     /// not: a replica cut off from its master can still be promoted, with what it had); on
     /// a single server, the replicas connected to it (there is no failover without a cluster).
     pub async fn promotable_replicas(&self) -> Result<usize, ClientError> {
-        let mut conn = self.conn.clone();
-        if conn.is_cluster() {
-            let nodes = conn
-                .run_at_key(&self.orders, &redis::cmd("CLUSTER").arg("NODES").clone())
-                .await?;
-            Ok(replicas_in_cluster_nodes(&text("CLUSTER NODES", nodes)?))
-        } else {
-            let info = conn
-                .run_at_key(&self.orders, &redis::cmd("INFO").arg("replication").clone())
-                .await?;
-            Ok(text("INFO", info)?
-                .lines()
-                .find_map(|line| line.strip_prefix("connected_slaves:"))
-                .and_then(|n| n.trim().parse().ok())
-                .unwrap_or(0))
-        }
+        promotable_replicas(&mut self.conn.clone(), &self.orders).await
     }
 
     /// Acknowledges entries: the group forgets them.
@@ -251,64 +236,5 @@ fn delivery(entry: StreamId) -> Delivery {
         id: entry.id,
         entry: decoded,
         fields,
-    }
-}
-
-/// A reply that is text (bulk, or RESP3's verbatim string).
-fn text(command: &'static str, reply: Value) -> Result<String, ClientError> {
-    match reply {
-        Value::BulkString(bytes) => Ok(String::from_utf8_lossy(&bytes).into_owned()),
-        Value::VerbatimString { text, .. } => Ok(text),
-        other => Err(ClientError::Reply {
-            command,
-            detail: format!("{other:?}"),
-        }),
-    }
-}
-
-/// The replicas of the node that answered `CLUSTER NODES` (the line flagged `myself`) that
-/// are not flagged failed. Each line: `id address flags master-id …`.
-fn replicas_in_cluster_nodes(nodes: &str) -> usize {
-    let lines: Vec<Vec<&str>> = nodes
-        .lines()
-        .map(|line| line.split_whitespace().collect())
-        .filter(|fields: &Vec<&str>| fields.len() >= 4)
-        .collect();
-    let Some(me) = lines
-        .iter()
-        .find(|fields| fields[2].split(',').any(|flag| flag == "myself"))
-        .map(|fields| fields[0])
-    else {
-        return 0;
-    };
-    lines
-        .iter()
-        .filter(|fields| fields[3] == me)
-        .filter(|fields| !fields[2].split(',').any(|flag| flag == "fail"))
-        .count()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::replicas_in_cluster_nodes;
-
-    #[test]
-    fn counts_the_replicas_of_myself_that_have_not_failed() {
-        let nodes = "\
-a1 127.0.0.1:7001@17001 myself,master - 0 0 1 connected 0-5460
-b1 127.0.0.1:7002@17002 master - 0 0 2 connected 5461-10922
-a2 127.0.0.1:7004@17004 slave a1 0 0 1 connected
-a3 127.0.0.1:7007@17007 slave,fail a1 0 0 1 disconnected
-a4 127.0.0.1:7008@17008 slave,fail? a1 0 0 1 connected
-b2 127.0.0.1:7005@17005 slave b1 0 0 2 connected
-";
-        assert_eq!(
-            replicas_in_cluster_nodes(nodes),
-            2,
-            "a2 and a4 (only suspected)"
-        );
-        assert_eq!(replicas_in_cluster_nodes(""), 0);
-        let alone = "a1 127.0.0.1:7001@17001 myself,master - 0 0 1 connected 0-16383\n";
-        assert_eq!(replicas_in_cluster_nodes(alone), 0);
     }
 }

@@ -148,12 +148,13 @@ struct Session {
 struct StreamReader {
     config: Config,
     stream: OrderStream,
-    /// Until when the master had no replica that could take over (WAIT is skipped).
-    no_replica_until: Option<Instant>,
+    /// How many replicas could take over from the stream's master, and when that was read
+    /// (with `--durability replica`).
+    promotable: Option<(usize, Instant)>,
 }
 
-/// How long a master found without a replica that could take over is believed to have none.
-const NO_REPLICA_RECHECK: Duration = Duration::from_secs(1);
+/// How long a count of the replicas that could take over is believed.
+const PROMOTABLE_RECHECK: Duration = Duration::from_secs(1);
 
 /// A batch applied to the database, waiting to be settled and acknowledged.
 struct Applied {
@@ -197,7 +198,7 @@ impl Session {
             stream: StreamReader {
                 config: config.clone(),
                 stream: stream.clone(),
-                no_replica_until: None,
+                promotable: None,
             },
             writer: BatchWriter::new(db).await?,
             finisher: Finisher {
@@ -327,10 +328,10 @@ impl StreamReader {
     /// first claimed again by this consumer (`reread`: an XCLAIM that changes nothing but is
     /// replicated).
     ///
-    /// When WAIT falls short, the master is asked how many replicas could be promoted: with
-    /// none (a master just promoted whose old master is dead, a single server) nothing can
-    /// take the entries back, so they are written, and WAIT is skipped for
-    /// [`NO_REPLICA_RECHECK`] instead of blocking each batch for its timeout.
+    /// A master with no replica that could be promoted (a master just promoted whose old
+    /// master is dead, a single server) has nobody to lose the entries to: they are written
+    /// without a WAIT, which would only block for its timeout. That count is read at most
+    /// every [`PROMOTABLE_RECHECK`], and again at once when a WAIT falls short.
     async fn wait_replicated(
         &mut self,
         entries: &[Delivery],
@@ -339,10 +340,11 @@ impl StreamReader {
         let Some(durability) = self.config.durability else {
             return Ok(());
         };
-        if self
-            .no_replica_until
-            .is_some_and(|until| Instant::now() < until)
-        {
+        let promotable = match self.promotable {
+            Some((count, read_at)) if read_at.elapsed() < PROMOTABLE_RECHECK => count,
+            _ => self.read_promotable().await?,
+        };
+        if promotable == 0 {
             return Ok(());
         }
         if reread {
@@ -350,17 +352,19 @@ impl StreamReader {
             self.stream.reclaim(&ids).await?;
         }
         let acked = self.stream.wait_replicated(durability).await?;
-        if acked >= i64::from(durability.replicas) {
-            return Ok(());
-        }
-        if self.stream.promotable_replicas().await? == 0 {
-            self.no_replica_until = Some(Instant::now() + NO_REPLICA_RECHECK);
+        if acked >= i64::from(durability.replicas) || self.read_promotable().await? == 0 {
             return Ok(());
         }
         Err(WorkerError::NotReplicated {
             acked,
             wanted: durability.replicas,
         })
+    }
+
+    async fn read_promotable(&mut self) -> Result<usize, WorkerError> {
+        let count = self.stream.promotable_replicas().await?;
+        self.promotable = Some((count, Instant::now()));
+        Ok(count)
     }
 
     /// Parses a batch and applies its valid orders in one transaction.

@@ -308,7 +308,9 @@ async fn crowd(
 }
 
 /// A redis-server with the module and a replica of it, linked.
-async fn master_and_replica(module: &std::path::Path) -> Result<(RedisServer, RedisServer)> {
+pub(crate) async fn master_and_replica(
+    module: &std::path::Path,
+) -> Result<(RedisServer, RedisServer)> {
     let options = ServerOptions {
         module: Some(module.to_path_buf()),
         ..ServerOptions::default()

@@ -6,12 +6,17 @@
 //! runs from the worker's start until the engine has no order pending (applied in
 //! PostgreSQL, settled, acknowledged). PostgreSQL runs with its default durability (fsync
 //! on), so a commit costs what it costs in production.
+//!
+//! Then the cost of `--durability replica` to the worker (a WAIT per batch before it writes):
+//! the hot product at the full batch on a master with a replica attached, without and with
+//! it, rounds interleaved, medians.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use flash_client::FlashClient;
+use flash_client::{Durability, FlashClient};
 use flash_tests::{PostgresServer, RedisServer, ServerOptions};
 use flash_worker::consumer::{Config, Counters, run as run_worker};
 use flash_worker::migrate::migrate;
@@ -19,6 +24,8 @@ use flash_worker::stock::sync;
 use futures::future::join_all;
 use tokio_postgres::NoTls;
 
+use crate::bench::median;
+use crate::bench_durability::master_and_replica;
 use crate::deps;
 use crate::workspace::{Profile, build_module};
 
@@ -33,6 +40,9 @@ pub struct BenchWorkerArgs {
     /// The full batch size.
     #[arg(long, default_value_t = 256)]
     batch: usize,
+    /// Rounds of the durability comparison (medians are reported).
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
 }
 
 struct Case {
@@ -58,19 +68,19 @@ pub fn run(args: &BenchWorkerArgs) -> Result<()> {
 async fn bench(args: &BenchWorkerArgs, module: std::path::PathBuf) -> Result<()> {
     let postgres = PostgresServer::start_with(true).context("cannot start PostgreSQL")?;
     let redis = RedisServer::start(ServerOptions {
-        module: Some(module),
+        module: Some(module.clone()),
         ..ServerOptions::default()
     })
     .context("cannot start redis-server with the module")?;
     println!(
-        "cargo xtask bench-worker --orders {} --single-orders {} --batch {}",
-        args.orders, args.single_orders, args.batch
+        "cargo xtask bench-worker --orders {} --single-orders {} --batch {} --rounds {}",
+        args.orders, args.single_orders, args.batch, args.rounds
     );
     println!("PostgreSQL with fsync on, redis-server with the release module, single-line orders");
     let mut cases = Vec::new();
     for products in [1, 100] {
         for (batch, orders) in [(1, args.single_orders), (args.batch, args.orders)] {
-            let seconds = measure(&postgres, &redis, products, batch, orders).await?;
+            let seconds = measure(&postgres, &redis, products, batch, orders, None).await?;
             println!(
                 "  {products:>3} product(s), batch {batch:>3}: {orders} orders in {seconds:.2} s"
             );
@@ -104,6 +114,45 @@ async fn bench(args: &BenchWorkerArgs, module: std::path::PathBuf) -> Result<()>
             case.rate() / single
         );
     }
+    durability(args, &postgres, &module).await
+}
+
+/// The worker without and with `--durability replica`, on a master with a replica.
+async fn durability(
+    args: &BenchWorkerArgs,
+    postgres: &PostgresServer,
+    module: &std::path::Path,
+) -> Result<()> {
+    let (master, _replica) = master_and_replica(module).await?;
+    let durable = Durability {
+        replicas: 1,
+        timeout: Duration::from_millis(500),
+    };
+    println!(
+        "\nthe worker's --durability: 1 product (hot), batch {}, {} orders, a master with one \
+         replica attached on loopback",
+        args.batch, args.orders
+    );
+    let (mut plain, mut waited) = (Vec::new(), Vec::new());
+    for round in 1..=args.rounds.max(1) {
+        for (label, mode, rates) in [
+            ("none", None, &mut plain),
+            ("replica", Some(durable), &mut waited),
+        ] {
+            let seconds = measure(postgres, &master, 1, args.batch, args.orders, mode).await?;
+            let rate = args.orders as f64 / seconds;
+            println!("  round {round}  --durability {label:<8} {rate:>8.0} orders/s");
+            rates.push(rate);
+        }
+    }
+    let (plain, waited) = (
+        median(plain).unwrap_or(f64::NAN),
+        median(waited).unwrap_or(f64::NAN),
+    );
+    println!("\n{:<22} {:>10}", "worker", "orders/s");
+    println!("{:<22} {:>10.0}", "--durability none", plain);
+    println!("{:<22} {:>10.0}", "--durability replica", waited);
+    println!("replica / none: {:.2}×", waited / plain);
     Ok(())
 }
 
@@ -114,6 +163,7 @@ async fn measure(
     products: i64,
     batch: usize,
     orders: usize,
+    durability: Option<Durability>,
 ) -> Result<f64> {
     let url = postgres.create_database()?;
     let (mut pg, connection) = tokio_postgres::connect(&url, NoTls).await?;
@@ -127,7 +177,12 @@ async fn measure(
         &[&products],
     )
     .await?;
-    let sale = format!("bw-{products}-{batch}");
+    // A sale per case: cases share a server, and a sale's order ids would repeat.
+    static CASES: AtomicUsize = AtomicUsize::new(0);
+    let sale = format!(
+        "bw-{products}-{batch}-{}",
+        CASES.fetch_add(1, Ordering::Relaxed)
+    );
     let engine = FlashClient::connect(&redis.url()).await?;
     engine.sale(&sale, &Default::default()).await?;
     sync(&pg, &engine, &sale).await?;
@@ -148,6 +203,7 @@ async fn measure(
     let mut config = Config::new(&redis.url(), &url, &sale, "bench");
     config.batch_size = batch;
     config.block = Duration::from_millis(50);
+    config.durability = durability;
     let counters = Arc::new(Counters::default());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let started = Instant::now();

@@ -51,8 +51,10 @@ use flash_core::names;
 use redis::{Connection, ConnectionLike, Value};
 
 use crate::workspace::{Profile, build_api_floor, build_module, info_field, quote, which};
+
 use crate::{deps, reply};
 use config::{Config, Servers};
+pub(crate) use measure::median;
 use measure::{Measure, measure};
 use table::{print_comparison, print_table};
 use workload::{LuaTwin, Workload, strings};

@@ -12,8 +12,9 @@ use super::cpu::{CpuProbe, CpuShare};
 use super::edge::EdgeProcess;
 use super::load::{WARMUP, http_run, sign_in};
 use super::reserve::{CALIBRATION_REQUESTS, RESERVE_SKU, RESERVE_USER, redis_benchmark};
-use super::table::{median, number, print_table};
+use super::table::{number, print_table};
 use super::{BenchEdgeArgs, SALE};
+use crate::bench::median;
 
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
 pub(super) enum Route {
