@@ -54,7 +54,9 @@ pub fn flash_binary() -> PathBuf {
     path
 }
 
-/// Ports this process will not hand out again (see [`redis_server::RedisServer::kill`]).
+/// Ports this process will not hand out again: every port it handed out (two tests running at
+/// once must not both be given a port neither has bound yet), and the ports of killed servers
+/// (see [`redis_server::RedisServer::kill`]).
 static RETIRED_PORTS: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
 
 fn retire_port(port: u16) {
@@ -91,8 +93,51 @@ macro_rules! both_backends {
     };
 }
 
-/// A port nobody listens on right now (the OS picks it), and not one retired here.
+/// A port nobody listens on right now (the OS picks it), never handed out by this process
+/// before.
 pub fn free_port() -> io::Result<u16> {
+    let port = unclaimed_port()?;
+    retire_port(port);
+    Ok(port)
+}
+
+/// A free port whose cluster bus port (+ 10000) is free too, for a Redis Cluster node.
+pub fn free_cluster_port() -> io::Result<u16> {
+    let port = unclaimed_cluster_port()?;
+    retire_port(port);
+    retire_port(port + 10_000);
+    Ok(port)
+}
+
+/// The first of `count` consecutive free ports whose bus ports (+ 10000) are free too: what
+/// `flash up --shards` takes from its `--redis-port`.
+pub fn free_cluster_ports(count: u16) -> io::Result<u16> {
+    let free =
+        |port: u16| !is_retired(port) && TcpListener::bind((Ipv4Addr::LOCALHOST, port)).is_ok();
+    for _ in 0..200 {
+        let first = unclaimed_cluster_port()?;
+        let all_free = (0..count).all(|n| {
+            let Some(port) = first.checked_add(n) else {
+                return false;
+            };
+            port.checked_add(10_000)
+                .is_some_and(|bus| free(port) && free(bus))
+        });
+        if all_free {
+            for port in first..first + count {
+                retire_port(port);
+                retire_port(port + 10_000);
+            }
+            return Ok(first);
+        }
+    }
+    Err(io::Error::other(format!(
+        "no {count} consecutive ports with free bus ports after 200 tries"
+    )))
+}
+
+/// A port nobody listens on and this process has not handed out.
+fn unclaimed_port() -> io::Result<u16> {
     for _ in 0..100 {
         let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?
             .local_addr()?
@@ -104,10 +149,10 @@ pub fn free_port() -> io::Result<u16> {
     Err(io::Error::other("only retired ports after 100 tries"))
 }
 
-/// A free port whose cluster bus port (+ 10000) is free too, for a Redis Cluster node.
-pub fn free_cluster_port() -> io::Result<u16> {
+/// [`unclaimed_port`] whose bus port is free and unclaimed too.
+fn unclaimed_cluster_port() -> io::Result<u16> {
     for _ in 0..100 {
-        let port = free_port()?;
+        let port = unclaimed_port()?;
         let Some(bus) = port.checked_add(10_000) else {
             continue;
         };
@@ -118,29 +163,6 @@ pub fn free_cluster_port() -> io::Result<u16> {
     Err(io::Error::other(
         "no port with a free bus port after 100 tries",
     ))
-}
-
-/// The first of `count` consecutive free ports whose bus ports (+ 10000) are free too: what
-/// `flash up --shards` takes from its `--redis-port`.
-pub fn free_cluster_ports(count: u16) -> io::Result<u16> {
-    let free =
-        |port: u16| !is_retired(port) && TcpListener::bind((Ipv4Addr::LOCALHOST, port)).is_ok();
-    for _ in 0..200 {
-        let first = free_cluster_port()?;
-        let all_free = (0..count).all(|n| {
-            let Some(port) = first.checked_add(n) else {
-                return false;
-            };
-            port.checked_add(10_000)
-                .is_some_and(|bus| free(port) && free(bus))
-        });
-        if all_free {
-            return Ok(first);
-        }
-    }
-    Err(io::Error::other(format!(
-        "no {count} consecutive ports with free bus ports after 200 tries"
-    )))
 }
 
 /// Runs a start-up step of `flash-servers` (async, as `flash up` needs it) to completion for

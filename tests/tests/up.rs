@@ -280,7 +280,7 @@ impl Up {
         EdgeClient::new(&self.url("")).expect("the edge's URL")
     }
 
-    /// A client of the edge, once `GET /healthz` answers 200.
+    /// A client of the edge, once `GET /healthz` answers 200 and `flash up` said it is up.
     async fn wait_healthy(&mut self) -> EdgeClient {
         let edge = self.client();
         let deadline = Instant::now() + START_TIMEOUT;
@@ -291,8 +291,13 @@ impl Up {
                     self.output()
                 );
             }
+            // Healthy, and this run's edge: it says so once it listens (whatever else might
+            // answer on the port).
             if let Ok((status, _)) = edge.health().await
                 && status == StatusCode::OK
+                && self
+                    .stdout()
+                    .contains(&format!("Flash is up: {}", self.url("/")))
             {
                 return edge;
             }
