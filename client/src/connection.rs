@@ -12,10 +12,11 @@
 //! Both variants are `Clone` (clones share one multiplexed connection per node) and
 //! implement [`ConnectionLike`], so plain Redis commands run on either as they are.
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
-use redis::cluster::ClusterClientBuilder;
+use redis::cluster::{ClusterClient, ClusterClientBuilder};
 use redis::cluster_async::ClusterConnection;
 use redis::cluster_routing::{
     MultipleNodeRoutingInfo, Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr,
@@ -99,18 +100,136 @@ impl Deployment {
 #[derive(Clone)]
 pub enum FlashConnection {
     Single(ConnectionManager),
-    Cluster(ClusterConnection),
+    Cluster(ClusterLink),
+}
+
+/// A cluster connection that is made anew when it stops answering.
+///
+/// The crate's cluster connection runs its routing in a task of its own; calls are handed to
+/// it and answered through it. After a failover under load we have seen that task stop
+/// taking calls for good: every call timed out for minutes while the promoted master, which
+/// it had already reached once, answered others at once (`cluster_failover`'s crowd, once in
+/// a few full runs). Calls that time out twice in a row, with no answer between them, are
+/// taken as that: the link connects again from the seed nodes (in the background; calls
+/// go on over the old connection until the new one is there). Clones share the link.
+#[derive(Clone)]
+pub struct ClusterLink {
+    shared: Arc<SharedLink>,
+}
+
+struct SharedLink {
+    /// Where a new connection comes from: the seed nodes and the settings.
+    client: ClusterClient,
+    state: Mutex<LinkState>,
+}
+
+struct LinkState {
+    conn: ClusterConnection,
+    health: LinkHealth,
+}
+
+/// What the calls over one link said lately, and whether it is being made anew.
+#[derive(Debug, Default)]
+struct LinkHealth {
+    /// Bumped each time the link is made anew: an outcome of a call over an older
+    /// connection says nothing of the current one.
+    generation: u64,
+    /// The last call over this connection timed out.
+    timed_out: bool,
+    rebuilding: bool,
+}
+
+impl LinkHealth {
+    /// Records a call's outcome over connection `generation`; true when the link must be
+    /// made anew now (and this caller is the one to do it).
+    fn record(&mut self, generation: u64, timed_out: bool) -> bool {
+        if generation != self.generation {
+            return false;
+        }
+        if !timed_out {
+            self.timed_out = false;
+            return false;
+        }
+        if self.timed_out && !self.rebuilding {
+            self.rebuilding = true;
+            return true;
+        }
+        self.timed_out = true;
+        false
+    }
+
+    /// The new connection is in place.
+    fn rebuilt(&mut self) {
+        self.generation += 1;
+        self.timed_out = false;
+        self.rebuilding = false;
+    }
+}
+
+impl ClusterLink {
+    async fn connect(client: ClusterClient) -> RedisResult<ClusterLink> {
+        let conn = client.get_async_connection().await?;
+        Ok(ClusterLink {
+            shared: Arc::new(SharedLink {
+                client,
+                state: Mutex::new(LinkState {
+                    conn,
+                    health: LinkHealth::default(),
+                }),
+            }),
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, LinkState> {
+        self.shared
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The current connection and its generation.
+    fn current(&self) -> (ClusterConnection, u64) {
+        let state = self.lock();
+        (state.conn.clone(), state.health.generation)
+    }
+
+    /// Runs `call` over the current connection and watches its outcome.
+    async fn run<T, F, Fut>(&self, call: F) -> RedisResult<T>
+    where
+        F: FnOnce(ClusterConnection) -> Fut,
+        Fut: std::future::Future<Output = RedisResult<T>>,
+    {
+        let (conn, generation) = self.current();
+        let result = call(conn).await;
+        let timed_out = result.as_ref().is_err_and(redis::RedisError::is_timeout);
+        if self.lock().health.record(generation, timed_out) {
+            let link = self.clone();
+            tokio::spawn(async move { link.rebuild().await });
+        }
+        result
+    }
+
+    async fn rebuild(&self) {
+        match self.shared.client.get_async_connection().await {
+            Ok(conn) => {
+                let mut state = self.lock();
+                state.conn = conn;
+                state.health.rebuilt();
+                tracing::warn!("redis cluster: calls kept timing out; connected anew");
+            }
+            Err(error) => {
+                // Another pair of timeouts will try again.
+                let mut state = self.lock();
+                state.health.rebuilding = false;
+                tracing::warn!(%error, "redis cluster: cannot connect anew");
+            }
+        }
+    }
 }
 
 impl From<ConnectionManager> for FlashConnection {
     fn from(conn: ConnectionManager) -> FlashConnection {
         FlashConnection::Single(conn)
-    }
-}
-
-impl From<ClusterConnection> for FlashConnection {
-    fn from(conn: ClusterConnection) -> FlashConnection {
-        FlashConnection::Cluster(conn)
     }
 }
 
@@ -173,7 +292,9 @@ impl FlashConnection {
                     .min_retry_wait(CLUSTER_MIN_RETRY_WAIT_MS)
                     .max_retry_wait(CLUSTER_MAX_RETRY_WAIT_MS)
                     .build()?;
-                Ok(client.get_async_connection().await?.into())
+                Ok(FlashConnection::Cluster(
+                    ClusterLink::connect(client).await?,
+                ))
             }
         }
     }
@@ -188,12 +309,15 @@ impl FlashConnection {
     pub async fn run_at_key(&mut self, key: &str, cmd: &Cmd) -> RedisResult<Value> {
         match self {
             FlashConnection::Single(conn) => conn.req_packed_command(cmd).await,
-            FlashConnection::Cluster(conn) => {
+            FlashConnection::Cluster(link) => {
                 let route = Route::with_key(key, SlotAddr::Master);
-                conn.route_command(
-                    cmd.clone(),
-                    RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(route)),
-                )
+                link.run(|mut conn| async move {
+                    conn.route_command(
+                        cmd.clone(),
+                        RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(route)),
+                    )
+                    .await
+                })
                 .await
             }
         }
@@ -203,13 +327,16 @@ impl FlashConnection {
     pub async fn run_on_masters(&mut self, cmd: &Cmd) -> RedisResult<Vec<Value>> {
         match self {
             FlashConnection::Single(conn) => Ok(vec![conn.req_packed_command(cmd).await?]),
-            FlashConnection::Cluster(conn) => {
+            FlashConnection::Cluster(link) => {
                 // No response policy: the crate answers a map of node address → reply.
-                let replies = conn
-                    .route_command(
-                        cmd.clone(),
-                        RoutingInfo::MultiNode((MultipleNodeRoutingInfo::AllMasters, None)),
-                    )
+                let replies = link
+                    .run(|mut conn| async move {
+                        conn.route_command(
+                            cmd.clone(),
+                            RoutingInfo::MultiNode((MultipleNodeRoutingInfo::AllMasters, None)),
+                        )
+                        .await
+                    })
                     .await?;
                 match replies {
                     Value::Map(pairs) => Ok(pairs.into_iter().map(|(_, reply)| reply).collect()),
@@ -224,7 +351,9 @@ impl ConnectionLike for FlashConnection {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
         match self {
             FlashConnection::Single(conn) => conn.req_packed_command(cmd),
-            FlashConnection::Cluster(conn) => conn.req_packed_command(cmd),
+            FlashConnection::Cluster(link) => Box::pin(
+                link.run(move |mut conn| async move { conn.req_packed_command(cmd).await }),
+            ),
         }
     }
 
@@ -236,14 +365,16 @@ impl ConnectionLike for FlashConnection {
     ) -> RedisFuture<'a, Vec<Value>> {
         match self {
             FlashConnection::Single(conn) => conn.req_packed_commands(pipeline, offset, count),
-            FlashConnection::Cluster(conn) => conn.req_packed_commands(pipeline, offset, count),
+            FlashConnection::Cluster(link) => Box::pin(link.run(move |mut conn| async move {
+                conn.req_packed_commands(pipeline, offset, count).await
+            })),
         }
     }
 
     fn get_db(&self) -> i64 {
         match self {
             FlashConnection::Single(conn) => conn.get_db(),
-            FlashConnection::Cluster(conn) => conn.get_db(),
+            FlashConnection::Cluster(link) => link.current().0.get_db(),
         }
     }
 }
@@ -252,6 +383,24 @@ impl ConnectionLike for FlashConnection {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn two_timeouts_in_a_row_make_the_link_anew_once() {
+        let mut health = LinkHealth::default();
+        assert!(!health.record(0, true), "one timeout is a slow call");
+        assert!(!health.record(0, false), "an answer clears it");
+        assert!(!health.record(0, true));
+        assert!(health.record(0, true), "two in a row: connect anew");
+        assert!(!health.record(0, true), "only one caller rebuilds");
+        health.rebuilt();
+        assert_eq!(health.generation, 1);
+        assert!(
+            !health.record(0, true) && !health.record(0, true),
+            "calls over the old connection say nothing of the new one"
+        );
+        assert!(!health.record(1, true));
+        assert!(health.record(1, true));
+    }
 
     #[test]
     fn a_plain_url_is_one_server() {
