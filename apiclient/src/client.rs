@@ -286,11 +286,21 @@ impl EdgeClient {
             .map(drop)
     }
 
-    /// `POST /session`: signs in as `username` (made if new). The client then acts for that
-    /// user; a refused sign-in leaves it signed out.
+    /// `POST /session {"username"}`, the demo login: signs in as `username` (made if new).
+    /// The client then acts for that user; a refused sign-in leaves it signed out.
     pub async fn sign_in(&self, username: &str) -> Result<SignedIn, ApiError> {
+        self.sign_in_as(SignIn::Username(username)).await
+    }
+
+    /// `POST /session {"token"}`, the shop's login: signs in as the shopper the shop's JWT
+    /// names (made on first sight).
+    pub async fn sign_in_with_token(&self, jwt: &str) -> Result<SignedIn, ApiError> {
+        self.sign_in_as(SignIn::ShopToken(jwt)).await
+    }
+
+    async fn sign_in_as(&self, sign_in: SignIn<'_>) -> Result<SignedIn, ApiError> {
         self.state.lock().await.session = None;
-        let body = json(&SignIn { username });
+        let body = json(&sign_in);
         let signed: SignedIn = self
             .send(Method::POST, "/session", body)
             .await?

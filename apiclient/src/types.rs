@@ -193,8 +193,13 @@ pub struct Buy<'a> {
 }
 
 #[derive(Serialize)]
-pub(crate) struct SignIn<'a> {
-    pub username: &'a str,
+pub(crate) enum SignIn<'a> {
+    /// The demo login.
+    #[serde(rename = "username")]
+    Username(&'a str),
+    /// The shop's login: its identity provider's JWT.
+    #[serde(rename = "token")]
+    ShopToken(&'a str),
 }
 
 #[derive(Serialize)]

@@ -395,6 +395,9 @@ fn edge_settings(
     settings.sale = args.sale.clone();
     settings.secret = Some(secret);
     settings.no_worker = false;
+    // `flash up` is for trying Flash out: sign in by name (a shop's login can be added with
+    // FLASH_JWT_SECRET or FLASH_JWT_JWKS).
+    settings.login.demo_login = true;
     settings.allowed_origins = vec![
         format!("http://127.0.0.1:{}", args.http_port),
         format!("http://localhost:{}", args.http_port),

@@ -18,7 +18,8 @@ use crate::limits::Limits;
 use crate::metrics::Metrics;
 use crate::session::Signer;
 use crate::session::revoked::Revocations;
-use crate::settings::EdgeSettings;
+use crate::session::shop_login::ShopLogin;
+use crate::settings::{EdgeSettings, LoginSettings};
 use crate::ws::WsSettings;
 
 pub struct App {
@@ -29,6 +30,8 @@ pub struct App {
     pub pool: Pool,
     pub catalog: Catalog,
     pub signer: Signer,
+    /// The shop's login (`--jwt-secret`, `--jwt-jwks`), when this edge has one.
+    pub shop_login: Option<ShopLogin>,
     /// Tokens signed out before their expiry, as every edge must refuse them.
     pub revocations: Revocations,
     /// Redis and PostgreSQL, as last probed (`/healthz`).
@@ -98,6 +101,13 @@ impl App {
                 rand::random::<[u8; 32]>().to_vec()
             }
         };
+        let shop_login = shop_login(&settings.login)?;
+        if shop_login.is_none() && !settings.login.demo_login {
+            warn!(
+                "no way to sign in: give the shop's login (--jwt-secret or --jwt-jwks), or \
+                 --demo-login to try Flash out"
+            );
+        }
         let revocations = Revocations::start(
             &settings.redis_url,
             engine.connection(),
@@ -117,6 +127,7 @@ impl App {
         Ok(Arc::new(App {
             catalog: Catalog::new(pool.clone(), settings.catalog_ttl(), &settings.sale),
             signer: Signer::new(&secret, settings.session_ttl_secs),
+            shop_login,
             revocations,
             health,
             limits: Limits::new(settings.rate_per_ip, settings.rate_per_user),
@@ -135,4 +146,26 @@ impl App {
             settings,
         }))
     }
+}
+
+/// The shop's login as the settings give it: the secret, the JWKS file read and checked now
+/// (a key that cannot be used stops the edge at start, not at a shopper's sign-in).
+fn shop_login(settings: &LoginSettings) -> Result<Option<ShopLogin>> {
+    let jwks = match &settings.jwt_jwks {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read the JWKS file {}", path.display()))?;
+            let set: jsonwebtoken::jwk::JwkSet = serde_json::from_str(&text)
+                .with_context(|| format!("{} is not a JWKS (RFC 7517)", path.display()))?;
+            Some(set)
+        }
+        None => None,
+    };
+    ShopLogin::new(
+        settings.jwt_secret.as_deref(),
+        jwks.as_ref(),
+        settings.jwt_issuer.clone(),
+        settings.jwt_audience.clone(),
+    )
+    .context("the shop's login")
 }

@@ -45,12 +45,23 @@ impl ApiError {
         ApiError::new(
             StatusCode::UNAUTHORIZED,
             "UNAUTHENTICATED",
-            "sign in first: POST /session {\"username\": …}",
+            "sign in first: POST /session {\"token\": <the shop's JWT>} (or {\"username\": …} \
+             where the demo login is on)",
         )
     }
 
+    /// 401 `BAD_TOKEN`: the shop's token was refused; the message says why.
+    pub fn bad_token(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::UNAUTHORIZED, "BAD_TOKEN", message)
+    }
+
     pub fn forbidden(message: impl Into<String>) -> ApiError {
-        ApiError::new(StatusCode::FORBIDDEN, "FORBIDDEN", message)
+        ApiError::forbidden_as("FORBIDDEN", message)
+    }
+
+    /// 403 with a code of its own (`DEMO_LOGIN_OFF`, `SHOP_ACCOUNT`, …).
+    pub fn forbidden_as(code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::FORBIDDEN, code, message)
     }
 
     pub fn not_found(message: impl Into<String>) -> ApiError {

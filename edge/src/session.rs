@@ -9,6 +9,7 @@
 //! ([`revoked`]), shared by every edge through Redis.
 
 pub mod revoked;
+pub mod shop_login;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -79,7 +80,14 @@ impl Signer {
     }
 
     pub fn issue(&self, user: &User) -> String {
-        let expires = now_secs() + self.ttl_secs;
+        self.issue_until(user, u64::MAX)
+    }
+
+    /// A token for `user` that expires after the session TTL or at `until_secs` (Unix
+    /// seconds), whichever comes first: a session made from the shop's token ends no later
+    /// than that token.
+    pub fn issue_until(&self, user: &User, until_secs: u64) -> String {
+        let expires = (now_secs() + self.ttl_secs).min(until_secs);
         let nonce = URL_SAFE_NO_PAD.encode(rand::random::<[u8; 12]>());
         let payload = format!("v2:{}:{}:{nonce}:{}", user.id, expires, user.username);
         let mut mac = self.mac();

@@ -21,6 +21,9 @@ pub struct EdgeSettings {
     /// shared by several edges.
     #[arg(long, env = "FLASH_SECRET", hide_env_values = true)]
     pub secret: Option<String>,
+    /// Who may sign in, and how: the shop's login (JWTs), the demo login (a name alone).
+    #[command(flatten)]
+    pub login: LoginSettings,
     /// How long a session token stays valid, in seconds.
     #[arg(long, env = "FLASH_SESSION_TTL", default_value_t = 86_400)]
     pub session_ttl_secs: u64,
@@ -74,6 +77,28 @@ pub struct EdgeSettings {
 }
 
 pub use flash_worker::settings::DurabilityMode;
+
+/// How shoppers sign in (README, "Signing in").
+#[derive(Clone, Debug, Default, clap::Args)]
+pub struct LoginSettings {
+    /// The demo login: `POST /session {"username": …}` signs in as anyone, with no password.
+    /// For trying Flash out (`flash up` turns it on); never on a shop's public edge.
+    #[arg(long, env = "FLASH_DEMO_LOGIN")]
+    pub demo_login: bool,
+    /// The shop's login, HS256: the secret its identity provider signs tokens with (at least
+    /// 32 bytes).
+    #[arg(long, env = "FLASH_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+    /// The shop's login, RS256 and ES256: a JWKS file with its identity provider's public keys.
+    #[arg(long, env = "FLASH_JWT_JWKS")]
+    pub jwt_jwks: Option<std::path::PathBuf>,
+    /// The issuer (`iss`) every shop token must name.
+    #[arg(long, env = "FLASH_JWT_ISSUER")]
+    pub jwt_issuer: Option<String>,
+    /// The audience (`aud`) every shop token must name: this shop's Flash.
+    #[arg(long, env = "FLASH_JWT_AUDIENCE")]
+    pub jwt_audience: Option<String>,
+}
 
 /// What one client may hold of the edge: open connections per address, how long a request
 /// may take to arrive, how long a keep-alive connection may sit idle, how big the headers.

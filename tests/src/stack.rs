@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use flash_client::{FlashClient, SaleSettings};
-use flash_edge::settings::{ConnectionSettings, EdgeSettings};
+use flash_edge::settings::{ConnectionSettings, EdgeSettings, LoginSettings};
 use flash_worker::settings::WorkerSettings;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -114,6 +114,11 @@ impl<R: RedisDeployment> Stack<R> {
             database_url: database_url.clone(),
             sale: sale.clone(),
             secret: Some("a test secret that is long enough to sign".to_owned()),
+            // The tests sign in by name (the shop's login has tests of its own).
+            login: LoginSettings {
+                demo_login: true,
+                ..LoginSettings::default()
+            },
             session_ttl_secs: 3600,
             no_worker: false,
             worker: WorkerSettings::default(),

@@ -36,6 +36,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "sales",
         sql: include_str!("../migrations/0004_sales.sql"),
     },
+    Migration {
+        version: 5,
+        name: "shop_logins",
+        sql: include_str!("../migrations/0005_shop_logins.sql"),
+    },
 ];
 
 /// Any constant unique to Flash: the key of the advisory lock migrations take.

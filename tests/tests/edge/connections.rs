@@ -286,7 +286,14 @@ async fn edge_process(stack: &Stack, log: &Path, flags: &[&str]) -> (Server, Soc
         .args(["--database-url", &stack.database_url])
         .args(["--sale", &stack.sale])
         .args(["--secret", "a test secret that is long enough to sign"])
-        .args(["--rate-per-ip", "0", "--rate-per-user", "0", "--no-worker"])
+        .args([
+            "--rate-per-ip",
+            "0",
+            "--rate-per-user",
+            "0",
+            "--no-worker",
+            "--demo-login",
+        ])
         .args(flags);
     let mut edge = Server::spawn(
         "flash edge",

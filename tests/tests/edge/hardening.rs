@@ -481,6 +481,7 @@ async fn second_edge(stack: &Stack) -> (std::net::SocketAddr, tokio::sync::onesh
         &format!("--sale={}", stack.sale),
         "--secret=a test secret that is long enough to sign",
         "--no-worker",
+        "--demo-login",
         "--rate-per-ip=0",
         "--rate-per-user=0",
     ])

@@ -8,3 +8,4 @@ mod common;
 mod connections;
 mod durability;
 mod hardening;
+mod login;

@@ -52,7 +52,7 @@ impl EdgeProcess {
             .arg(redis.url())
             .arg("--database-url")
             .arg(database_url)
-            .args(["--sale", SALE, "--secret", SECRET])
+            .args(["--sale", SALE, "--secret", SECRET, "--demo-login"])
             .args(["--rate-per-ip", "0", "--rate-per-user", "0"])
             // Every client of the bench comes from 127.0.0.1.
             .args(["--connections-per-ip", "0"])
