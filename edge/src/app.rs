@@ -15,6 +15,7 @@ use crate::catalog::Catalog;
 use crate::health::Health;
 use crate::hub::{HubSettings, SaleHubs};
 use crate::limits::Limits;
+use crate::limits::forwarded::TrustedProxies;
 use crate::metrics::Metrics;
 use crate::session::Signer;
 use crate::session::revoked::Revocations;
@@ -37,6 +38,8 @@ pub struct App {
     /// Redis and PostgreSQL, as last probed (`/healthz`).
     pub health: Health,
     pub limits: Limits,
+    /// `--trusted-proxy`: who the client is behind them.
+    pub proxies: TrustedProxies,
     pub metrics: Metrics,
     /// Live stock: the default sale's hub, and one per other sale with WebSocket clients.
     pub hubs: SaleHubs,
@@ -131,6 +134,7 @@ impl App {
             revocations,
             health,
             limits: Limits::new(settings.rate_per_ip, settings.rate_per_user),
+            proxies: TrustedProxies::new(settings.trusted_proxies.clone()),
             metrics: Metrics::new().context("metrics")?,
             ws: WsSettings {
                 allowed_origins: settings.allowed_origins.clone(),

@@ -6,6 +6,7 @@
 //! visitors does not grow memory for ever.
 
 pub mod connections;
+pub mod forwarded;
 
 pub use connections::{ClientSlot, Connections, address_group};
 

@@ -164,7 +164,8 @@ async fn serve(
         };
         // Checked before the process-wide cap, so that one address's crowd is turned away
         // at once instead of queueing in front of everyone else.
-        let address = if max_per_address == 0 {
+        // A trusted proxy carries many clients over its connections: not capped per address.
+        let address = if max_per_address == 0 || app.proxies.trusts(peer.ip()) {
             None
         } else {
             match per_address.admit(peer.ip(), max_per_address) {

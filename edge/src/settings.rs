@@ -38,6 +38,15 @@ pub struct EdgeSettings {
     /// would put two processes under one name.
     #[arg(long)]
     pub consumer: Option<String>,
+    /// Reverse proxies in front of the edge (CIDRs, comma-separated): for their requests the
+    /// client is read from `X-Forwarded-For`, and their connections are not capped per
+    /// address. Without it the header is ignored.
+    #[arg(
+        long = "trusted-proxy",
+        env = "FLASH_TRUSTED_PROXIES",
+        value_delimiter = ','
+    )]
+    pub trusted_proxies: Vec<ipnet::IpNet>,
     /// Requests per second allowed per client IP (burst: twice that); 0 turns the limit off.
     #[arg(long, env = "FLASH_RATE_PER_IP", default_value_t = 100)]
     pub rate_per_ip: u32,

@@ -123,6 +123,7 @@ impl<R: RedisDeployment> Stack<R> {
             no_worker: false,
             worker: WorkerSettings::default(),
             consumer: None,
+            trusted_proxies: Vec::new(),
             rate_per_ip: 0,
             rate_per_user: 0,
             allowed_origins: vec!["http://127.0.0.1:8000".to_owned()],

@@ -37,6 +37,8 @@ pub use context::{Call, NamesUser};
 /// Serves one request.
 pub async fn handle(app: Arc<App>, req: Request<Incoming>, peer: IpAddr) -> Response<Body> {
     let started = Instant::now();
+    // The client, not a trusted proxy in front of it, is who the limits count.
+    let peer = app.proxies.client(peer, req.headers());
     let route = route_of(req.uri().path());
     let result = match admit(&app, &req, peer, &route) {
         Ok(()) => dispatch(&app, req, peer, &route).await,

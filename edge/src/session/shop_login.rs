@@ -232,7 +232,11 @@ mod tests {
     fn without_a_secret_or_keys_there_is_no_shop_login() {
         assert!(ShopLogin::new(None, None, None, None).unwrap().is_none());
         let empty = jwks(r#"{"keys": []}"#);
-        assert!(ShopLogin::new(None, Some(&empty), None, None).unwrap().is_none());
+        assert!(
+            ShopLogin::new(None, Some(&empty), None, None)
+                .unwrap()
+                .is_none()
+        );
     }
 
     #[test]
@@ -260,7 +264,13 @@ mod tests {
         let rsa = jwks(&format!(
             r#"{{"keys": [{{"kty":"RSA","kid":"a","n":"{RSA_N}","e":"AQAB"}}]}}"#
         ));
-        let login = ShopLogin::new(None, Some(&rsa), None, None).unwrap().unwrap();
-        assert_eq!(login.keys[0].algorithm, Algorithm::RS256, "pinned from its type");
+        let login = ShopLogin::new(None, Some(&rsa), None, None)
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            login.keys[0].algorithm,
+            Algorithm::RS256,
+            "pinned from its type"
+        );
     }
 }

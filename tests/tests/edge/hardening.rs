@@ -640,3 +640,53 @@ async fn http_basics_host_is_required_head_is_served_and_the_bearer_scheme_has_a
         .unwrap();
     assert_eq!(reply.status, StatusCode::OK);
 }
+
+/// `X-Forwarded-For` names the client only when the connection comes from a trusted proxy
+/// (`--trusted-proxy`): then each forwarded client has its own allowance; from anyone else
+/// the header is ignored, so spoofing it does not escape the per-address limit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forwarded_for_counts_only_from_a_trusted_proxy() {
+    // One request a second, a burst of two, per client.
+    async fn statuses(stack: &Stack, clients: &[&str]) -> Vec<u16> {
+        let mut statuses = Vec::new();
+        for client in clients {
+            let forwarded = format!("X-Forwarded-For: 203.0.113.50, {client}");
+            let reply = raw(stack, "GET", "/sale", &[host(stack), forwarded], "").await;
+            statuses.push(reply.status);
+        }
+        statuses
+    }
+    let spoofed = Stack::start(StackOptions {
+        edge: Box::new(|settings| settings.rate_per_ip = 1),
+        ..StackOptions::default()
+    })
+    .await
+    .unwrap();
+    let three = ["198.51.100.1", "198.51.100.2", "198.51.100.3"];
+    assert_eq!(
+        statuses(&spoofed, &three).await,
+        [200, 200, 429],
+        "a header from an untrusted address is ignored: one client, over its burst"
+    );
+
+    let proxied = Stack::start(StackOptions {
+        edge: Box::new(|settings| {
+            settings.rate_per_ip = 1;
+            settings.trusted_proxies = vec!["127.0.0.0/8".parse().unwrap()];
+        }),
+        ..StackOptions::default()
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        statuses(&proxied, &three).await,
+        [200, 200, 200],
+        "three clients behind the proxy, each within its burst"
+    );
+    let one = ["198.51.100.9"; 3];
+    assert_eq!(
+        statuses(&proxied, &one).await,
+        [200, 200, 429],
+        "one client behind the proxy has one allowance"
+    );
+}
