@@ -107,6 +107,10 @@ pub struct LoginSettings {
     /// The audience (`aud`) every shop token must name: this shop's Flash.
     #[arg(long, env = "FLASH_JWT_AUDIENCE")]
     pub jwt_audience: Option<String>,
+    /// The shop's sign-in page, where the UI sends a shopper (with `return_to`, the page to
+    /// come back to); the shop sends them back with its token after `#token=`.
+    #[arg(long, env = "FLASH_SHOP_LOGIN_URL")]
+    pub shop_login_url: Option<String>,
 }
 
 /// What one client may hold of the edge: open connections per address, how long a request

@@ -41,6 +41,10 @@ export function friendly(err) {
 // Replies to POST and GET /session are {user: {id, username}}.
 export const getSession = () => call('GET', '/session');
 export const signIn = (username) => call('POST', '/session', { username });
+/** The shop's login: its identity provider's token, exchanged for a session. */
+export const signInWithToken = (token) => call('POST', '/session', { token });
+/** How this shop signs shoppers in: {demo, shop_login_url}. */
+export const getLogin = () => call('GET', '/login');
 export const signOut = () => call('DELETE', '/session');
 export const getSales = () => call('GET', '/sales/');
 

@@ -3,7 +3,7 @@
  * them together: state changes to the views that draw them, DOM events to the actions.
  *
  *   api.js      the JSON API, errors by code       state.js   what the page knows, and on()
- *   session.js  sign in and out                    catalog.js the sale and the product pages
+ *   session.js  sign in and out, visitors' first add  catalog.js the sale and the product pages
  *   cart.js     add, remove, restore, checkout     order.js   an order polled until it settles
  *   live.js     live stock over the WebSocket      errors.js  a failed call turned into UI
  *   sales.js    the shop's sales and the picker's choice
@@ -24,7 +24,9 @@ import { goToPage, loadPage, loadSale } from './catalog.js';
 import { closeLive, connectLive, reconnectNow, subscribe } from './live.js';
 import { resumeOrder } from './order.js';
 import { chooseSale, loadSales } from './sales.js';
-import { checkSession, signIn, signOut } from './session.js';
+import {
+  addOrSignIn, checkSession, finishPendingAdd, loadLoginModes, signIn, signOut,
+} from './session.js';
 import { catalogPage, on, signedInUser } from './state.js';
 import { paintAllStock, renderCatalog, renderSkeleton, stockChanged } from './views/catalog.js';
 import { closeDrawer, openDrawer, refreshCartButtons, renderCart, showCheckingOut } from './views/cart.js';
@@ -33,28 +35,32 @@ import { $ } from './views/dom.js';
 import { clearSale } from './views/header.js';
 import { closeOrder, hideOrder, isOrderOpen } from './views/order.js';
 import { renderSalePicker } from './views/sales.js';
-import { showSignInForm, showSignedIn } from './views/session.js';
+import {
+  closeSignInPanel, isSignInOpen, openSignInPanel, showSignedIn, showVisitor,
+} from './views/session.js';
 
-/** The picked sale on screen: its details, its cart, its products and their live stock. */
+/** The picked sale on screen: its details, its products and their live stock, for anyone;
+    the shopper's cart once signed in. */
 function enterSale() {
   loadSale();
-  restoreCart();
+  if (signedInUser()) restoreCart();
   loadPage(catalogPage().page);
   connectLive();
 }
+
+const addOne = (productId) => changeQty(productId, 'add');
 
 function watchState() {
   on('user', (name) => {
     if (name) {
       showSignedIn(name);
-      loadSales();
-      enterSale();
+      restoreCart();
       resumeOrder();
+      finishPendingAdd(addOne); // the add that asked for an account, in this sale
     } else {
-      closeLive();
       closeDrawer();
       hideOrder(); // an order being polled resumes after sign-in (resumeOrder)
-      showSignInForm();
+      showVisitor(); // the shop stays: the catalog and its live stock need no account
     }
   });
   on('sales', renderSalePicker);
@@ -63,7 +69,7 @@ function watchState() {
     closeLive(); // the old sale's socket; enterSale opens the new one's
     clearSale();
     renderSkeleton(); // no card of the old sale stays clickable while the new page loads
-    if (signedInUser()) enterSale();
+    enterSale();
   });
   on('catalog', () => {
     renderCatalog();
@@ -84,10 +90,12 @@ function watchState() {
 
 function bindEvents() {
   $('signin-form').addEventListener('submit', signIn);
+  $('signin-open').addEventListener('click', () => openSignInPanel(''));
+  $('signin-close').addEventListener('click', closeSignInPanel);
   $('signout').addEventListener('click', signOut);
   $('grid').addEventListener('click', (event) => {
     const button = event.target.closest('button.add');
-    if (button && !button.disabled) changeQty(Number(button.dataset.productId), 'add');
+    if (button && !button.disabled) addOrSignIn(Number(button.dataset.productId), addOne);
   });
   $('sale-picker').addEventListener('click', (event) => {
     const button = event.target.closest('button[data-sale]');
@@ -112,7 +120,8 @@ function bindEvents() {
   });
   document.addEventListener('keydown', (event) => {
     if (event.key !== 'Escape') return;
-    if (isOrderOpen()) closeOrder();
+    if (isSignInOpen()) closeSignInPanel();
+    else if (isOrderOpen()) closeOrder();
     else closeDrawer();
   });
   document.addEventListener('visibilitychange', () => {
@@ -126,4 +135,7 @@ watchState();
 bindEvents();
 renderSkeleton();
 renderCart();
+loadLoginModes();
+loadSales();
+enterSale();
 checkSession();

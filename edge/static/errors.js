@@ -3,6 +3,7 @@
 
 import { ApiError, CART_GONE, MESSAGES, friendly } from './api.js';
 import { coolDown, dropCart, setUser } from './state.js';
+import { openSignInPanel } from './views/session.js';
 import { toast } from './views/toasts.js';
 
 export function handleError(err) {
@@ -12,7 +13,7 @@ export function handleError(err) {
   }
   if (err.status === 401 || err.code === 'UNAUTHENTICATED') {
     setUser(null);
-    toast('UNAUTHENTICATED', MESSAGES.UNAUTHENTICATED);
+    openSignInPanel(MESSAGES.UNAUTHENTICATED);
     return;
   }
   if (err.code === 'RATE_LIMITED' || err.status === 429) coolDown(err.retryAfterMs);

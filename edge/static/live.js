@@ -5,7 +5,7 @@
  * a sale picked is a new socket (app.js closes the old one and connects again).
  */
 
-import { catalogPage, pickedSale, setStock, signedInUser } from './state.js';
+import { catalogPage, pickedSale, setStock } from './state.js';
 import { setLive } from './views/header.js';
 
 const MIN_DELAY_MS = 500;
@@ -15,9 +15,11 @@ const HEALTHY_MS = 5000; // a socket open this long counts as a success for back
 let socket = null;
 let attempt = 0; // failed connections in a row: the backoff's exponent
 let retryTimer = 0;
+let wanted = false; // the shop is on screen: keep a socket (visitors see live stock too)
 
 export function connectLive() {
-  if (socket || !signedInUser()) return;
+  wanted = true;
+  if (socket) return;
   clearTimeout(retryTimer);
   setLive(attempt ? 'reconnecting' : 'connecting');
   const proto = location.protocol === 'https:' ? 'wss:' : 'ws:';
@@ -43,7 +45,7 @@ export function connectLive() {
     // A server that accepts then drops us at once must not be hammered: only reset the
     // backoff after the socket has proved itself.
     if (openedAt && performance.now() - openedAt > HEALTHY_MS) attempt = 0;
-    if (signedInUser()) scheduleReconnect();
+    if (wanted) scheduleReconnect();
   };
 }
 
@@ -58,6 +60,7 @@ function scheduleReconnect() {
 }
 
 export function closeLive() {
+  wanted = false;
   clearTimeout(retryTimer);
   const ws = socket;
   socket = null;
@@ -70,7 +73,7 @@ export function closeLive() {
 
 /** Reconnect at once (skipping the backoff) when the tab returns or the network is back. */
 export function reconnectNow() {
-  if (!signedInUser() || socket) return;
+  if (!wanted || socket) return;
   attempt = 0;
   connectLive();
 }

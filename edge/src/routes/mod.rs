@@ -120,6 +120,7 @@ fn route_of(path: &str) -> Route {
         "/healthz" => "/healthz",
         "/metrics" => "/metrics",
         "/session" => "/session",
+        "/login" => "/login",
         "/sales" | SALES => SALES,
         other => sale_route(other),
     };
@@ -193,6 +194,7 @@ async fn dispatch(
             let hub = app.hubs.hub(&call.sale.name).await?;
             Ok(crate::ws::upgrade(call.into_request(), peer, &hub, &app.ws))
         }
+        (&Method::GET, "/login") => Ok(session::login_modes(app)),
         (&Method::POST, "/session") => session::sign_in(call).await,
         (&Method::GET, "/session") => session::whoami(&call),
         (&Method::DELETE, "/session") => session::sign_out(&call).await,

@@ -170,6 +170,21 @@ fn short_digest(text: &str) -> String {
         .collect()
 }
 
+/// `GET /login`: how this edge signs shoppers in, for the UI: the demo login's form, and the
+/// shop's sign-in page to send them to (when the shop login is on and has one).
+pub fn login_modes(app: &App) -> Response<Body> {
+    let login = &app.settings.login;
+    let shop_url = app.shop_login.as_ref().and(login.shop_login_url.as_deref());
+    json_response(
+        StatusCode::OK,
+        &json!({
+            "demo": login.demo_login,
+            "shop_login": app.shop_login.is_some(),
+            "shop_login_url": shop_url,
+        }),
+    )
+}
+
 pub fn whoami(call: &Call<'_>) -> Result<Response<Body>, ApiError> {
     let user = call.signed_in().ok_or_else(ApiError::unauthenticated)?;
     Ok(json_response(

@@ -265,11 +265,26 @@ impl Page {
         }
     }
 
-    /// Signs in through the form and waits for the shop and its products.
+    /// Signs in through the demo login's form (opened from the header's Sign in button
+    /// unless an add opened it already) and waits for the shop and its products.
     pub async fn sign_in(&mut self, username: &str) {
         self.wait_for(
-            "the sign-in form",
-            "!document.getElementById('signin').hidden",
+            "the Sign in button or the sign-in panel",
+            "!document.getElementById('signin-open').hidden \
+             || !document.getElementById('signin').hidden",
+        )
+        .await;
+        if self
+            .js("return document.getElementById('signin').hidden;")
+            .await
+            == serde_json::Value::Bool(true)
+        {
+            self.click("#signin-open").await;
+        }
+        self.wait_for(
+            "the demo login's form",
+            "!document.getElementById('signin').hidden \
+             && !document.getElementById('signin-demo').hidden",
         )
         .await;
         self.type_into("#signin-username", username).await;

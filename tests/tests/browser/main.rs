@@ -203,8 +203,9 @@ async fn a_buyer_checks_out_in_the_browser_while_a_watcher_sees_stock_fall_live(
         .await;
     buyer
         .wait_for(
-            "the sign-in form after signing out",
-            "!document.getElementById('signin').hidden",
+            "a visitor's header after signing out",
+            "!document.getElementById('signin-open').hidden \
+             && document.getElementById('user-box').hidden",
         )
         .await;
 
@@ -387,13 +388,13 @@ async fn a_shopper_picks_another_sale_and_buys_in_it() {
         )
         .await;
     assert_eq!(card_ids(&shopper).await, serde_json::json!([11, 12]));
-    // The API calls the page made (its fetches), less the shop-wide ones: the session and
-    // the list of sales.
+    // The API calls the page made (its fetches), less the shop-wide ones: the session, the
+    // ways to sign in and the list of sales.
     let fetched = shopper
         .js("return performance.getEntriesByType('resource')\
              .filter((e) => e.initiatorType === 'fetch')\
              .map((e) => new URL(e.name).pathname)\
-             .filter((p) => p !== '/session' && p !== '/sales/');")
+             .filter((p) => !['/session', '/login', '/sales/'].includes(p));")
         .await;
     let fetched: Vec<String> = serde_json::from_value(fetched).expect("a list of paths");
     assert!(
@@ -507,5 +508,67 @@ async fn a_shopper_picks_another_sale_and_buys_in_it() {
         rows,
         [("autumn".to_owned(), "confirmed".to_owned(), 11, 1)],
         "carol's orders in PostgreSQL"
+    );
+}
+
+/// A visitor sees the catalog and its live stock without an account; the first add to cart
+/// asks for one, and once signed in that add is made, on the page the visitor was on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_visitor_browses_live_stock_and_signs_in_at_the_first_add() {
+    let stack = stack_with_own_origin().await;
+    let driver = Chromedriver::start().await;
+    let mut visitor = driver.page("visitor").await;
+    visitor.goto(&stack.url("/")).await;
+    visitor
+        .wait_for(
+            "the live indicator, signed out",
+            "document.getElementById('live-status').dataset.state === 'live'",
+        )
+        .await;
+    visitor.wait_for_text("#stock-1", "5 left").await;
+    let signed_out = visitor
+        .js("return [document.getElementById('signin').hidden, \
+             document.getElementById('signin-open').hidden, \
+             document.getElementById('cart-button').hidden];")
+        .await;
+    assert_eq!(
+        signed_out,
+        serde_json::json!([true, false, true]),
+        "a visitor sees the shop, a Sign in button, and no cart"
+    );
+
+    // Someone else buys: the visitor's page follows live.
+    let buyer = EdgeClient::new(&stack.url("")).expect("the stack's URL");
+    buyer.sign_in("frank").await.expect("frank signs in");
+    buyer
+        .cart_add(&LineChange::one(1, "frank-cart"))
+        .await
+        .expect("frank's add");
+    visitor.wait_for_text("#stock-1", "4 left").await;
+
+    // The first add asks for an account, then is made.
+    visitor
+        .click("#grid .card[data-product-id='2'] button.add")
+        .await;
+    visitor
+        .wait_for(
+            "the sign-in panel, opened by the add",
+            "!document.getElementById('signin').hidden",
+        )
+        .await;
+    // Past the panel's fade-in, for a picture of it at rest.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let panel_png = visitor
+        .screenshot(&artifacts_dir().join("browser-visitor-signin.png"))
+        .await;
+    println!("screenshot: {}", panel_png.display());
+    visitor.sign_in("erin").await;
+    visitor.wait_for_text("#cart-count", "1").await;
+    visitor.wait_for_text("#stock-2", "2 left").await;
+    let errors = visitor.errors().await;
+    assert!(
+        errors.is_empty(),
+        "errors in the browser console:\n{}",
+        errors.join("\n")
     );
 }

@@ -41,6 +41,7 @@ async fn shop(demo: bool) -> Stack {
                 jwt_jwks: Some(workspace_root().join("tests/fixtures/login/jwks.json")),
                 jwt_issuer: Some(ISSUER.to_owned()),
                 jwt_audience: Some(AUDIENCE.to_owned()),
+                shop_login_url: Some("https://shop.test/sign-in".to_owned()),
             };
         }),
         ..StackOptions::default()
@@ -250,6 +251,11 @@ async fn the_demo_login_is_off_unless_asked_and_never_reaches_a_shop_account() {
     let stack = shop(false).await;
     let client = browser(&stack);
     assert_refused(client.sign_in("alice").await, 403, "DEMO_LOGIN_OFF");
+    let modes: Value = crate::common::get(&client, "/login").await.json().unwrap();
+    assert_eq!(
+        modes,
+        json!({"demo": false, "shop_login": true, "shop_login_url": "https://shop.test/sign-in"})
+    );
 
     let stack = shop(true).await;
     let shopper = browser(&stack);

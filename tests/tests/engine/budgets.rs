@@ -65,11 +65,18 @@ async fn expire_stops_by_time_and_the_caller_loops(backend: Backend) {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 
-    // COUNT allows 10,000; the budget stops the call long before (the module's timer is
-    // releasing the same holds meanwhile, so what is left is at least thousands).
+    // COUNT allows 10,000; the budget stops the call long before. With the module, its timer
+    // releases the same holds as they fall due, racing this call: on a loaded machine it may
+    // have released them all by now (seen in CI: 0 left), so only the Lua twin, which has no
+    // timer, is sure to meet a backlog here. For both, the slow log below shows no call ran
+    // past its budget.
     let first = e.client.expire("s", 10_000).await.unwrap();
+    let stopped_by_time = match backend {
+        Backend::Lua => (1..1000).contains(&first),
+        Backend::Module => first < 1000,
+    };
     assert!(
-        (1..1000).contains(&first),
+        stopped_by_time,
         "one FLASH.EXPIRE released {first} carts: it did not stop by time"
     );
     let mut calls = 1;
