@@ -181,8 +181,13 @@ async fn usernames_become_unique_in_any_case_without_merging_old_twins() {
         ))
         .await
         .unwrap();
-    // 3, and the catalog of sales after it.
-    assert_eq!(migrate(&mut client).await.unwrap(), [3, 4]);
+    // 3, and every migration after it.
+    let from_three: Vec<i32> = flash_worker::migrate::MIGRATIONS
+        .iter()
+        .map(|migration| migration.version)
+        .filter(|version| *version >= 3)
+        .collect();
+    assert_eq!(migrate(&mut client).await.unwrap(), from_three);
     let names: Vec<(i64, String)> = client
         .query("SELECT id, username FROM users ORDER BY id", &[])
         .await
