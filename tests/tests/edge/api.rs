@@ -8,7 +8,9 @@ use flash_core::model::CartState;
 use flash_tests::{Stack, StackOptions};
 use serde_json::{Value, json};
 
-use crate::common::{assert_error, assert_refused, browser, get, post_json, post_raw, signed_in};
+use crate::common::{
+    assert_error, assert_refused, browser, get, post_json, post_raw, signed_in, user_count,
+};
 
 async fn stack() -> Stack {
     Stack::start(StackOptions::default())
@@ -56,13 +58,7 @@ async fn a_session_is_signed_and_read_from_the_cookie_or_the_bearer_token() {
     // Signing out clears the cookie.
     again.sign_out().await.unwrap();
     assert_refused(again.whoami().await, 401, "UNAUTHENTICATED");
-    let pg = stack.database().await.unwrap();
-    let users: i64 = pg
-        .query_one("SELECT count(*) FROM users", &[])
-        .await
-        .unwrap()
-        .get(0);
-    assert_eq!(users, 1);
+    assert_eq!(user_count(&stack).await, 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -23,6 +23,15 @@ pub async fn signed_in(stack: &Stack, username: &str) -> EdgeClient {
     client
 }
 
+/// How many users PostgreSQL has.
+pub async fn user_count(stack: &Stack) -> i64 {
+    let pg = stack.database().await.expect("PostgreSQL");
+    pg.query_one("SELECT count(*) FROM users", &[])
+        .await
+        .expect("the users")
+        .get(0)
+}
+
 /// `GET path`, whatever the reply.
 pub async fn get(client: &EdgeClient, path: &str) -> Reply {
     client

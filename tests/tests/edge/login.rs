@@ -14,7 +14,7 @@ use flash_tests::{Stack, StackOptions, workspace_root};
 use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
 use serde_json::{Value, json};
 
-use crate::common::{assert_error, assert_refused, browser, post_json};
+use crate::common::{assert_error, assert_refused, browser, post_json, user_count};
 
 const SECRET: &str = "the shop's shared secret, 32 bytes or more";
 const ISSUER: &str = "https://login.shop.test";
@@ -193,13 +193,7 @@ async fn every_kind_of_bad_token_is_refused_with_401() {
 
     // None of them made a user or a session; the valid one still works.
     assert_refused(client.whoami().await, 401, "UNAUTHENTICATED");
-    let pg = stack.database().await.unwrap();
-    let users: i64 = pg
-        .query_one("SELECT count(*) FROM users", &[])
-        .await
-        .unwrap()
-        .get(0);
-    assert_eq!(users, 0);
+    assert_eq!(user_count(&stack).await, 0);
     client.sign_in_with_token(&valid).await.unwrap();
 }
 
