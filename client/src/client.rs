@@ -2,8 +2,8 @@
 
 use flash_core::args::DEFAULT_HOLD_MS;
 use flash_core::cmd::{
-    Available, Buy, CartInfo, Checkout, Expire, Info, Load, Release, Reserve, SaleCmd, Settle,
-    Verdict,
+    Admit, Available, Buy, CartInfo, Checkout, Expire, Info, Join, Load, Position, Release,
+    Reserve, SaleCmd, Settle, Verdict,
 };
 use flash_core::keys::{SaleKeys, parse_deadline_entry};
 use flash_core::model::{CartState, Lanes, Sale};
@@ -15,7 +15,7 @@ use redis::{AsyncCommands, Value};
 use crate::connection::FlashConnection;
 use crate::error::ClientError;
 use crate::lua;
-use crate::replies::{CartView, Order, Reader, Reservation, SaleInfo};
+use crate::replies::{Admission, CartView, Order, Place, Reader, Reservation, SaleInfo};
 
 /// Which implementation of the commands the server runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -35,6 +35,14 @@ pub struct SaleSettings {
     pub end_ms: Option<i64>,
     /// How long finished carts are kept (ms); 0 = forever.
     pub retain_ms: Option<i64>,
+    /// The waiting room: admissions per second, most admissions live at once (either
+    /// above 0 turns it on; both 0 off), how long an admission lasts unused, how long a
+    /// waiting shopper may go without asking, and the seed of the pre-queue's draw.
+    pub queue_rate: Option<i64>,
+    pub queue_cap: Option<i64>,
+    pub admit_ms: Option<i64>,
+    pub idle_ms: Option<i64>,
+    pub seed: Option<flash_core::model::Seed>,
 }
 
 /// A cheap-to-clone handle: clones share one multiplexed connection (per node, on a
@@ -401,6 +409,11 @@ impl FlashClient {
             start_ms: settings.start_ms,
             end_ms: settings.end_ms,
             retain_ms: settings.retain_ms,
+            queue_rate: settings.queue_rate,
+            queue_cap: settings.queue_cap,
+            admit_ms: settings.admit_ms,
+            idle_ms: settings.idle_ms,
+            seed: settings.seed,
         });
         let (value, reader) = self.run_read(command).await?;
         reader.text(&value).map(drop)
@@ -616,6 +629,37 @@ impl FlashClient {
         });
         let (value, reader) = self.run_read(command).await?;
         reader.info(&value)
+    }
+
+    /// FLASH.JOIN: joins the sale's waiting room (or keeps the place held).
+    pub async fn join(&self, sale: &str, user: &str) -> Result<Place, ClientError> {
+        let command = Command::Join(Join {
+            sale: sale.to_owned(),
+            user: user.to_owned(),
+        });
+        let (value, reader) = self.run_read(command).await?;
+        reader.place(&value)
+    }
+
+    /// FLASH.POSITION: the shopper's place, and a sign of life.
+    pub async fn position(&self, sale: &str, user: &str) -> Result<Place, ClientError> {
+        let command = Command::Position(Position {
+            sale: sale.to_owned(),
+            user: user.to_owned(),
+        });
+        let (value, reader) = self.run_read(command).await?;
+        reader.place(&value)
+    }
+
+    /// FLASH.ADMIT: runs the waiting room once (the module's timer does it by itself; the
+    /// Lua twin needs a caller: the worker).
+    pub async fn admit(&self, sale: &str, count: i64) -> Result<Admission, ClientError> {
+        let command = Command::Admit(Admit {
+            sale: sale.to_owned(),
+            count,
+        });
+        let (value, reader) = self.run_read(command).await?;
+        reader.admission(&value)
     }
 }
 

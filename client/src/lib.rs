@@ -42,5 +42,7 @@ pub use events::{StockEvents, SubscriptionEvent, SubscriptionSettings};
 pub use flash_core::cmd::Verdict;
 pub use flash_core::wire::StockEvent;
 pub use flash_core::{Error as FlashError, ErrorCode};
-pub use replies::{CartView, Order, Reservation, SaleInfo, SkuUnits};
+pub use replies::{
+    Admission, CartView, Order, Place, PlaceState, QueueInfo, Reservation, SaleInfo, SkuUnits,
+};
 pub use stream::{Delivery, OrderStream};

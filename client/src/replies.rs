@@ -2,7 +2,7 @@
 
 use flash_core::Sku;
 use flash_core::model::CartState;
-use flash_core::names::{Name, reply};
+use flash_core::names::{Name, place, reply};
 use redis::Value;
 
 use crate::error::ClientError;
@@ -69,6 +69,75 @@ pub struct SaleInfo {
     pub total: SkuUnits,
     /// Ascending by SKU.
     pub skus: Vec<(Sku, SkuUnits)>,
+    /// The waiting room, if the sale has one.
+    pub queue: Option<QueueInfo>,
+}
+
+/// FLASH.INFO's `queue` part.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QueueInfo {
+    /// Admissions per second (0: none, only the cap).
+    pub rate: i64,
+    /// Most admissions live at once (0: no cap).
+    pub cap: i64,
+    pub admit_ms: i64,
+    pub idle_ms: i64,
+    /// `sha1(seed)`, published before START.
+    pub seed_sha1: String,
+    /// The seed, revealed from START on.
+    pub seed: Option<String>,
+    /// Shoppers waiting.
+    pub line: i64,
+    /// Admissions live now.
+    pub admitted_now: i64,
+    /// Shoppers admitted, ever.
+    pub admitted: i64,
+    /// Admissions that ran out unused, ever.
+    pub lapsed: i64,
+    /// Places dropped because the shopper stopped asking, ever.
+    pub abandoned: i64,
+}
+
+/// Where a shopper stands in a waiting room (FLASH.JOIN, FLASH.POSITION).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PlaceState {
+    /// Came before START: the pre-queue's order is drawn at START.
+    Early,
+    Waiting,
+    Admitted,
+}
+
+impl PlaceState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PlaceState::Early => place::EARLY,
+            PlaceState::Waiting => place::WAITING,
+            PlaceState::Admitted => place::ADMITTED,
+        }
+    }
+}
+
+/// FLASH.JOIN and FLASH.POSITION.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Place {
+    pub state: PlaceState,
+    /// From 1 while waiting; 0 otherwise.
+    pub position: i64,
+    /// Shoppers waiting.
+    pub line: i64,
+    /// When the shopper should be admitted (unix ms); 0 when unknown or admitted.
+    pub eta_ms: i64,
+    /// When the admission ends (unix ms); 0 when not admitted.
+    pub until_ms: i64,
+}
+
+/// FLASH.ADMIT: what one run of the waiting room did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Admission {
+    pub admitted: i64,
+    pub lapsed: i64,
+    pub abandoned: i64,
+    pub waiting: i64,
 }
 
 /// Reads replies for one command, naming it in every complaint.
@@ -210,6 +279,56 @@ impl Reader {
             held_carts: self.int(f[6])?,
             total: self.units(&self.ints(f[7], Some(5))?),
             skus,
+            queue: match f[9] {
+                Value::Nil => None,
+                queue => Some(self.queue_info(queue)?),
+            },
+        })
+    }
+
+    fn queue_info(&self, value: &Value) -> Result<QueueInfo, ClientError> {
+        let f = self.fields(value, &reply::QUEUE_INFO)?;
+        Ok(QueueInfo {
+            rate: self.int(f[0])?,
+            cap: self.int(f[1])?,
+            admit_ms: self.int(f[2])?,
+            idle_ms: self.int(f[3])?,
+            seed_sha1: self.text(f[4])?,
+            seed: match f[5] {
+                Value::Nil => None,
+                seed => Some(self.text(seed)?),
+            },
+            line: self.int(f[6])?,
+            admitted_now: self.int(f[7])?,
+            admitted: self.int(f[8])?,
+            lapsed: self.int(f[9])?,
+            abandoned: self.int(f[10])?,
+        })
+    }
+
+    pub fn place(&self, value: &Value) -> Result<Place, ClientError> {
+        let f = self.fields(value, &reply::PLACE)?;
+        let state = self.text(f[0])?;
+        let state = [PlaceState::Early, PlaceState::Waiting, PlaceState::Admitted]
+            .into_iter()
+            .find(|s| s.as_str() == state)
+            .ok_or_else(|| self.fail(format!("unknown place state {state}")))?;
+        Ok(Place {
+            state,
+            position: self.int(f[1])?,
+            line: self.int(f[2])?,
+            eta_ms: self.int(f[3])?,
+            until_ms: self.int(f[4])?,
+        })
+    }
+
+    pub fn admission(&self, value: &Value) -> Result<Admission, ClientError> {
+        let v = self.ints(value, Some(4))?;
+        Ok(Admission {
+            admitted: v[0],
+            lapsed: v[1],
+            abandoned: v[2],
+            waiting: v[3],
         })
     }
 }

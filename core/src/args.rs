@@ -42,6 +42,22 @@ pub const MAX_TOKEN_LEN: usize = 64;
 /// made with. FLASH.SALE refuses a new HOLD while this many older ones still have entries.
 pub const MAX_LANES: usize = 8;
 
+/// Most admissions per second a waiting room may let in (`FLASH.SALE … RATE`).
+pub const MAX_QUEUE_RATE: i64 = 1_000_000;
+/// How long an admission lasts unused when FLASH.SALE does not say (`ADMIT`): a minute to
+/// make the first reserve.
+pub const DEFAULT_ADMIT_MS: i64 = 60_000;
+/// How long a waiting shopper may go without asking for their place before losing it, when
+/// FLASH.SALE does not say (`IDLE`). The edge asks every few seconds while the page is open.
+pub const DEFAULT_IDLE_MS: i64 = 30_000;
+/// A waiting room's seed (`SEED`): 32 to 48 hex digits, so the seed and its separator fit
+/// in one SHA-1 block, where no collision attack can find two seeds with one commitment.
+pub const MIN_SEED_LEN: usize = 32;
+pub const MAX_SEED_LEN: usize = 48;
+/// Most queue entries one FLASH.ADMIT call handles per kind of work, and its default.
+pub const MAX_ADMIT_COUNT: i64 = 10_000;
+pub const DEFAULT_ADMIT_COUNT: i64 = 1_000;
+
 /// Names (sale, cart, order, user) are 1 to 64 of these bytes: safe inside key names, stream
 /// fields, JSON and error messages without escaping.
 pub fn is_token_byte(byte: u8) -> bool {
@@ -75,6 +91,11 @@ impl<'a> Args<'a> {
             .ok_or_else(|| Error::arity(self.command))?;
         self.next += 1;
         Ok(arg)
+    }
+
+    /// The next argument as it came (for a value with its own format, such as SEED).
+    pub fn raw(&mut self) -> Result<&'a [u8]> {
+        self.next_raw()
     }
 
     /// A name: sale, cart, order or user.

@@ -10,6 +10,7 @@ use crate::error::ErrorCode;
 use crate::keys::{self, Counter, SaleKey};
 use crate::model::CartState;
 use crate::names::{self, Name};
+use crate::queue;
 
 /// A constant's value.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -59,8 +60,9 @@ fn named(prefix: &str, name: Name) -> Constant {
 /// Every constant, grouped: limits; keys (`KEY_*`, `SALE_KEYS` in KEYS order with their
 /// `SALE_KEY_TYPES`); stock counters (`C_*`, `COUNTERS` in FLASH.INFO's column order); sale
 /// settings fields (`SALE_*`); the cart record's separators (`CART_*`) and states (`S_*`, `CART_STATES`);
-/// order stream fields (`ORDER_*`); stock event members (`EVENT_*`); reply labels (`R_*`);
-/// option keywords (`KW_*`); error words (`E_*`).
+/// order stream fields (`ORDER_*`); stock event members (`EVENT_*`); the waiting room's
+/// counters (`Q_*`), place states (`P_*`) and order (`TICKET_BASE`, `DRAW_*`); reply labels
+/// (`R_*`); option keywords (`KW_*`); error words (`E_*`).
 pub fn constants() -> Vec<Constant> {
     let mut all = vec![
         int("MAX_QTY", args::MAX_QTY),
@@ -77,6 +79,16 @@ pub fn constants() -> Vec<Constant> {
         int("EXPIRE_BUDGET_US", args::EXPIRE_BUDGET_US),
         int("MAX_TOKEN_LEN", args::MAX_TOKEN_LEN as i64),
         int("MAX_LANES", args::MAX_LANES as i64),
+        int("MAX_QUEUE_RATE", args::MAX_QUEUE_RATE),
+        int("DEFAULT_ADMIT_MS", args::DEFAULT_ADMIT_MS),
+        int("DEFAULT_IDLE_MS", args::DEFAULT_IDLE_MS),
+        int("MIN_SEED_LEN", args::MIN_SEED_LEN as i64),
+        int("MAX_SEED_LEN", args::MAX_SEED_LEN as i64),
+        int("MAX_ADMIT_COUNT", args::MAX_ADMIT_COUNT),
+        int("DEFAULT_ADMIT_COUNT", args::DEFAULT_ADMIT_COUNT),
+        int("TICKET_BASE", queue::TICKET_BASE),
+        int("DRAW_DIGITS", queue::DRAW_DIGITS as i64),
+        text("DRAW_SEPARATOR", queue::DRAW_SEPARATOR),
         text("KEY_PREFIX", keys::KEY_PREFIX),
         text("KEY_CART", keys::CART_SUFFIX),
         text("CART_KEY_TYPE", keys::CART_TYPE),
@@ -111,8 +123,21 @@ pub fn constants() -> Vec<Constant> {
     all.push(text("ORDER_QTY_SEPARATOR", names::order::QTY_SEPARATOR));
     all.push(text("ORDER_LINE_SEPARATOR", names::order::LINE_SEPARATOR));
     all.extend([names::event::SKU, names::event::AVAILABLE].map(|name| named("EVENT_", name)));
+    all.extend(names::queue::ALL.map(|name| named("Q_", name)));
+    all.extend(
+        [
+            names::place::EARLY,
+            names::place::WAITING,
+            names::place::ADMITTED,
+        ]
+        .map(|state| text(format!("P_{}", state.to_ascii_uppercase()), state)),
+    );
     let mut labels = names::reply::CART.to_vec();
     labels.extend(names::reply::INFO);
+    labels.extend(names::reply::QUEUE_INFO);
+    labels.extend(names::reply::PLACE);
+    let mut seen = std::collections::HashSet::new();
+    labels.retain(|name| seen.insert(name.as_str()));
     all.extend(labels.into_iter().map(|name| named("R_", name)));
     all.extend(
         [
@@ -121,6 +146,11 @@ pub fn constants() -> Vec<Constant> {
             keyword::START,
             keyword::END,
             keyword::RETAIN,
+            keyword::RATE,
+            keyword::CAP,
+            keyword::ADMIT,
+            keyword::IDLE,
+            keyword::SEED,
             keyword::TOTAL,
             keyword::OK,
             keyword::REJECT,
@@ -169,7 +199,9 @@ mod tests {
         assert_eq!(value("R_HELD_CARTS"), Value::Text("held_carts"));
         assert_eq!(
             value("SALE_KEYS"),
-            Value::List(vec!["sale", "stock", "users", "orders"])
+            Value::List(vec![
+                "sale", "stock", "users", "orders", "queue", "line", "seen", "admitted"
+            ])
         );
         // Every limit stays where the Lua twin's doubles are exact.
         assert!(all.iter().all(|c| match c.value {

@@ -33,10 +33,18 @@ pub enum ErrorCode {
     Err,
     /// A sale key holds a value of another type.
     WrongType,
+    /// The sale has a waiting room and the user holds no live admission (never admitted, or
+    /// the admission ran out or was used by a checkout).
+    NotAdmitted,
+    /// The sale has no waiting room.
+    NoQueue,
+    /// The user is neither waiting nor admitted (never joined, or lost the place by not
+    /// asking for it for IDLE ms).
+    NotQueued,
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 12] = [
+    pub const ALL: [ErrorCode; 15] = [
         ErrorCode::SoldOut,
         ErrorCode::Limit,
         ErrorCode::Closed,
@@ -49,6 +57,9 @@ impl ErrorCode {
         ErrorCode::BadState,
         ErrorCode::Err,
         ErrorCode::WrongType,
+        ErrorCode::NotAdmitted,
+        ErrorCode::NoQueue,
+        ErrorCode::NotQueued,
     ];
 
     /// The word as it appears on the wire.
@@ -66,6 +77,9 @@ impl ErrorCode {
             ErrorCode::BadState => "BADSTATE",
             ErrorCode::Err => "ERR",
             ErrorCode::WrongType => "WRONGTYPE",
+            ErrorCode::NotAdmitted => "NOTADMITTED",
+            ErrorCode::NoQueue => "NOQUEUE",
+            ErrorCode::NotQueued => "NOTQUEUED",
         }
     }
 
@@ -144,6 +158,20 @@ impl Error {
 
     pub fn bad_state(cart: &str, state: &str) -> Error {
         Error::new(ErrorCode::BadState, format!("cart '{cart}' is {state}"))
+    }
+
+    pub fn not_admitted(sale: &str, user: &str) -> Error {
+        Error::new(
+            ErrorCode::NotAdmitted,
+            format!("user '{user}' has no admission to sale '{sale}'; join its waiting room"),
+        )
+    }
+
+    pub fn no_queue(sale: &str) -> Error {
+        Error::new(
+            ErrorCode::NoQueue,
+            format!("sale '{sale}' has no waiting room"),
+        )
     }
 
     pub fn closed(sale: &str) -> Error {

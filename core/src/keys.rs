@@ -84,15 +84,29 @@ pub enum SaleKey {
     Users,
     /// Stream of checked-out orders (fields in [`names::order`]).
     Orders,
+    /// Hash of the waiting room's counters (fields in [`names::queue`]).
+    Queue,
+    /// Sorted set of the shoppers waiting to be admitted, in the order they will be: score
+    /// [`crate::queue::draw_score`] for those who came before START, [`crate::queue::TICKET_BASE`]
+    /// + ticket for the rest.
+    Line,
+    /// Sorted set user → when the waiting shopper last asked for their place (unix ms).
+    Seen,
+    /// Sorted set user → when the user's admission ends (unix ms).
+    Admitted,
 }
 
 impl SaleKey {
     /// In KEYS order.
-    pub const ALL: [SaleKey; 4] = [
+    pub const ALL: [SaleKey; 8] = [
         SaleKey::Sale,
         SaleKey::Stock,
         SaleKey::Users,
         SaleKey::Orders,
+        SaleKey::Queue,
+        SaleKey::Line,
+        SaleKey::Seen,
+        SaleKey::Admitted,
     ];
 
     /// The key name after `flash:{S}:`.
@@ -102,14 +116,19 @@ impl SaleKey {
             SaleKey::Stock => "stock",
             SaleKey::Users => "users",
             SaleKey::Orders => "orders",
+            SaleKey::Queue => "queue",
+            SaleKey::Line => "line",
+            SaleKey::Seen => "seen",
+            SaleKey::Admitted => "admitted",
         }
     }
 
     /// The Redis type the key holds, as `TYPE` names it.
     pub fn redis_type(self) -> &'static str {
         match self {
-            SaleKey::Sale | SaleKey::Stock | SaleKey::Users => "hash",
+            SaleKey::Sale | SaleKey::Stock | SaleKey::Users | SaleKey::Queue => "hash",
             SaleKey::Orders => "stream",
+            SaleKey::Line | SaleKey::Seen | SaleKey::Admitted => "zset",
         }
     }
 
@@ -142,7 +161,7 @@ impl SaleKeys {
     }
 
     /// Every fixed key, in KEYS order.
-    pub fn all(&self) -> [String; 4] {
+    pub fn all(&self) -> [String; SaleKey::ALL.len()] {
         SaleKey::ALL.map(|key| self.key(key))
     }
 
@@ -314,6 +333,10 @@ mod tests {
                 "flash:{spring}:stock",
                 "flash:{spring}:users",
                 "flash:{spring}:orders",
+                "flash:{spring}:queue",
+                "flash:{spring}:line",
+                "flash:{spring}:seen",
+                "flash:{spring}:admitted",
             ]
         );
         assert_eq!(keys.cart("c1"), "flash:{spring}:cart:c1");

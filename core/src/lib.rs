@@ -20,6 +20,7 @@
 //! - [`keys`]: the key layout: key names, the stock and line field formats, key types.
 //! - [`names`]: hash and stream field names, stock event members, reply labels.
 //! - [`wire`]: the order stream entry and the stock event, encoded and decoded.
+//! - [`queue`]: the waiting room's order (the pre-queue's draw, tickets) and estimates.
 //! - [`contract`]: all of the above as one list of named constants (the Lua header).
 //! - [`store`]: the [`Store`] trait.
 //! - [`reply`]: the reply tree a command returns.
@@ -31,6 +32,7 @@ pub mod error;
 pub mod keys;
 pub mod model;
 pub mod names;
+pub mod queue;
 pub mod reply;
 pub mod store;
 pub mod wire;

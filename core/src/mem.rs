@@ -38,6 +38,23 @@ pub struct MemStore {
     pub trims: Vec<StreamId>,
     /// Keys that hold "another type": guard fails on them.
     pub wrong_type: HashSet<String>,
+    /// The waiting room's sorted sets: user → score.
+    pub zsets: HashMap<SaleKey, HashMap<String, i64>>,
+    /// The waiting room's counters.
+    pub queue_counters: HashMap<&'static str, i64>,
+}
+
+impl MemStore {
+    /// A sorted set's members, lowest score first (equal scores by name).
+    fn sorted(&self, set: SaleKey) -> Vec<(String, i64)> {
+        let mut members: Vec<(String, i64)> = self
+            .zsets
+            .get(&set)
+            .map(|m| m.iter().map(|(u, s)| (u.clone(), *s)).collect())
+            .unwrap_or_default();
+        members.sort_by(|a, b| a.1.cmp(&b.1).then_with(|| a.0.cmp(&b.0)));
+        members
+    }
 }
 
 impl MemStore {
@@ -49,6 +66,53 @@ impl MemStore {
 }
 
 impl Store for MemStore {
+    fn score(&mut self, set: SaleKey, user: &str) -> Result<Option<i64>> {
+        Ok(self.zsets.get(&set).and_then(|m| m.get(user)).copied())
+    }
+
+    fn set_score(&mut self, set: SaleKey, user: &str, score: Option<i64>) -> Result<()> {
+        let members = self.zsets.entry(set).or_default();
+        match score {
+            Some(score) => members.insert(user.to_owned(), score),
+            None => members.remove(user),
+        };
+        Ok(())
+    }
+
+    fn rank(&mut self, set: SaleKey, user: &str) -> Result<Option<i64>> {
+        Ok(self
+            .sorted(set)
+            .iter()
+            .position(|(u, _)| u == user)
+            .map(|i| i as i64))
+    }
+
+    fn count(&mut self, set: SaleKey) -> Result<i64> {
+        Ok(self.zsets.get(&set).map_or(0, |m| m.len() as i64))
+    }
+
+    fn lowest(&mut self, set: SaleKey, max_score: i64, count: i64) -> Result<Vec<(String, i64)>> {
+        Ok(self
+            .sorted(set)
+            .into_iter()
+            .filter(|(_, score)| *score <= max_score)
+            .take(usize::try_from(count).unwrap_or(0))
+            .collect())
+    }
+
+    fn queue_counter(&mut self, field: crate::names::Name) -> Result<i64> {
+        Ok(self
+            .queue_counters
+            .get(field.as_str())
+            .copied()
+            .unwrap_or(0))
+    }
+
+    fn set_queue_counter(&mut self, field: crate::names::Name, value: i64) -> Result<()> {
+        self.queue_counters.insert(field.as_str(), value);
+        Ok(())
+    }
+
     fn has_sale(&mut self) -> Result<bool> {
         Ok(self.sale.is_some())
     }

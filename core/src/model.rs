@@ -1,7 +1,10 @@
 //! What a sale, a cart and an order are.
 
 use crate::Sku;
-use crate::args::{DEFAULT_HOLD_MS, DEFAULT_RETAIN_MS, MAX_LANES, stored_int};
+use crate::args::{
+    DEFAULT_ADMIT_MS, DEFAULT_HOLD_MS, DEFAULT_IDLE_MS, DEFAULT_RETAIN_MS, MAX_LANES, MAX_SEED_LEN,
+    MIN_SEED_LEN, stored_int,
+};
 use crate::names;
 
 /// A sale's settings (`flash:{S}:sale`).
@@ -19,6 +22,8 @@ pub struct Sale {
     pub retain_ms: i64,
     /// The holds whose deadline lists may have entries (FLASH.SALE keeps them).
     pub lanes: Lanes,
+    /// The waiting room, if the sale has one.
+    pub queue: QueueSettings,
 }
 
 impl Default for Sale {
@@ -30,6 +35,7 @@ impl Default for Sale {
             end_ms: 0,
             retain_ms: DEFAULT_RETAIN_MS,
             lanes: Lanes::default(),
+            queue: QueueSettings::default(),
         }
     }
 }
@@ -47,6 +53,96 @@ impl Sale {
         let mut lanes = self.lanes;
         lanes.insert(self.hold_ms);
         lanes
+    }
+}
+
+/// A sale's waiting room (README, "Waiting room"). Inline, like [`Lanes`], so a sale's
+/// settings copy without allocating.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct QueueSettings {
+    /// Admissions per second; 0 = no rate (only the cap holds shoppers back).
+    pub rate: i64,
+    /// Most admissions live at once; 0 = no cap.
+    pub cap: i64,
+    /// How long an admission lasts unused (ms). A reserve carries it to the cart's deadline;
+    /// a checkout ends it.
+    pub admit_ms: i64,
+    /// How long a waiting shopper may go without asking for their place (ms) before
+    /// losing it.
+    pub idle_ms: i64,
+    /// Orders the shoppers who came before START ([`crate::queue::draw_score`]).
+    pub seed: Seed,
+}
+
+impl Default for QueueSettings {
+    fn default() -> QueueSettings {
+        QueueSettings {
+            rate: 0,
+            cap: 0,
+            admit_ms: DEFAULT_ADMIT_MS,
+            idle_ms: DEFAULT_IDLE_MS,
+            seed: Seed::default(),
+        }
+    }
+}
+
+impl QueueSettings {
+    /// The sale has a waiting room: RESERVE and BUY need an admission.
+    pub fn is_on(&self) -> bool {
+        self.rate > 0 || self.cap > 0
+    }
+}
+
+/// A waiting room's seed: [`MIN_SEED_LEN`] to [`MAX_SEED_LEN`] lower-case hex digits, or
+/// empty (none yet).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Seed {
+    len: u8,
+    digits: [u8; MAX_SEED_LEN],
+}
+
+impl Default for Seed {
+    fn default() -> Seed {
+        Seed {
+            len: 0,
+            digits: [0; MAX_SEED_LEN],
+        }
+    }
+}
+
+impl Seed {
+    /// Reads a seed: hex digits in either case, kept lower-case; `None` for anything else.
+    pub fn parse(text: &[u8]) -> Option<Seed> {
+        if !(MIN_SEED_LEN..=MAX_SEED_LEN).contains(&text.len())
+            || !text.iter().all(u8::is_ascii_hexdigit)
+        {
+            return None;
+        }
+        let mut seed = Seed::default();
+        seed.digits[..text.len()].copy_from_slice(text);
+        seed.digits[..text.len()].make_ascii_lowercase();
+        seed.len = text.len() as u8;
+        Some(seed)
+    }
+
+    /// What the settings hash holds: a seed Flash did not write reads as none.
+    pub fn stored(text: &[u8]) -> Seed {
+        Seed::parse(text).unwrap_or_default()
+    }
+
+    pub fn as_str(&self) -> &str {
+        // Only ASCII hex digits are ever stored.
+        std::str::from_utf8(&self.digits[..usize::from(self.len)]).unwrap_or_default()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+impl std::fmt::Debug for Seed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Seed({:?})", self.as_str())
     }
 }
 

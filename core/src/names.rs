@@ -65,10 +65,24 @@ pub mod sale {
         /// The holds (ms) whose deadline lists may have entries, comma-separated: the
         /// current HOLD and earlier ones that carts still held were made with.
         LANES = "lanes";
+        /// The waiting room's admissions per second; 0 = no rate.
+        QUEUE_RATE = "queue_rate";
+        /// Most admissions live at once; 0 = no cap. The sale has a waiting room when
+        /// QUEUE_RATE or QUEUE_CAP is above 0.
+        QUEUE_CAP = "queue_cap";
+        /// How long an admission lasts unused (ms).
+        ADMIT_MS = "admit_ms";
+        /// How long a waiting shopper may go without asking for their place (ms).
+        IDLE_MS = "idle_ms";
+        /// The seed that orders the shoppers who came before START (hex); empty when none.
+        QUEUE_SEED = "queue_seed";
     }
 
     /// Every settings field, in the order the stores read them.
-    pub const ALL: [super::Name; 6] = [HOLD_MS, LIMIT, START_MS, END_MS, RETAIN_MS, LANES];
+    pub const ALL: [super::Name; 11] = [
+        HOLD_MS, LIMIT, START_MS, END_MS, RETAIN_MS, LANES, QUEUE_RATE, QUEUE_CAP, ADMIT_MS,
+        IDLE_MS, QUEUE_SEED,
+    ];
     /// Between two holds in [`LANES`].
     pub const LANE_SEPARATOR: &str = ",";
 }
@@ -116,6 +130,44 @@ pub mod dead {
     }
 }
 
+/// Fields of the waiting room's counters `flash:{S}:queue`, all integers (absent reads 0).
+pub mod queue {
+    names! {
+        /// The next ticket a shopper arriving after START is given.
+        NEXT_TICKET = "next_ticket";
+        /// Admissions the rate allows now, in thousandths (a token bucket of one second).
+        CREDIT = "credit_milli";
+        /// When [`CREDIT`] was last counted (unix ms).
+        CREDIT_AT_MS = "credit_at_ms";
+        /// Shoppers admitted, ever.
+        ADMITTED = "admitted";
+        /// Admissions that ran out unused, ever.
+        LAPSED = "lapsed";
+        /// Places lost by waiting shoppers who stopped asking, ever.
+        ABANDONED = "abandoned";
+    }
+
+    /// Every field, in FLASH.INFO's order.
+    pub const ALL: [super::Name; 6] = [
+        NEXT_TICKET,
+        CREDIT,
+        CREDIT_AT_MS,
+        ADMITTED,
+        LAPSED,
+        ABANDONED,
+    ];
+}
+
+/// A shopper's place in a waiting room, as FLASH.JOIN and FLASH.POSITION name it.
+pub mod place {
+    /// Came before START: in the pre-queue, whose order is drawn at START.
+    pub const EARLY: &str = "early";
+    /// In the line, at a known position.
+    pub const WAITING: &str = "waiting";
+    /// Admitted: may reserve and buy until `until_ms`.
+    pub const ADMITTED: &str = "admitted";
+}
+
 /// Members of the stock event published on `flash:{S}:events`:
 /// `{"sku":14,"available":7}` ([`crate::wire::StockEvent`]).
 pub mod event {
@@ -143,13 +195,41 @@ pub mod reply {
         HELD_CARTS = "held_carts";
         TOTAL = "total";
         SKUS = "skus";
+        QUEUE = "queue";
+        POSITION = "position";
+        LINE = "line";
+        ETA_MS = "eta_ms";
+        UNTIL_MS = "until_ms";
+        SEED_SHA1 = "seed_sha1";
+        SEED = "seed";
+        ADMITTED_NOW = "admitted_now";
     }
+
+    /// The labels of FLASH.INFO's `queue` part, in reply order (nil when the sale has no
+    /// waiting room): its settings, the seed's commitment and the seed (nil before START),
+    /// shoppers waiting, admissions live now, and the counters.
+    pub const QUEUE_INFO: [super::Name; 11] = [
+        super::sale::QUEUE_RATE,
+        super::sale::QUEUE_CAP,
+        super::sale::ADMIT_MS,
+        super::sale::IDLE_MS,
+        SEED_SHA1,
+        SEED,
+        LINE,
+        ADMITTED_NOW,
+        super::queue::ADMITTED,
+        super::queue::LAPSED,
+        super::queue::ABANDONED,
+    ];
+
+    /// FLASH.JOIN's and FLASH.POSITION's labels, in reply order.
+    pub const PLACE: [super::Name; 5] = [STATE, POSITION, LINE, ETA_MS, UNTIL_MS];
 
     /// FLASH.CART's labels, in reply order.
     pub const CART: [super::Name; 6] = [STATE, USER, DEADLINE_MS, UNITS, LINES, ENTRY];
     /// FLASH.INFO's labels, in reply order.
-    pub const INFO: [super::Name; 9] = [
-        HOLD_MS, LIMIT, START_MS, END_MS, RETAIN_MS, OPEN, HELD_CARTS, TOTAL, SKUS,
+    pub const INFO: [super::Name; 10] = [
+        HOLD_MS, LIMIT, START_MS, END_MS, RETAIN_MS, OPEN, HELD_CARTS, TOTAL, SKUS, QUEUE,
     ];
 }
 

@@ -9,6 +9,7 @@ use crate::Sku;
 use crate::error::Result;
 use crate::keys::{Counter, SaleKey};
 use crate::model::{Cart, Lanes, OrderEntry, Sale};
+use crate::names::Name;
 use crate::wire::StreamId;
 
 pub trait Store {
@@ -84,6 +85,25 @@ pub trait Store {
 
     /// Removes the order-stream entries below `min_id` (`XTRIM MINID`); returns how many.
     fn trim_orders(&mut self, min_id: StreamId) -> Result<i64>;
+
+    /// A user's score in one of the waiting room's sorted sets ([`SaleKey::Line`],
+    /// [`SaleKey::Seen`], [`SaleKey::Admitted`]); `None` when the user is not in it.
+    ///
+    /// Unlike the hashes, these sets are written at once, so a later read of the same
+    /// command sees the write; the rules still write only after their last check.
+    fn score(&mut self, set: SaleKey, user: &str) -> Result<Option<i64>>;
+    /// Sets a user's score; `None` removes the user.
+    fn set_score(&mut self, set: SaleKey, user: &str, score: Option<i64>) -> Result<()>;
+    /// The user's rank in the set from 0, lowest score first (equal scores by name), or
+    /// `None` when the user is not in it.
+    fn rank(&mut self, set: SaleKey, user: &str) -> Result<Option<i64>>;
+    /// Users in the set.
+    fn count(&mut self, set: SaleKey) -> Result<i64>;
+    /// Up to `count` users with a score at or below `max_score`, lowest first.
+    fn lowest(&mut self, set: SaleKey, max_score: i64, count: i64) -> Result<Vec<(String, i64)>>;
+    /// One of the waiting room's counters ([`crate::names::queue`]); absent reads 0.
+    fn queue_counter(&mut self, field: Name) -> Result<i64>;
+    fn set_queue_counter(&mut self, field: Name, value: i64) -> Result<()>;
 
     /// Announces a SKU's new available units on the sale's channel.
     fn publish_available(&mut self, sku: Sku, available: i64);

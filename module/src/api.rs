@@ -94,6 +94,8 @@ pub enum Kind {
     String,
     /// A deadline list.
     List,
+    /// A waiting room's sorted set.
+    Zset,
 }
 
 impl Kind {
@@ -101,6 +103,7 @@ impl Kind {
     pub fn of(key: flash_core::keys::SaleKey) -> Kind {
         match key.redis_type() {
             "stream" => Kind::Stream,
+            "zset" => Kind::Zset,
             _ => Kind::Hash,
         }
     }
@@ -111,6 +114,7 @@ impl Kind {
             Kind::Stream => raw::REDISMODULE_KEYTYPE_STREAM,
             Kind::String => raw::REDISMODULE_KEYTYPE_STRING,
             Kind::List => raw::REDISMODULE_KEYTYPE_LIST,
+            Kind::Zset => raw::REDISMODULE_KEYTYPE_ZSET,
         }) as c_int
     }
 }
@@ -296,6 +300,55 @@ impl Key {
         let element =
             unsafe { api!(RedisModule_ListPop)(self.ptr, raw::REDISMODULE_LIST_HEAD as c_int) };
         drop(RString::adopt(self.ctx, element));
+    }
+
+    /// A member's score in a sorted set.
+    pub fn zset_score(&self, member: &RString) -> Option<f64> {
+        if self.is_empty() {
+            return None;
+        }
+        let mut score = 0f64;
+        let found = unsafe { api!(RedisModule_ZsetScore)(self.ptr, member.ptr, &mut score) };
+        (found == raw::REDISMODULE_OK as c_int).then_some(score)
+    }
+
+    /// Adds a member or moves it to `score`.
+    pub fn zset_add(&self, member: &RString, score: f64) {
+        unsafe { api!(RedisModule_ZsetAdd)(self.ptr, score, member.ptr, ptr::null_mut()) };
+    }
+
+    /// Removes a member (Redis deletes a set left empty).
+    pub fn zset_rem(&self, member: &RString) {
+        unsafe { api!(RedisModule_ZsetRem)(self.ptr, member.ptr, ptr::null_mut()) };
+    }
+
+    /// Up to `count` members with a score at or below `max`, lowest first (equal scores by
+    /// member, as ZRANGEBYSCORE).
+    pub fn zset_lowest(&self, max: f64, count: usize) -> Vec<(Vec<u8>, f64)> {
+        let mut found = Vec::new();
+        if self.is_empty() || count == 0 {
+            return found;
+        }
+        unsafe {
+            let started =
+                api!(RedisModule_ZsetFirstInScoreRange)(self.ptr, f64::NEG_INFINITY, max, 0, 0);
+            if started != raw::REDISMODULE_OK as c_int {
+                return found;
+            }
+            while found.len() < count && api!(RedisModule_ZsetRangeEndReached)(self.ptr) == 0 {
+                let mut score = 0f64;
+                let member = api!(RedisModule_ZsetRangeCurrentElement)(self.ptr, &mut score);
+                let Some(member) = RString::adopt(self.ctx, member) else {
+                    break;
+                };
+                found.push((member.as_bytes().to_vec(), score));
+                if api!(RedisModule_ZsetRangeNext)(self.ptr) == 0 {
+                    break;
+                }
+            }
+            api!(RedisModule_ZsetRangeStop)(self.ptr);
+        }
+        found
     }
 
     /// The millisecond part of a stream's first entry id; `None` for an empty stream.

@@ -1,5 +1,5 @@
-//! Hold expiry with no caller: a timer on the master releases overdue holds, and trims the
-//! order streams.
+//! Hold expiry with no caller: a timer on the master releases overdue holds, trims the
+//! order streams, and runs the waiting rooms (FLASH.ADMIT).
 //!
 //! Deadlines live in the dataset (`flash:{S}:deadlines:<hold>` lists), not in the timer: the timer only
 //! decides *when* to look. So a restarted or promoted server releases holds that fell due
@@ -14,7 +14,9 @@
 //! it keeps an agenda, each sale's next look by time. A sale's expiry look is planned at its
 //! earliest deadline (every command that adds a deadline tells it, after the command
 //! succeeded: [`remember`]), and after each look at the earliest deadline still listed;
-//! a trim look when orders were appended, then when the oldest entry's retention runs out.
+//! a trim look when orders were appended, then when the oldest entry's retention runs out;
+//! an admission look every tick while the sale's waiting room has anyone in it (waiting or
+//! admitted), planned again by a join or a FLASH.SALE.
 //! A tick pops only what is due, so sales with nothing due cost it nothing.
 //!
 //! The agenda is memory, rebuilt from the dataset: every command notes the sale it names,
@@ -29,7 +31,7 @@ use std::ptr;
 use std::time::{Duration, Instant};
 
 use flash_core::ErrorCode;
-use flash_core::cmd::Expire;
+use flash_core::cmd::{Admit, Expire};
 use flash_core::keys::SaleKeys;
 use flash_core::store::Store;
 use redis_module::raw;
@@ -56,6 +58,9 @@ const TRIM_SOON_MS: i64 = 1_000;
 /// minute is nothing against a day's retention, while 100,000 stalled streams cost the
 /// timer ~1,700 looks a second.
 const TRIM_RETRY_MS: i64 = 60_000;
+/// Entries per admission look and kind of work (admitted, lapsed, abandoned): a rate of
+/// 10,000 a second is 500 a tick; a look that used them all comes back at once.
+const ADMIT_BATCH: i64 = 500;
 
 /// What the timer does for a sale at its planned time.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -64,13 +69,18 @@ enum Job {
     Expire,
     /// Trim the order stream.
     Trim,
+    /// Run the waiting room: admit, end lapsed admissions, drop abandoned places.
+    Admit,
 }
+
+const JOBS: [Job; 3] = [Job::Expire, Job::Trim, Job::Admit];
 
 /// A sale's planned looks (unix ms), `None` when none is needed.
 #[derive(Clone, Copy, Debug, Default)]
 struct Plan {
     expire_at: Option<i64>,
     trim_at: Option<i64>,
+    admit_at: Option<i64>,
 }
 
 impl Plan {
@@ -78,6 +88,7 @@ impl Plan {
         match job {
             Job::Expire => &mut self.expire_at,
             Job::Trim => &mut self.trim_at,
+            Job::Admit => &mut self.admit_at,
         }
     }
 }
@@ -91,6 +102,8 @@ pub struct News {
     pub orders_appended: bool,
     /// It wrote the sale's settings (FLASH.SALE: RETAIN may have changed).
     pub settings_written: bool,
+    /// It put a shopper in the waiting room's line.
+    pub joined: bool,
 }
 
 /// A SCAN of every database in progress.
@@ -155,8 +168,9 @@ impl Registry {
             return false;
         }
         sales.insert(sale.to_owned(), Plan::default());
-        self.plan(db, sale, Job::Expire, Some(now));
-        self.plan(db, sale, Job::Trim, Some(now));
+        for job in JOBS {
+            self.plan(db, sale, job, Some(now));
+        }
         true
     }
 
@@ -168,15 +182,17 @@ impl Registry {
             .flat_map(|(db, sales)| sales.keys().map(|sale| (*db, sale.clone())))
             .collect();
         for (db, sale) in known {
-            self.plan_by(db, &sale, Job::Expire, now);
-            self.plan_by(db, &sale, Job::Trim, now);
+            for job in JOBS {
+                self.plan_by(db, &sale, job, now);
+            }
         }
     }
 
     /// Forgets a sale and its planned looks.
     fn remove(&mut self, db: c_int, sale: &str) {
-        self.plan(db, sale, Job::Expire, None);
-        self.plan(db, sale, Job::Trim, None);
+        for job in JOBS {
+            self.plan(db, sale, job, None);
+        }
         if let Some(sales) = self.sales.get_mut(&db) {
             sales.remove(sale);
         }
@@ -215,6 +231,9 @@ pub fn remember(ctx: Ctx, sale: &str, news: News) {
         }
         if news.settings_written || (news.orders_appended && plan.trim_at.is_none()) {
             registry.plan_by(db, sale, Job::Trim, now_ms() + TRIM_SOON_MS);
+        }
+        if (news.joined || news.settings_written) && plan.admit_at.is_none() {
+            registry.plan(db, sale, Job::Admit, Some(now_ms()));
         }
     });
 }
@@ -278,6 +297,7 @@ fn run_due(ctx: Ctx, started: Instant) -> bool {
         let next = match job {
             Job::Expire => expire(ctx, &sale),
             Job::Trim => trim(ctx, &sale, now),
+            Job::Admit => admit(ctx, &sale, now),
         };
         match next {
             Next::At(at) => REGISTRY.with_borrow_mut(|r| r.plan_by(db, &sale, job, at)),
@@ -355,6 +375,42 @@ fn trim(ctx: Ctx, sale: &str, now: i64) -> Next {
         Next::At(passes_retention_at)
     } else {
         Next::At(now + TRIM_RETRY_MS)
+    }
+}
+
+/// One admission look: runs the sale's waiting room (FLASH.ADMIT), then plans the next look
+/// for the next tick while anyone waits or holds an admission (at once if a batch ran
+/// full), and none otherwise (a join or a FLASH.SALE plans one).
+fn admit(ctx: Ctx, sale: &str, now: i64) -> Next {
+    let admit = Admit {
+        sale: sale.to_owned(),
+        count: ADMIT_BATCH,
+    };
+    let mut store = RedisStore::new(ctx, sale, true);
+    let done = match admit.run(&mut store) {
+        Ok(done) => done,
+        // The expiry look notices a sale that went, and rescans.
+        Err(error) if error.code == ErrorCode::NoSale => return Next::Never,
+        Err(error) => {
+            log_warning(
+                ctx,
+                &format!("flash: waiting room of sale '{sale}': {error}"),
+            );
+            return Next::Never;
+        }
+    };
+    store.flush();
+    let [admitted, lapsed, abandoned, waiting] = done;
+    if admitted == ADMIT_BATCH || lapsed == ADMIT_BATCH || abandoned == ADMIT_BATCH {
+        return Next::At(now);
+    }
+    let admissions = store
+        .count(flash_core::keys::SaleKey::Admitted)
+        .unwrap_or(0);
+    if waiting > 0 || admissions > 0 {
+        Next::At(now + TICK_MS)
+    } else {
+        Next::Never
     }
 }
 

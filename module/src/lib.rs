@@ -78,6 +78,14 @@ fn init(ctx: &Context, _args: &[RedisString]) -> Status {
         RedisModule_CommandFilterArgsCount,
         RedisModule_CommandFilterArgGet,
         RedisModule_CommandFilterArgReplace,
+        RedisModule_ZsetAdd,
+        RedisModule_ZsetRem,
+        RedisModule_ZsetScore,
+        RedisModule_ZsetFirstInScoreRange,
+        RedisModule_ZsetRangeCurrentElement,
+        RedisModule_ZsetRangeNext,
+        RedisModule_ZsetRangeEndReached,
+        RedisModule_ZsetRangeStop,
     );
     if !missing.is_empty() {
         ctx.log_warning(&format!(

@@ -16,7 +16,8 @@ use crate::store::Store;
 /// `FLASH.CHECKOUT sale cart user`
 ///
 /// Checks, in order: NOSALE, NOCART, NOTOWNER; an order already made is returned as it is;
-/// then CLOSED, EXPIRED, EMPTY. Replies `[order, entry_id, units]`.
+/// then CLOSED, EXPIRED, EMPTY. Replies `[order, entry_id, units]`. In a sale with a
+/// waiting room the checkout ends the user's admission (its place under the CAP frees).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Checkout {
     pub sale: String,
@@ -56,6 +57,9 @@ impl Checkout {
             ));
         }
         let lines = store.cart_lines(&self.cart)?;
+        // The admission is used up: its place under the waiting room's CAP goes to the next
+        // shopper.
+        let admitted = sale.queue.is_on() && store.score(SaleKey::Admitted, &cart.user)?.is_some();
         store.guard(&[SaleKey::Stock, SaleKey::Orders], Some(&self.cart))?;
 
         for &(sku, qty) in &lines {
@@ -75,6 +79,9 @@ impl Checkout {
             entry: Some(entry),
             ..cart
         };
+        if admitted {
+            store.set_score(SaleKey::Admitted, &order.user, None)?;
+        }
         store.set_cart(&self.cart, &order)?;
         Ok(order_reply(&self.cart, &order))
     }

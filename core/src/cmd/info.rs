@@ -3,7 +3,10 @@ use std::collections::BTreeMap;
 use super::require_sale;
 use crate::args::Args;
 use crate::error::Result;
-use crate::names::reply;
+use crate::keys::SaleKey;
+use crate::model::Sale;
+use crate::names::{queue, reply, sale as settings};
+use crate::queue::commitment;
 use crate::reply::Reply;
 use crate::store::Store;
 
@@ -15,7 +18,11 @@ use crate::store::Store;
 /// Replies field/value pairs: `hold_ms`, `limit`, `start_ms`, `end_ms`, `retain_ms`, `open` (1 or 0 now),
 /// `held_carts`, `total` (`[loaded, available, held, pending, sold]`) and `skus` (one
 /// `[sku, loaded, available, held, pending, sold]` per SKU, ascending). For every row,
-/// loaded = available + held + pending + sold.
+/// loaded = available + held + pending + sold. Last, `queue`: nil when the sale has no
+/// waiting room, else field/value pairs: `queue_rate`, `queue_cap`, `admit_ms`, `idle_ms`,
+/// `seed_sha1` (the seed's commitment), `seed` (nil before START), `line` (shoppers
+/// waiting), `admitted_now` (admissions live, expired ones not yet ended included), and the
+/// counters `admitted`, `lapsed` and `abandoned`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Info {
     pub sale: String,
@@ -45,6 +52,7 @@ impl Info {
                 *sum += units;
             }
         }
+        let queue = queue_info(store, &sale, now_ms)?;
         Ok(Reply::Array(vec![
             Reply::label(reply::HOLD_MS),
             Reply::Int(sale.hold_ms),
@@ -68,6 +76,46 @@ impl Info {
                     .map(|(sku, row)| Reply::ints(std::iter::once(sku).chain(row)))
                     .collect(),
             ),
+            Reply::label(reply::QUEUE),
+            queue,
         ]))
     }
+}
+
+/// The `queue` part of the reply.
+fn queue_info(store: &mut impl Store, sale: &Sale, now_ms: i64) -> Result<Reply> {
+    let room = &sale.queue;
+    if !room.is_on() {
+        return Ok(Reply::Nil);
+    }
+    let seed = room.seed.as_str();
+    let revealed = now_ms >= sale.start_ms;
+    Ok(Reply::Array(vec![
+        Reply::label(settings::QUEUE_RATE),
+        Reply::Int(room.rate),
+        Reply::label(settings::QUEUE_CAP),
+        Reply::Int(room.cap),
+        Reply::label(settings::ADMIT_MS),
+        Reply::Int(room.admit_ms),
+        Reply::label(settings::IDLE_MS),
+        Reply::Int(room.idle_ms),
+        Reply::label(reply::SEED_SHA1),
+        Reply::Bulk(commitment(seed)),
+        Reply::label(reply::SEED),
+        if revealed {
+            Reply::bulk(seed)
+        } else {
+            Reply::Nil
+        },
+        Reply::label(reply::LINE),
+        Reply::Int(store.count(SaleKey::Line)?),
+        Reply::label(reply::ADMITTED_NOW),
+        Reply::Int(store.count(SaleKey::Admitted)?),
+        Reply::label(queue::ADMITTED),
+        Reply::Int(store.queue_counter(queue::ADMITTED)?),
+        Reply::label(queue::LAPSED),
+        Reply::Int(store.queue_counter(queue::LAPSED)?),
+        Reply::label(queue::ABANDONED),
+        Reply::Int(store.queue_counter(queue::ABANDONED)?),
+    ]))
 }

@@ -1,25 +1,31 @@
 //! The commands, one file each. [`Command::parse`] reads a command line; [`Command::apply`]
 //! runs it against a [`Store`] holding that sale.
 
+mod admit;
 mod available;
 mod buy;
 mod cart;
 mod checkout;
 mod expire;
 mod info;
+mod join;
 mod load;
+mod position;
 mod release;
 mod reserve;
 mod sale;
 mod settle;
 
+pub use admit::Admit;
 pub use available::Available;
 pub use buy::Buy;
 pub use cart::CartInfo;
 pub use checkout::Checkout;
 pub use expire::Expire;
 pub use info::Info;
+pub use join::Join;
 pub use load::Load;
+pub use position::Position;
 pub use release::Release;
 pub use reserve::Reserve;
 pub use sale::SaleCmd;
@@ -41,12 +47,18 @@ pub mod keyword {
     pub const START: &str = "START";
     pub const END: &str = "END";
     pub const RETAIN: &str = "RETAIN";
+    /// FLASH.SALE's waiting-room options.
+    pub const RATE: &str = "RATE";
+    pub const CAP: &str = "CAP";
+    pub const ADMIT: &str = "ADMIT";
+    pub const IDLE: &str = "IDLE";
+    pub const SEED: &str = "SEED";
     /// FLASH.LOAD's whole-stock form.
     pub const TOTAL: &str = "TOTAL";
     /// FLASH.SETTLE's verdicts.
     pub const OK: &str = "OK";
     pub const REJECT: &str = "REJECT";
-    /// FLASH.EXPIRE's batch size.
+    /// FLASH.EXPIRE's and FLASH.ADMIT's batch size.
     pub const COUNT: &str = "COUNT";
 }
 
@@ -106,7 +118,7 @@ const fn spec(
 }
 
 /// Every command, in [`Command`]'s order.
-pub const COMMANDS: [CommandSpec; 11] = [
+pub const COMMANDS: [CommandSpec; 14] = [
     spec(
         "FLASH.SALE",
         -2,
@@ -118,6 +130,11 @@ pub const COMMANDS: [CommandSpec; 11] = [
             keyword::START,
             keyword::END,
             keyword::RETAIN,
+            keyword::RATE,
+            keyword::CAP,
+            keyword::ADMIT,
+            keyword::IDLE,
+            keyword::SEED,
         ],
     ),
     spec("FLASH.LOAD", -4, true, None, &[keyword::TOTAL]),
@@ -136,6 +153,10 @@ pub const COMMANDS: [CommandSpec; 11] = [
     spec("FLASH.EXPIRE", -2, true, None, &[keyword::COUNT]),
     spec("FLASH.CART", 3, false, Some(1), &[]),
     spec("FLASH.INFO", 2, false, None, &[]),
+    // A sign of life writes (when the shopper was last seen), so POSITION is a write too.
+    spec("FLASH.JOIN", 3, true, None, &[]),
+    spec("FLASH.POSITION", 3, true, None, &[]),
+    spec("FLASH.ADMIT", -2, true, None, &[keyword::COUNT]),
 ];
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -151,6 +172,9 @@ pub enum Command {
     Expire(Expire),
     Cart(CartInfo),
     Info(Info),
+    Join(Join),
+    Position(Position),
+    Admit(Admit),
 }
 
 impl Command {
@@ -171,6 +195,9 @@ impl Command {
             "FLASH.SETTLE" => Command::Settle(Settle::parse(&mut args)?),
             "FLASH.EXPIRE" => Command::Expire(Expire::parse(&mut args)?),
             "FLASH.CART" => Command::Cart(CartInfo::parse(&mut args)?),
+            "FLASH.JOIN" => Command::Join(Join::parse(&mut args)?),
+            "FLASH.POSITION" => Command::Position(Position::parse(&mut args)?),
+            "FLASH.ADMIT" => Command::Admit(Admit::parse(&mut args)?),
             _ => Command::Info(Info::parse(&mut args)?),
         };
         args.finish()?;
@@ -191,6 +218,9 @@ impl Command {
             Command::Expire(_) => 8,
             Command::Cart(_) => 9,
             Command::Info(_) => 10,
+            Command::Join(_) => 11,
+            Command::Position(_) => 12,
+            Command::Admit(_) => 13,
         };
         &COMMANDS[index]
     }
@@ -211,6 +241,9 @@ impl Command {
             Command::Expire(c) => c.write_args(&mut out),
             Command::Cart(c) => c.write_args(&mut out),
             Command::Info(c) => c.write_args(&mut out),
+            Command::Join(c) => c.write_args(&mut out),
+            Command::Position(c) => c.write_args(&mut out),
+            Command::Admit(c) => c.write_args(&mut out),
         }
         out
     }
@@ -229,6 +262,9 @@ impl Command {
             Command::Expire(c) => &c.sale,
             Command::Cart(c) => &c.sale,
             Command::Info(c) => &c.sale,
+            Command::Join(c) => &c.sale,
+            Command::Position(c) => &c.sale,
+            Command::Admit(c) => &c.sale,
         }
     }
 
@@ -245,6 +281,9 @@ impl Command {
             Command::Expire(c) => c.apply(store).map(Reply::Int),
             Command::Cart(c) => c.apply(store),
             Command::Info(c) => c.apply(store),
+            Command::Join(c) => c.apply(store),
+            Command::Position(c) => c.apply(store),
+            Command::Admit(c) => c.apply(store),
         }
     }
 }
@@ -322,3 +361,5 @@ fn order_reply(order: &str, cart: &Cart) -> Reply {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_queue;

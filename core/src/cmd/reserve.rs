@@ -1,3 +1,4 @@
+use super::position::live_admission;
 use super::{add_units, add_user_units, check_live, check_owner, require_sale, write_line_args};
 use crate::Sku;
 use crate::args::{Args, MAX_UNITS};
@@ -22,11 +23,13 @@ pub(crate) enum Then {
 /// # Format
 /// `FLASH.RESERVE sale cart user sku [qty]`
 ///
-/// Checks, in order: the sale exists (NOSALE) and is open (CLOSED); the SKU is loaded
+/// Checks, in order: the sale exists (NOSALE) and is open (CLOSED); when it has a waiting
+/// room, the user holds a live admission (NOTADMITTED); the SKU is loaded
 /// (NOSKU); an existing cart is the user's (NOTOWNER), held and before its deadline
 /// (EXPIRED, BADSTATE); the user stays within LIMIT, and within MAX_UNITS (10^9) whatever
 /// LIMIT says; enough units are available (SOLDOUT).
-/// A new cart's deadline is now + HOLD; later reserves never extend it.
+/// A new cart's deadline is now + HOLD; later reserves never extend it. A new cart carries
+/// the user's admission to its deadline, so the shopper may fill it until then.
 ///
 /// Replies `[available, deadline_ms, cart_units]`: the SKU's units left, the cart's
 /// deadline and the units in the cart.
@@ -66,6 +69,13 @@ impl Reserve {
         if !sale.is_open(now_ms) {
             return Err(Error::closed(&self.sale));
         }
+        let admission = if sale.queue.is_on() {
+            let until_ms = live_admission(store, &self.user, now_ms)?
+                .ok_or_else(|| Error::not_admitted(&self.sale, &self.user))?;
+            Some(until_ms)
+        } else {
+            None
+        };
         let available = store.units(Counter::Available, self.sku)?.ok_or_else(|| {
             Error::new(
                 ErrorCode::NoSku,
@@ -107,6 +117,9 @@ impl Reserve {
         }
 
         store.guard(&[SaleKey::Stock, SaleKey::Users], Some(&self.cart))?;
+        if admission.is_some() {
+            store.guard(&[SaleKey::Admitted], None)?;
+        }
         let waits = existing.is_none() && then == Then::Wait;
         if waits {
             store.guard_lane(sale.hold_ms)?;
@@ -140,6 +153,12 @@ impl Reserve {
             }
         };
         store.set_cart(&self.cart, &cart)?;
+        if let Some(until_ms) = admission
+            && waits
+            && cart.deadline_ms > until_ms
+        {
+            store.set_score(SaleKey::Admitted, &self.user, Some(cart.deadline_ms))?;
+        }
         store.publish_available(self.sku, left);
         Ok((left, cart))
     }

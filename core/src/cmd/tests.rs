@@ -589,7 +589,27 @@ fn sample_lines() -> Vec<(&'static str, Vec<&'static str>)> {
         (
             "FLASH.SALE",
             vec![
-                "s", "HOLD", "500", "LIMIT", "4", "START", "1", "END", "9", "RETAIN", "0",
+                "s",
+                "HOLD",
+                "500",
+                "LIMIT",
+                "4",
+                "START",
+                "1",
+                "END",
+                "9",
+                "RETAIN",
+                "0",
+                "RATE",
+                "50",
+                "CAP",
+                "200",
+                "ADMIT",
+                "30000",
+                "IDLE",
+                "20000",
+                "SEED",
+                "00112233445566778899aabbccddeeff",
             ],
         ),
         ("FLASH.LOAD", vec!["s", "TOTAL", "14", "100", "7", "25"]),
@@ -602,6 +622,9 @@ fn sample_lines() -> Vec<(&'static str, Vec<&'static str>)> {
         ("FLASH.EXPIRE", vec!["s", "COUNT", "5"]),
         ("FLASH.CART", vec!["s", "c1"]),
         ("FLASH.INFO", vec!["s"]),
+        ("FLASH.JOIN", vec!["s", "u1"]),
+        ("FLASH.POSITION", vec!["s", "u1"]),
+        ("FLASH.ADMIT", vec!["s", "COUNT", "5"]),
     ]
 }
 

@@ -25,7 +25,7 @@ use flash_core::keys::{
     Counter, HELD_CARTS_FIELD, SaleKey, deadline_entry, parse_deadline_entry, parse_stock_field,
     stock_field,
 };
-use flash_core::model::{Cart, CartRecord, Lanes, OrderEntry, Sale};
+use flash_core::model::{Cart, CartRecord, Lanes, OrderEntry, QueueSettings, Sale, Seed};
 use flash_core::names::{self, Name};
 use flash_core::store::Store;
 use flash_core::wire::StreamId;
@@ -100,6 +100,9 @@ pub struct RedisStore {
     removals: Vec<(KeyRef, i64)>,
     /// Stock changes to announce once the command succeeded: SKU, available units.
     stock_changes: Vec<(Sku, i64)>,
+    /// The waiting room's sorted-set writes, applied at once and propagated by the flush
+    /// in order: the set, the member, its score (`None`: removed).
+    zset_writes: Vec<(SaleKey, RString, Option<i64>)>,
 }
 
 impl RedisStore {
@@ -117,6 +120,7 @@ impl RedisStore {
             news: News::default(),
             removals: Vec::new(),
             stock_changes: Vec::new(),
+            zset_writes: Vec::new(),
         }
     }
 
@@ -282,6 +286,7 @@ impl RedisStore {
         self.flush_carts();
         self.flush_removals();
         self.flush_deadlines();
+        self.flush_zsets();
         for (sku, available) in std::mem::take(&mut self.stock_changes) {
             events::note(self.ctx, &self.names, sku, available);
         }
@@ -315,6 +320,36 @@ impl RedisStore {
                 argv.push(entry.ptr);
             }
             replicate_argv(ctx, b"RPUSH\0", &mut argv);
+        }
+    }
+
+    /// The sorted-set writes, already applied: each run of adds to one set is one `ZADD`,
+    /// each run of removals one `ZREM`, in the order made.
+    fn flush_zsets(&mut self) {
+        let ctx = self.ctx;
+        let writes = std::mem::take(&mut self.zset_writes);
+        let mut start = 0;
+        while start < writes.len() {
+            let (set, _, score) = &writes[start];
+            let adds = score.is_some();
+            let end = writes[start..]
+                .iter()
+                .position(|(s, _, score)| s != set || score.is_some() != adds)
+                .map_or(writes.len(), |n| start + n);
+            let mut strings = Vec::new();
+            let mut argv = vec![self.names.fixed[set.index()].ptr];
+            for (_, member, score) in &writes[start..end] {
+                if let Some(score) = score {
+                    let score = RString::from_i64(ctx, *score);
+                    argv.push(score.ptr);
+                    strings.push(score);
+                }
+                argv.push(member.ptr);
+            }
+            let command: &'static [u8] = if adds { b"ZADD\0" } else { b"ZREM\0" };
+            replicate_argv(ctx, command, &mut argv);
+            drop(strings);
+            start = end;
         }
     }
 
@@ -441,6 +476,7 @@ fn parse<T: std::str::FromStr>(bytes: &[u8]) -> Option<T> {
 const SALE: KeyRef = KeyRef::Fixed(SaleKey::Sale);
 const STOCK: KeyRef = KeyRef::Fixed(SaleKey::Stock);
 const USERS: KeyRef = KeyRef::Fixed(SaleKey::Users);
+const QUEUE: KeyRef = KeyRef::Fixed(SaleKey::Queue);
 
 impl Store for RedisStore {
     fn now_ms(&mut self) -> i64 {
@@ -487,12 +523,24 @@ impl Store for RedisStore {
             if key.is_empty() {
                 return Ok(None);
             }
-            let [hold_ms, limit, start_ms, end_ms, retain_ms, lanes] =
-                key.hash_get_many(names::sale::ALL.map(Name::as_c_str));
+            let [
+                hold_ms,
+                limit,
+                start_ms,
+                end_ms,
+                retain_ms,
+                lanes,
+                queue_rate,
+                queue_cap,
+                admit_ms,
+                idle_ms,
+                queue_seed,
+            ] = key.hash_get_many(names::sale::ALL.map(Name::as_c_str));
             let int = |v: Option<RString>, default| {
                 v.and_then(|v| parse(bytes(v.ptr))).unwrap_or(default)
             };
             let defaults = Sale::default();
+            let queue = defaults.queue;
             let sale = Sale {
                 hold_ms: int(hold_ms, defaults.hold_ms),
                 limit: int(limit, defaults.limit),
@@ -500,6 +548,13 @@ impl Store for RedisStore {
                 end_ms: int(end_ms, defaults.end_ms),
                 retain_ms: int(retain_ms, defaults.retain_ms),
                 lanes: lanes.map_or_else(Lanes::default, |v| Lanes::parse(bytes(v.ptr))),
+                queue: QueueSettings {
+                    rate: int(queue_rate, queue.rate),
+                    cap: int(queue_cap, queue.cap),
+                    admit_ms: int(admit_ms, queue.admit_ms),
+                    idle_ms: int(idle_ms, queue.idle_ms),
+                    seed: queue_seed.map_or_else(Seed::default, |v| Seed::stored(bytes(v.ptr))),
+                },
             };
             if !self.fixed(SaleKey::Sale)?.has_expiry() {
                 self.names.keep_settings(db, &sale);
@@ -528,6 +583,23 @@ impl Store for RedisStore {
             lanes: self
                 .get_text(SALE, names::sale::LANES.as_bytes())?
                 .map_or_else(Lanes::default, |v| Lanes::parse(&v)),
+            queue: QueueSettings {
+                rate: self
+                    .get_int(SALE, names::sale::QUEUE_RATE.as_bytes())?
+                    .unwrap_or(defaults.queue.rate),
+                cap: self
+                    .get_int(SALE, names::sale::QUEUE_CAP.as_bytes())?
+                    .unwrap_or(defaults.queue.cap),
+                admit_ms: self
+                    .get_int(SALE, names::sale::ADMIT_MS.as_bytes())?
+                    .unwrap_or(defaults.queue.admit_ms),
+                idle_ms: self
+                    .get_int(SALE, names::sale::IDLE_MS.as_bytes())?
+                    .unwrap_or(defaults.queue.idle_ms),
+                seed: self
+                    .get_text(SALE, names::sale::QUEUE_SEED.as_bytes())?
+                    .map_or_else(Seed::default, |v| Seed::stored(&v)),
+            },
         }))
     }
 
@@ -554,7 +626,18 @@ impl Store for RedisStore {
             Value::Int(sale.retain_ms),
         )?;
         let lanes = Bytes::new(sale.lanes.to_text().as_bytes());
-        self.set(SALE, names::sale::LANES.as_bytes(), Value::Text(lanes))
+        self.set(SALE, names::sale::LANES.as_bytes(), Value::Text(lanes))?;
+        let queue = &sale.queue;
+        for (field, value) in [
+            (names::sale::QUEUE_RATE, queue.rate),
+            (names::sale::QUEUE_CAP, queue.cap),
+            (names::sale::ADMIT_MS, queue.admit_ms),
+            (names::sale::IDLE_MS, queue.idle_ms),
+        ] {
+            self.set(SALE, field.as_bytes(), Value::Int(value))?;
+        }
+        let seed = Bytes::new(queue.seed.as_str().as_bytes());
+        self.set(SALE, names::sale::QUEUE_SEED.as_bytes(), Value::Text(seed))
     }
 
     fn units(&mut self, counter: Counter, sku: Sku) -> Result<Option<i64>, Error> {
@@ -789,6 +872,73 @@ impl Store for RedisStore {
             replicate(ctx, b"XTRIM\0", &[name, b"MINID", min_id.as_bytes()]);
         }
         Ok(trimmed)
+    }
+
+    fn score(&mut self, set: SaleKey, user: &str) -> Result<Option<i64>, Error> {
+        let member = RString::new(self.ctx, user.as_bytes());
+        Ok(self
+            .fixed(set)?
+            .zset_score(&member)
+            .map(|score| score as i64))
+    }
+
+    fn set_score(&mut self, set: SaleKey, user: &str, score: Option<i64>) -> Result<(), Error> {
+        let member = RString::new(self.ctx, user.as_bytes());
+        let key = self.fixed(set)?;
+        match score {
+            // Scores are integers below 2^53: exact as doubles.
+            Some(score) => key.zset_add(&member, score as f64),
+            None => key.zset_rem(&member),
+        }
+        if set == SaleKey::Line && score.is_some() {
+            self.news.joined = true;
+        }
+        self.zset_writes.push((set, member, score));
+        Ok(())
+    }
+
+    fn rank(&mut self, set: SaleKey, user: &str) -> Result<Option<i64>, Error> {
+        // The key API has no rank: ZRANK through RM_Call (O(log n)).
+        self.fixed(set)?;
+        let name = String::from_utf8_lossy(self.names.fixed[set.index()].as_bytes()).into_owned();
+        let ctx = Context::new(self.ctx);
+        match ctx.call("ZRANK", &[name.as_str(), user]) {
+            Ok(RedisValue::Integer(rank)) => Ok(Some(rank)),
+            Ok(_) => Ok(None),
+            Err(_) => Err(Error::wrong_type()),
+        }
+    }
+
+    fn count(&mut self, set: SaleKey) -> Result<i64, Error> {
+        Ok(self.fixed(set)?.len() as i64)
+    }
+
+    fn lowest(
+        &mut self,
+        set: SaleKey,
+        max_score: i64,
+        count: i64,
+    ) -> Result<Vec<(String, i64)>, Error> {
+        let count = usize::try_from(count).unwrap_or(0);
+        let max = if max_score == i64::MAX {
+            f64::INFINITY
+        } else {
+            max_score as f64
+        };
+        Ok(self
+            .fixed(set)?
+            .zset_lowest(max, count)
+            .into_iter()
+            .map(|(member, score)| (String::from_utf8_lossy(&member).into_owned(), score as i64))
+            .collect())
+    }
+
+    fn queue_counter(&mut self, field: Name) -> Result<i64, Error> {
+        Ok(self.get_int(QUEUE, field.as_bytes())?.unwrap_or(0))
+    }
+
+    fn set_queue_counter(&mut self, field: Name, value: i64) -> Result<(), Error> {
+        self.set(QUEUE, field.as_bytes(), Value::Int(value))
     }
 
     fn publish_available(&mut self, sku: Sku, available: i64) {
