@@ -16,8 +16,8 @@ use tokio::sync::Mutex;
 use crate::connection::{self, Base, Failed, Reply, Sender};
 use crate::error::ApiError;
 use crate::types::{
-    Buy, Cart, CartChange, CheckoutBody, Health, LineChange, Order, OrderAccepted, ProductsPage,
-    Sale, SignIn, SignedIn, User, WhoAmI,
+    Buy, Cart, CartChange, CheckoutBody, Health, LineChange, Order, OrderAccepted, Place,
+    ProductsPage, Sale, SignIn, SignedIn, User, WhoAmI,
 };
 
 /// How a signed-in client shows who it is.
@@ -82,6 +82,19 @@ impl Call<Sale> {
     /// `GET /sale`.
     pub fn sale() -> Self {
         Call::new(Method::GET, "/sale".to_owned(), None, StatusCode::OK)
+    }
+}
+
+impl Call<Place> {
+    /// `POST /queue` with `{}`: joins the sale's waiting room (or keeps the place).
+    pub fn join_queue() -> Self {
+        let body = json(&serde_json::json!({}));
+        Call::new(Method::POST, "/queue".to_owned(), body, StatusCode::OK)
+    }
+
+    /// `GET /queue`: the caller's place.
+    pub fn place() -> Self {
+        Call::new(Method::GET, "/queue".to_owned(), None, StatusCode::OK)
     }
 }
 
@@ -333,6 +346,16 @@ impl EdgeClient {
     /// `GET /sale`.
     pub async fn sale(&self) -> Result<Sale, ApiError> {
         self.call(Call::sale()).await
+    }
+
+    /// `POST /queue`.
+    pub async fn join_queue(&self) -> Result<Place, ApiError> {
+        self.call(Call::join_queue()).await
+    }
+
+    /// `GET /queue`.
+    pub async fn place(&self) -> Result<Place, ApiError> {
+        self.call(Call::place()).await
     }
 
     /// `POST /cart/add`.

@@ -31,6 +31,6 @@ pub use connection::Reply;
 pub use error::{ApiError, Refusal};
 pub use hyper::{Method, StatusCode};
 pub use types::{
-    Buy, Cart, CartChange, Health, Line, LineChange, Order, OrderAccepted, OrderStatus, Product,
-    ProductsPage, Sale, SignedIn, User,
+    Buy, Cart, CartChange, Health, Line, LineChange, Order, OrderAccepted, OrderStatus, Place,
+    Product, ProductsPage, Sale, SaleQueue, SignedIn, User,
 };

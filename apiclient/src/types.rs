@@ -59,6 +59,37 @@ pub struct Sale {
     pub limit: i64,
     pub start_ms: i64,
     pub end_ms: i64,
+    /// The waiting room, if the sale has one.
+    #[serde(default)]
+    pub queue: Option<SaleQueue>,
+    pub now_ms: i64,
+}
+
+/// `GET /sale`'s `queue`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SaleQueue {
+    pub rate: i64,
+    pub cap: i64,
+    pub admit_ms: i64,
+    pub idle_ms: i64,
+    /// SHA-1 of the seed, published before START.
+    pub seed_sha1: String,
+    /// The seed, from START on.
+    pub seed: Option<String>,
+    pub line: i64,
+    pub admitted_now: i64,
+}
+
+/// `POST /queue` and `GET /queue`: a shopper's place in the waiting room.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Place {
+    /// `early` (before START), `waiting` or `admitted`.
+    pub state: String,
+    /// From 1 while waiting.
+    pub position: i64,
+    pub line: i64,
+    pub eta_ms: i64,
+    pub until_ms: i64,
     pub now_ms: i64,
 }
 

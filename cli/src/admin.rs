@@ -1,5 +1,6 @@
 //! The operator's tools: the worker, the sale, stock, reconcile, orders, migrations.
 
+use flash_core::model::Seed;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -112,10 +113,47 @@ pub enum SaleAction {
         #[arg(long)]
         retain_ms: Option<i64>,
         #[command(flatten)]
+        queue: Box<QueueArgs>,
+        #[command(flatten)]
         catalog: CatalogArgs,
     },
     /// The sale's settings and its ledger per product.
     Show,
+}
+
+/// The sale's waiting room (README, "Waiting room"): `--queue-rate` or `--queue-cap` above 0
+/// turns it on (both 0: off).
+#[derive(Debug, Args)]
+pub struct QueueArgs {
+    /// Shoppers admitted per second (0: no rate, only the cap).
+    #[arg(long)]
+    pub queue_rate: Option<i64>,
+    /// Most admitted shoppers shopping at once (0: no cap).
+    #[arg(long)]
+    pub queue_cap: Option<i64>,
+    /// How long an admission lasts unused, ms (default 60000).
+    #[arg(long)]
+    pub admit_ms: Option<i64>,
+    /// How long a waiting shopper may go without a sign of life before losing the place, ms
+    /// (default 30000).
+    #[arg(long)]
+    pub idle_ms: Option<i64>,
+    /// The seed of the pre-queue's draw (32 to 48 hex digits). Without it, turning the room
+    /// on makes a random one; its SHA-1 is published with the sale, the seed at START.
+    #[arg(long, value_parser = parse_seed)]
+    pub seed: Option<Seed>,
+}
+
+fn parse_seed(text: &str) -> std::result::Result<Seed, String> {
+    Seed::parse(text.as_bytes()).ok_or_else(|| "32 to 48 hex digits".to_owned())
+}
+
+/// A random seed for a waiting room: 32 hex digits (128 bits) from the OS's generator.
+pub fn random_seed() -> Seed {
+    let digits: String = (0..16)
+        .map(|_| format!("{:02x}", rand::random::<u8>()))
+        .collect();
+    Seed::parse(digits.as_bytes()).unwrap_or_default()
 }
 
 /// What `sale create` records in PostgreSQL's catalog, besides the engine's settings.
@@ -140,16 +178,33 @@ pub async fn sale(args: SaleArgs) -> Result<ExitCode> {
             start_ms,
             end_ms,
             retain_ms,
+            queue,
             catalog,
         } => {
+            let engine = common.engine().await?;
+            let turns_on =
+                queue.queue_rate.is_some_and(|r| r > 0) || queue.queue_cap.is_some_and(|c| c > 0);
+            let seed = match queue.seed {
+                Some(seed) => Some(seed),
+                // A room turned on needs a seed: a new one unless the sale has one already.
+                None if turns_on => match engine.info(name).await {
+                    Ok(info) if info.queue.is_some() => None,
+                    _ => Some(random_seed()),
+                },
+                None => None,
+            };
             let settings = SaleSettings {
                 hold_ms,
                 limit,
                 start_ms,
                 end_ms,
                 retain_ms,
+                queue_rate: queue.queue_rate,
+                queue_cap: queue.queue_cap,
+                admit_ms: queue.admit_ms,
+                idle_ms: queue.idle_ms,
+                seed,
             };
-            let engine = common.engine().await?;
             // The catalog first: a refused product leaves the engine as it was.
             let mut pg = None;
             if catalog.title.is_some() || !catalog.products.is_empty() {
@@ -259,6 +314,29 @@ async fn show(engine: &flash_client::FlashClient, name: &str) -> Result<()> {
         },
         info.held_carts,
     );
+    if let Some(queue) = &info.queue {
+        println!(
+            "waiting room: rate {}/s, cap {}, admission {} ms, idle {} ms; {} waiting, {} admitted now ({} ever, {} lapsed, {} abandoned)",
+            queue.rate,
+            if queue.cap == 0 {
+                "none".to_owned()
+            } else {
+                queue.cap.to_string()
+            },
+            queue.admit_ms,
+            queue.idle_ms,
+            queue.line,
+            queue.admitted_now,
+            queue.admitted,
+            queue.lapsed,
+            queue.abandoned,
+        );
+        println!(
+            "draw commitment sha1(seed) {}; seed {}",
+            queue.seed_sha1,
+            queue.seed.as_deref().unwrap_or("(revealed at START)"),
+        );
+    }
     println!(
         "{:>10} {:>10} {:>10} {:>10} {:>10} {:>10}",
         "product", "loaded", "available", "held", "pending", "sold"

@@ -140,6 +140,7 @@ impl App {
                 allowed_origins: settings.allowed_origins.clone(),
                 max_per_ip: settings.ws_per_ip,
                 handshake_timeout: settings.connections.ws_handshake_timeout(),
+                queue_poll: std::time::Duration::from_millis(settings.queue_poll_ms),
                 ..WsSettings::default()
             },
             worker: (!settings.no_worker).then(|| Arc::new(Counters::default())),

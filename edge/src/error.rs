@@ -162,8 +162,11 @@ pub fn engine_status(code: ErrorCode) -> StatusCode {
         | ErrorCode::Empty
         | ErrorCode::BadState
         | ErrorCode::Expired => StatusCode::CONFLICT,
-        // The sale is not open: the resource exists but cannot be acted on now.
-        ErrorCode::Closed => StatusCode::FORBIDDEN,
+        // The sale is not open, or not yet for this shopper (its waiting room has not
+        // admitted them): the resource exists but cannot be acted on now.
+        ErrorCode::Closed | ErrorCode::NotAdmitted => StatusCode::FORBIDDEN,
+        // No waiting room, or no place in it (never joined, or lost by leaving the page).
+        ErrorCode::NoQueue | ErrorCode::NotQueued => StatusCode::NOT_FOUND,
         // Another user's cart is as unknown as a missing one ([`ApiError::no_cart`]).
         ErrorCode::NotOwner | ErrorCode::NoCart | ErrorCode::NoSale | ErrorCode::NoSku => {
             StatusCode::NOT_FOUND

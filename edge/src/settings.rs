@@ -66,6 +66,11 @@ pub struct EdgeSettings {
     /// Open WebSockets allowed per client IP.
     #[arg(long, env = "FLASH_WS_PER_IP", default_value_t = 32)]
     pub ws_per_ip: usize,
+    /// How often the waiting page's WebSocket (`/ws/queue`) pushes the shopper's place, in
+    /// milliseconds. Each push is one FLASH.POSITION, which also keeps the place: stay well
+    /// under the sale's IDLE.
+    #[arg(long, env = "FLASH_QUEUE_POLL_MS", default_value_t = 2_000, value_parser = clap::value_parser!(u64).range(50..=60_000))]
+    pub queue_poll_ms: u64,
     /// Open connections (HTTP and WebSocket) the process accepts at once.
     #[arg(long, env = "FLASH_MAX_CONNECTIONS", default_value_t = 20_000)]
     pub max_connections: usize,

@@ -16,6 +16,8 @@ export const MESSAGES = {
   NOCART: 'That cart no longer exists',
   NOSALE: 'The shop does not run that sale',
   BADSTATE: 'That cart was already checked out',
+  NOTADMITTED: 'The sale has a waiting room: you are in line',
+  NOTQUEUED: 'Your place in line lapsed',
   NETWORK: 'Can’t reach the shop. Check your connection.',
 };
 
@@ -59,6 +61,9 @@ export const getCart = (sale, cartId) => call('GET', `${sale.path}/cart/${encode
 export const changeCart = (sale, op, cartId, productId, qty) =>
   call('POST', `${sale.path}/cart/${op}`, { product_id: productId, cart_id: cartId, qty });
 export const checkout = (sale, cartId) => call('POST', `${sale.path}/cart/checkout`, { cart_id: cartId });
+/** The waiting room: join (or keep the place), read the place. */
+export const joinQueue = (sale) => call('POST', `${sale.path}/queue`, {});
+export const getPlace = (sale) => call('GET', `${sale.path}/queue`);
 export const getOrder = (sale, orderId) =>
   call('GET', `${sale.path}/orders/${encodeURIComponent(orderId)}`);
 

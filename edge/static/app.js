@@ -7,6 +7,7 @@
  *   cart.js     add, remove, restore, checkout     order.js   an order polled until it settles
  *   live.js     live stock over the WebSocket      errors.js  a failed call turned into UI
  *   sales.js    the shop's sales and the picker's choice
+ *   queue.js    the sale's waiting room: join, wait on its socket, admitted
  *   views/      the DOM: dom.js (helpers), session, header, sales, catalog, cart, countdown,
  *               order, toasts; views read state, never change it
  *
@@ -23,6 +24,7 @@ import { changeQty, checkout, expireCart, restoreCart } from './cart.js';
 import { goToPage, loadPage, loadSale } from './catalog.js';
 import { closeLive, connectLive, reconnectNow, subscribe } from './live.js';
 import { resumeOrder } from './order.js';
+import { leaveLine, whenAdmitted } from './queue.js';
 import { chooseSale, loadSales } from './sales.js';
 import {
   addOrSignIn, checkSession, finishPendingAdd, loadLoginModes, signIn, signOut,
@@ -60,6 +62,7 @@ function watchState() {
     } else {
       closeDrawer();
       hideOrder(); // an order being polled resumes after sign-in (resumeOrder)
+      leaveLine();
       showVisitor(); // the shop stays: the catalog and its live stock need no account
     }
   });
@@ -67,6 +70,7 @@ function watchState() {
   on('sale', () => {
     renderSalePicker();
     closeLive(); // the old sale's socket; enterSale opens the new one's
+    leaveLine(); // a place in the old sale's line is of no use here
     clearSale();
     renderSkeleton(); // no card of the old sale stays clickable while the new page loads
     enterSale();
@@ -89,6 +93,8 @@ function watchState() {
 }
 
 function bindEvents() {
+  whenAdmitted(() => finishPendingAdd(addOne)); // the add that sent the shopper in line
+  $('waiting-leave').addEventListener('click', leaveLine);
   $('signin-form').addEventListener('submit', signIn);
   $('signin-open').addEventListener('click', () => openSignInPanel(''));
   $('signin-close').addEventListener('click', closeSignInPanel);

@@ -7,6 +7,8 @@ import * as api from './api.js';
 import { CART_GONE, MESSAGES } from './api.js';
 import { handleError } from './errors.js';
 import { startOrder } from './order.js';
+import { enterLine } from './queue.js';
+import { rememberAdd } from './session.js';
 import {
   adoptCart, cartId, changeFinished, changeStarted, changesPending, coolingDown, dropCart,
   ensureCartId, heldCart, isCheckingOut, pickedSale, setCheckingOut, setStock, storedCartId,
@@ -47,6 +49,12 @@ export async function changeQty(productId, op) {
     if (op === 'add') bumpBadge();
   } catch (err) {
     if (err.code === 'SOLDOUT' && op === 'add') setStock(productId, 0);
+    if (err.code === 'NOTADMITTED' && op === 'add') {
+      // The sale's waiting room: the add is made once the shopper's turn comes.
+      rememberAdd(productId);
+      enterLine();
+      return;
+    }
     // A late failure for a cart we already let go of has nothing left to tell the user.
     if (id !== cartId() && CART_GONE.has(err.code)) return;
     handleError(err);

@@ -57,8 +57,13 @@ export async function loadLoginModes() {
 /** The add button: the add itself when signed in, else the sign-in panel, the add kept. */
 export function addOrSignIn(productId, add) {
   if (signedInUser()) { add(productId); return; }
-  sessionStorage.setItem(PENDING_ADD, JSON.stringify({ sale: pickedSale().name, productId }));
+  rememberAdd(productId);
   openSignInPanel('Sign in to put this in your cart; it will be added right away.');
+}
+
+/** Keeps an add to make later in the picked sale (after sign-in, or once admitted). */
+export function rememberAdd(productId) {
+  sessionStorage.setItem(PENDING_ADD, JSON.stringify({ sale: pickedSale().name, productId }));
 }
 
 /** After sign-in: the add a visitor asked for in this sale, made now. */

@@ -129,6 +129,7 @@ impl<R: RedisDeployment> Stack<R> {
             allowed_origins: vec!["http://127.0.0.1:8000".to_owned()],
             ws_per_ip: 32,
             max_connections: 1000,
+            queue_poll_ms: 2_000,
             connections: ConnectionSettings::default(),
             catalog_ttl_ms: 2000,
             db_pool: 4,

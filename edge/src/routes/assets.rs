@@ -51,6 +51,7 @@ const ASSETS: &[Asset] = &[
     asset!("order.js", JAVASCRIPT),
     asset!("live.js", JAVASCRIPT),
     asset!("sales.js", JAVASCRIPT),
+    asset!("queue.js", JAVASCRIPT),
     asset!("views/dom.js", JAVASCRIPT),
     asset!("views/toasts.js", JAVASCRIPT),
     asset!("views/session.js", JAVASCRIPT),
@@ -60,6 +61,7 @@ const ASSETS: &[Asset] = &[
     asset!("views/cart.js", JAVASCRIPT),
     asset!("views/countdown.js", JAVASCRIPT),
     asset!("views/order.js", JAVASCRIPT),
+    asset!("views/queue.js", JAVASCRIPT),
 ];
 
 pub fn index() -> Response<Body> {

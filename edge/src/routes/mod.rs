@@ -1,7 +1,7 @@
 //! Routing: `match (method, path)`, one file per group of routes.
 //!
 //! One router for every sale: `/sales/{sale}/…` is the default sale's API (`/products/`,
-//! `/cart/…`, `/orders/…`, `/ws/catalog`, `/sale`) for the sale named, the same handlers
+//! `/cart/…`, `/orders/…`, `/queue`, `/ws/catalog`, `/ws/queue`, `/sale`) for the sale named, the same handlers
 //! with the sale in the [`Call`]; the paths without the prefix are the default sale's
 //! (`FLASH_SALE`). `GET /sales/` lists the sales.
 //!
@@ -19,6 +19,7 @@ mod health;
 mod orders;
 mod origin;
 mod products;
+mod queue;
 mod session;
 
 use std::net::IpAddr;
@@ -106,7 +107,7 @@ fn route_of(path: &str) -> Route {
         let name = sale_route(rest);
         return Route {
             name,
-            limited: name != "/ws/catalog",
+            limited: !is_websocket(name),
             scope: Some(Scope {
                 sale: sale.to_owned(),
                 rest_at: path.len() - rest.len(),
@@ -128,15 +129,17 @@ fn route_of(path: &str) -> Route {
     // cap of its own (connections per IP). The page and its files are compiled in and cost a
     // copy: one page load fetches some twenty of them (the UI's modules), which must not eat
     // the API budget of the shoppers behind one address.
-    let limited = !matches!(
-        name,
-        "/healthz" | "/metrics" | "/ws/catalog" | "/" | "/static"
-    );
+    let limited = !matches!(name, "/healthz" | "/metrics" | "/" | "/static") && !is_websocket(name);
     Route {
         name,
         limited,
         scope: None,
     }
+}
+
+/// The WebSocket routes: capped per address by connections, not by requests.
+fn is_websocket(route: &str) -> bool {
+    matches!(route, "/ws/catalog" | "/ws/queue")
 }
 
 /// The routes of one sale: the default sale's at the root, any sale's under
@@ -148,6 +151,8 @@ fn sale_route(path: &str) -> &'static str {
         "" | "/" | "/sale" => "/sale",
         "/session" => "/session",
         "/ws/catalog" => "/ws/catalog",
+        "/ws/queue" => "/ws/queue",
+        "/queue" => "/queue",
         "/products" | "/products/" => "/products/",
         p if p.starts_with("/products/") => "/products/{id}",
         "/cart/add" => "/cart/add",
@@ -170,7 +175,7 @@ async fn dispatch(
     // HEAD is GET without the body (hyper leaves the body out), wherever GET is served; not
     // for the WebSocket, whose handshake is a GET by definition.
     let method = match req.method() {
-        &Method::HEAD if name != "/ws/catalog" => Method::GET,
+        &Method::HEAD if !is_websocket(name) => Method::GET,
         method => method.clone(),
     };
     if name == "other" {
@@ -194,6 +199,9 @@ async fn dispatch(
             let hub = app.hubs.hub(&call.sale.name).await?;
             Ok(crate::ws::upgrade(call.into_request(), peer, &hub, &app.ws))
         }
+        (&Method::GET, "/ws/queue") => queue::watch(call).await,
+        (&Method::POST, "/queue") => queue::join(&call).await,
+        (&Method::GET, "/queue") => queue::show(&call).await,
         (&Method::GET, "/login") => Ok(session::login_modes(app)),
         (&Method::POST, "/session") => session::sign_in(call).await,
         (&Method::GET, "/session") => session::whoami(&call),
@@ -240,13 +248,15 @@ mod tests {
             ("/sales/spring/cart/c-1", "/cart/{id}", "/cart/c-1"),
             ("/sales/spring/products/", "/products/", "/products/"),
             ("/sales/spring/ws/catalog", "/ws/catalog", "/ws/catalog"),
+            ("/sales/spring/ws/queue", "/ws/queue", "/ws/queue"),
+            ("/sales/spring/queue", "/queue", "/queue"),
             ("/sales/spring", "/sale", ""),
             ("/sales/spring/session", "/session", "/session"),
             ("/sales/spring/static/app.js", "other", "/static/app.js"),
         ] {
             let route = route_of(path);
             assert_eq!(route.name, name, "{path}");
-            assert_eq!(route.limited, name != "/ws/catalog", "{path}");
+            assert_eq!(route.limited, !name.starts_with("/ws/"), "{path}");
             let scope = route.scope.unwrap();
             assert_eq!(scope.sale, "spring", "{path}");
             assert_eq!(&path[scope.rest_at..], rest, "{path}");

@@ -92,10 +92,25 @@ pub async fn detail(call: &Call<'_>) -> Result<Response<Body>, ApiError> {
     ))
 }
 
-/// The sale's settings and whether it is open, with the server's clock for countdowns.
+/// The sale's settings and whether it is open, with the server's clock for countdowns;
+/// `queue` is the waiting room (null without one): its rate and cap, the seed's commitment
+/// (`seed_sha1`, published before START) and the seed (from START on, so anyone can
+/// recompute the pre-queue's order), and how many wait.
 pub async fn sale(call: &Call<'_>) -> Result<Response<Body>, ApiError> {
     let name = &call.sale.name;
     let info = call.app.engine.info(name).await?;
+    let queue = info.queue.as_ref().map(|queue| {
+        json!({
+            "rate": queue.rate,
+            "cap": queue.cap,
+            "admit_ms": queue.admit_ms,
+            "idle_ms": queue.idle_ms,
+            "seed_sha1": queue.seed_sha1,
+            "seed": queue.seed,
+            "line": queue.line,
+            "admitted_now": queue.admitted_now,
+        })
+    });
     Ok(json_response(
         StatusCode::OK,
         &json!({
@@ -105,6 +120,7 @@ pub async fn sale(call: &Call<'_>) -> Result<Response<Body>, ApiError> {
             "limit": info.limit,
             "start_ms": info.start_ms,
             "end_ms": info.end_ms,
+            "queue": queue,
             "now_ms": now_ms(),
         }),
     ))

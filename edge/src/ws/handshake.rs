@@ -31,6 +31,34 @@ pub fn upgrade(
     hub: &Hub,
     settings: &WsSettings,
 ) -> Response<Body> {
+    let session_hub = hub.clone();
+    let limits = settings.clone();
+    upgrade_with(req, peer, hub, settings, move |socket| async move {
+        let (mut sink, mut stream) = socket.split();
+        let end = run_session(&mut sink, &mut stream, &session_hub, &limits).await;
+        tracing::debug!(?end, %peer, "ws: session ended");
+        sink.reunite(stream).ok()
+    })
+}
+
+/// A server-side WebSocket over a hyper upgrade.
+pub type Socket = WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>;
+
+/// The handshake's checks and the 101 reply of every WebSocket endpoint, with `session`
+/// spawned on the socket once hyper hands it over. The session holds one of the address's
+/// places (counted in `hub`, against `max_per_ip`) for its whole life, and gives the socket
+/// back to be closed gently (or `None` when it could not).
+pub fn upgrade_with<F, Fut>(
+    req: Request<hyper::body::Incoming>,
+    peer: IpAddr,
+    hub: &Hub,
+    settings: &WsSettings,
+    session: F,
+) -> Response<Body>
+where
+    F: FnOnce(Socket) -> Fut + Send + 'static,
+    Fut: Future<Output = Option<Socket>> + Send,
+{
     let accept_key = match check_handshake(&req, settings) {
         Ok(accept_key) => accept_key,
         Err(refusal) => return *refusal,
@@ -55,14 +83,13 @@ pub fn upgrade(
     };
 
     let on_upgrade = hyper::upgrade::on(req);
-    let hub = hub.clone();
     let config = settings.socket_config();
-    let limits = settings.clone();
+    let handshake_timeout = settings.handshake_timeout;
     tokio::spawn(async move {
         // Held for the session's whole life: dropped when this task ends, however it ends
         // (return, panic, abort), which frees the address's slot.
         let _slot = slot;
-        let upgraded = match tokio::time::timeout(limits.handshake_timeout, on_upgrade).await {
+        let upgraded = match tokio::time::timeout(handshake_timeout, on_upgrade).await {
             Ok(Ok(upgraded)) => upgraded,
             Ok(Err(error)) => {
                 tracing::debug!(%error, %peer, "ws: upgrade did not complete");
@@ -76,10 +103,7 @@ pub fn upgrade(
         let socket =
             WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config))
                 .await;
-        let (mut sink, mut stream) = socket.split();
-        let end = run_session(&mut sink, &mut stream, &hub, &limits).await;
-        tracing::debug!(?end, %peer, "ws: session ended");
-        if let Ok(socket) = sink.reunite(stream) {
+        if let Some(socket) = session(socket).await {
             linger(socket).await;
         }
     });
@@ -97,7 +121,7 @@ pub fn upgrade(
 /// read and dropped until it closes too. Closing with unread data in the kernel's buffer (the
 /// rest of an oversized message, say) would send a RST, and the client could lose the close
 /// frame that explains why.
-async fn linger(socket: WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>) {
+async fn linger(socket: Socket) {
     let mut io = socket.into_inner();
     let drain = async {
         let _ = io.shutdown().await;

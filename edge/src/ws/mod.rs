@@ -77,6 +77,9 @@ pub struct WsSettings {
     pub heartbeat: Duration,
     /// A client that sends nothing (not even a pong) this long is dropped.
     pub idle_timeout: Duration,
+    /// How often `/ws/queue` pushes a waiting shopper's place (each push reads it from the
+    /// engine, which is the shopper's sign of life: keep it well under the sale's IDLE).
+    pub queue_poll: Duration,
     /// After the 101 reply, hyper must hand the socket over within this; until it does, a
     /// task waits for it holding one of the address's WebSocket places. A backstop: hyper
     /// hands it over once the 101 is written.
@@ -97,6 +100,7 @@ impl Default for WsSettings {
             heartbeat: Duration::from_secs(30),
             idle_timeout: Duration::from_secs(75),
             handshake_timeout: Duration::from_secs(10),
+            queue_poll: Duration::from_secs(2),
         }
     }
 }

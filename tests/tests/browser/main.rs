@@ -15,12 +15,19 @@ use std::time::{Duration, Instant};
 use driver::{Chromedriver, Page};
 use flash_api_client::{EdgeClient, LineChange, OrderStatus};
 use flash_client::SaleSettings;
+use flash_core::model::Seed;
 use flash_tests::{Stack, StackOptions};
 
 /// The edge on a port chosen up front, so that its WebSocket's allowed origin can be the
 /// page's own (`http://127.0.0.1:<port>`). Another process may take the port between the
 /// choice and the bind: then the stack is started again on another.
 async fn stack_with_own_origin() -> Stack {
+    stack_with_own_origin_and(SaleSettings::default()).await
+}
+
+/// [`stack_with_own_origin`] with these sale settings; the waiting page's socket pushes the
+/// place every 250 ms.
+async fn stack_with_own_origin_and(sale: SaleSettings) -> Stack {
     let mut attempt = 1;
     loop {
         let port = flash_tests::free_port().expect("a free port");
@@ -28,7 +35,9 @@ async fn stack_with_own_origin() -> Stack {
             edge: Box::new(move |settings| {
                 settings.listen = ([127, 0, 0, 1], port).into();
                 settings.allowed_origins = vec![format!("http://127.0.0.1:{port}")];
+                settings.queue_poll_ms = 250;
             }),
+            sale: sale.clone(),
             ..StackOptions::default()
         };
         match Stack::start(options).await {
@@ -566,6 +575,85 @@ async fn a_visitor_browses_live_stock_and_signs_in_at_the_first_add() {
     visitor.wait_for_text("#cart-count", "1").await;
     visitor.wait_for_text("#stock-2", "2 left").await;
     let errors = visitor.errors().await;
+    assert!(
+        errors.is_empty(),
+        "errors in the browser console:\n{}",
+        errors.join("\n")
+    );
+}
+
+/// A sale with a waiting room that admits one shopper at a time: a shopper's first add sends
+/// them in line; the waiting page shows the place fall as the shoppers ahead check out, and
+/// the shop opens for them (the add made) when their turn comes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queued_shopper_sees_the_place_fall_and_lands_in_the_shop() {
+    let stack = stack_with_own_origin_and(SaleSettings {
+        queue_cap: Some(1),
+        seed: Seed::parse(b"0123456789abcdef0123456789abcdef"),
+        ..SaleSettings::default()
+    })
+    .await;
+    // Two shoppers ahead: the first admitted (the cap's one place), the second waiting.
+    let mut ahead = Vec::new();
+    for name in ["amy", "ben"] {
+        let client = EdgeClient::new(&stack.url("")).expect("the stack's URL");
+        client.sign_in(name).await.expect("signed in");
+        client.join_queue().await.expect("joins the line");
+        ahead.push(client);
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+    assert_eq!(ahead[0].place().await.expect("amy").state, "admitted");
+    assert_eq!(ahead[1].place().await.expect("ben").position, 1);
+
+    let driver = Chromedriver::start().await;
+    let mut shopper = driver.page("queued").await;
+    shopper.goto(&stack.url("/")).await;
+    shopper.wait_for_text("#stock-1", "5 left").await;
+    shopper.sign_in("cleo").await;
+    shopper
+        .click("#grid .card[data-product-id='1'] button.add")
+        .await;
+    shopper
+        .wait_for(
+            "the waiting page, opened by the refused add",
+            "!document.getElementById('waiting').hidden",
+        )
+        .await;
+    shopper.wait_for_text("#waiting-position", "2").await;
+    shopper.wait_for_text("#waiting-line", "2").await;
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let png = shopper
+        .screenshot(&artifacts_dir().join("browser-waiting-room.png"))
+        .await;
+    println!("screenshot: {}", png.display());
+
+    // The shoppers ahead buy and go: the place falls, then the shop opens, the add made.
+    for (i, client) in ahead.iter().enumerate() {
+        let cart = format!("ahead-{i}");
+        for _ in 0..100 {
+            if client.place().await.expect("the place").state == "admitted" {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        client
+            .cart_add(&LineChange::one(2, &cart))
+            .await
+            .expect("admitted, adds");
+        client.checkout(&cart).await.expect("checks out");
+        if i == 0 {
+            shopper.wait_for_text("#waiting-position", "1").await;
+        }
+    }
+    shopper
+        .wait_for(
+            "the shop, once admitted",
+            "document.getElementById('waiting').hidden",
+        )
+        .await;
+    shopper.wait_for_text("#cart-count", "1").await;
+    shopper.wait_for_text("#stock-1", "4 left").await;
+    let errors = shopper.errors().await;
     assert!(
         errors.is_empty(),
         "errors in the browser console:\n{}",

@@ -9,3 +9,4 @@ mod connections;
 mod durability;
 mod hardening;
 mod login;
+mod queue;

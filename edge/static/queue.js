@@ -1,0 +1,89 @@
+/*
+ * The sale's waiting room. When the sale has one, an add by a shopper not admitted yet is
+ * refused (NOTADMITTED): the add is remembered, the shopper joins the line (POST /queue) and
+ * waits on a page over the shop, which the picked sale's /ws/queue socket keeps up to date
+ * (each push is also the shopper's sign of life: a closed page loses the place after the
+ * sale's IDLE). Admitted, the page goes, the remembered add is made, and the shop is theirs
+ * until the admission ends (a checkout uses it up).
+ */
+
+import * as api from './api.js';
+import { handleError } from './errors.js';
+import { pickedSale } from './state.js';
+import { hideWaiting, isWaitingOpen, showWaiting, showWaitingNote } from './views/queue.js';
+import { toast } from './views/toasts.js';
+
+const RECONNECT_MS = 1000;
+
+let socket = null;
+let waitingIn = ''; // the sale whose line this tab waits in
+let commitment = '';
+let onAdmitted = () => {};
+
+/** What to do once admitted (app.js: make the remembered add). */
+export function whenAdmitted(callback) {
+  onAdmitted = callback;
+}
+
+/** Joins the picked sale's line and waits there. */
+export async function enterLine() {
+  const sale = pickedSale();
+  try {
+    const [place, info] = await Promise.all([api.joinQueue(sale), api.getSale(sale).catch(() => null)]);
+    commitment = (info && info.queue && info.queue.seed_sha1) || '';
+    waitingIn = sale.name;
+    if (place.state === 'admitted') { admitted(); return; }
+    showWaiting(place, commitment);
+    watch(sale);
+  } catch (err) {
+    handleError(err);
+  }
+}
+
+/** Another sale picked, or signed out: this tab stops waiting (the place lapses). */
+export function leaveLine() {
+  waitingIn = '';
+  closeSocket();
+  hideWaiting();
+}
+
+function watch(sale) {
+  closeSocket();
+  const proto = location.protocol === 'https:' ? 'wss:' : 'ws:';
+  const ws = new WebSocket(`${proto}//${location.host}${sale.path}/ws/queue`);
+  socket = ws;
+  ws.onmessage = (event) => {
+    let message;
+    try { message = JSON.parse(event.data); } catch { return; }
+    if (message.error === 'NOTQUEUED') {
+      showWaitingNote('Your place lapsed; joining the line again…');
+      enterLine();
+    } else if (message.state === 'admitted') {
+      admitted();
+    } else if (message.state) {
+      showWaiting(message, commitment);
+    }
+  };
+  ws.onclose = () => {
+    if (socket !== ws) return;
+    socket = null;
+    // Still waiting (a dropped connection, a restarted edge): back on the line's socket.
+    if (waitingIn === sale.name && isWaitingOpen()) setTimeout(() => {
+      if (waitingIn === sale.name && !socket) watch(sale);
+    }, RECONNECT_MS);
+  };
+}
+
+function admitted() {
+  waitingIn = '';
+  closeSocket();
+  hideWaiting();
+  toast('ADMITTED', 'It’s your turn: the shop is open for you', true);
+  onAdmitted();
+}
+
+function closeSocket() {
+  const ws = socket;
+  socket = null;
+  if (ws) ws.close();
+}
