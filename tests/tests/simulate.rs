@@ -277,3 +277,46 @@ async fn a_crowd_in_another_sale_goes_through_its_own_base_url() {
         (5, 0, 0)
     );
 }
+
+/// `flash simulate --queue` on a redis-server with the module: `FLASH_SIM_ARRIVALS` (default
+/// 3000) shoppers, half before START, admitted 600 a second; every fairness check passes,
+/// and the admission timeline is charted. `FLASH_SIM_ARRIVALS=100000` with
+/// `FLASH_SIM_QUEUE_RATE=2000` is the run (README, "Waiting room").
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queue_crowd_is_admitted_fairly_and_at_the_rate() {
+    let redis = flash_tests::RedisServer::start(flash_tests::ServerOptions {
+        module: Some(flash_tests::module_path().expect("the module")),
+        ..flash_tests::ServerOptions::default()
+    })
+    .expect("redis-server");
+    let common = Common::new(
+        Servers {
+            redis_url: redis.url(),
+            database_url: None,
+        },
+        "unused",
+    );
+    let chart = std::env::var_os("CARGO_TARGET_DIR")
+        .map_or_else(|| workspace_root().join("target"), PathBuf::from)
+        .join("test-artifacts")
+        .join("simulate-queue.png");
+    let _ = std::fs::remove_file(&chart);
+    let config = simulate::queue::QueueConfig {
+        arrivals: env_number("FLASH_SIM_ARRIVALS", 3000),
+        rate: env_number("FLASH_SIM_QUEUE_RATE", 600) as i64,
+        pre_start: Duration::from_secs(2),
+        abandon: 0.05,
+        poll: Duration::from_millis(300),
+        idle_ms: 1500,
+        chart: Some(chart.clone()),
+        seed: Some(7),
+    };
+    let report = simulate::queue::simulate_queue(&common, &config)
+        .await
+        .expect("the queue simulation runs");
+    println!("{report}");
+    assert!(report.violations.is_empty(), "{report}");
+    assert_eq!(report.before_start, config.arrivals / 2);
+    assert!(report.abandoned_in_engine > 0, "{report}");
+    assert!(chart.exists(), "the chart at {}", chart.display());
+}

@@ -56,10 +56,6 @@ fn ensure_font() -> Result<()> {
 
 /// Writes the chart of `timeline` (see [`super::stats::Summary::timeline`]) to `path`.
 pub fn write(path: &Path, title: &str, timeline: &[Slice]) -> Result<()> {
-    ensure_font()?;
-    if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    }
     let rates: Vec<(f64, f64)> = timeline.iter().map(|s| (s.at_secs, s.per_second)).collect();
     let p99: Vec<(f64, f64)> = timeline
         .iter()
@@ -76,6 +72,50 @@ pub fn write(path: &Path, title: &str, timeline: &[Slice]) -> Result<()> {
     } else {
         format!("per {:.0} ms", width * 1000.0)
     };
+    let rates_caption = format!("requests completed per second (measured {every})");
+    let p99_caption = format!("p99 latency of the requests completed {every}");
+    write_panels(
+        path,
+        title,
+        "seconds since the crowd started",
+        x_end,
+        &[
+            Panel {
+                caption: &rates_caption,
+                unit: "req/s",
+                points: &rates,
+                color: BLUE,
+            },
+            Panel {
+                caption: &p99_caption,
+                unit: "p99 (ms)",
+                points: &p99,
+                color: RED,
+            },
+        ],
+    )
+}
+
+/// One panel of a chart: a line of points over the seconds.
+pub struct Panel<'a> {
+    pub caption: &'a str,
+    pub unit: &'a str,
+    pub points: &'a [(f64, f64)],
+    pub color: RGBColor,
+}
+
+/// Writes panels stacked top to bottom, over one x axis from 0 to `x_end`.
+pub fn write_panels(
+    path: &Path,
+    title: &str,
+    x_desc: &str,
+    x_end: f64,
+    panels: &[Panel<'_>],
+) -> Result<()> {
+    ensure_font()?;
+    if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
     let top = |points: &[(f64, f64)]| {
         points
             .iter()
@@ -84,50 +124,34 @@ pub fn write(path: &Path, title: &str, timeline: &[Slice]) -> Result<()> {
             .max(1.0)
             * 1.1
     };
-
     let draw = || -> Result<(), Box<dyn std::error::Error>> {
         let root = BitMapBackend::new(path, (1200, 800)).into_drawing_area();
         root.fill(&WHITE)?;
         let root = root.titled(title, ("sans-serif", 22))?;
-        let (upper, lower) = root.split_vertically(390);
-        let panels = [
-            (
-                &upper,
-                format!("requests completed per second (measured {every})"),
-                "req/s",
-                &rates,
-                BLUE,
-            ),
-            (
-                &lower,
-                format!("p99 latency of the requests completed {every}"),
-                "p99 (ms)",
-                &p99,
-                RED,
-            ),
-        ];
-        for (area, caption, unit, points, color) in panels {
+        let areas = root.split_evenly((panels.len().max(1), 1));
+        for (area, panel) in areas.iter().zip(panels) {
             let mut chart = ChartBuilder::on(area)
-                .caption(&caption, ("sans-serif", 18))
+                .caption(panel.caption, ("sans-serif", 18))
                 .margin(12)
                 .x_label_area_size(40)
                 .y_label_area_size(70)
-                .build_cartesian_2d(0.0..x_end, 0.0..top(points))?;
+                .build_cartesian_2d(0.0..x_end.max(0.001), 0.0..top(panel.points))?;
             chart
                 .configure_mesh()
-                .x_desc("seconds since the crowd started")
-                .y_desc(unit)
+                .x_desc(x_desc)
+                .y_desc(panel.unit)
                 .y_label_formatter(&|y| format!("{y:.0}"))
                 .label_style(("sans-serif", 14))
                 .draw()?;
             chart.draw_series(LineSeries::new(
-                points.iter().copied(),
-                color.stroke_width(2),
+                panel.points.iter().copied(),
+                panel.color.stroke_width(2),
             ))?;
             chart.draw_series(
-                points
+                panel
+                    .points
                     .iter()
-                    .map(|&point| Circle::new(point, 3, color.filled())),
+                    .map(|&point| Circle::new(point, 3, panel.color.filled())),
             )?;
         }
         root.present()?;

@@ -11,9 +11,11 @@
 //! - [`verify`]: the baseline before the crowd and the four checks after it.
 //! - [`report`]: the [`Report`] a run returns and prints.
 //! - [`chart`]: the PNG (throughput and p99 latency per second).
+//! - [`queue`]: `--queue`, the waiting room's crowd and its fairness checks.
 
 pub mod buyer;
 pub mod chart;
+pub mod queue;
 pub mod report;
 pub mod stats;
 pub mod verify;
@@ -73,6 +75,33 @@ pub struct SimulateArgs {
     /// The seed of the buyers' choices (default: random; the report prints it).
     #[arg(long)]
     pub seed: Option<u64>,
+    /// Simulate the waiting room instead: arrivals join a sale of their own (made for the
+    /// run, with a waiting room), half before it opens, and the run checks the room is fair
+    /// (`queue.rs`). Talks to the engine only (`REDIS_URL`).
+    #[arg(long)]
+    pub queue: bool,
+    /// With `--queue`: shoppers arriving.
+    #[arg(long, default_value_t = 100_000)]
+    pub arrivals: usize,
+    /// With `--queue`: shoppers admitted per second.
+    #[arg(long, default_value_t = 2_000)]
+    pub queue_rate: i64,
+    /// With `--queue`: seconds from the first arrival to START (half the crowd arrives in
+    /// them; the rest after START, twice as fast as they are admitted).
+    #[arg(long, default_value_t = 10)]
+    pub pre_start_secs: u64,
+    /// With `--queue`: the fraction of arrivals who close the page after joining.
+    #[arg(long, default_value_t = 0.02, value_parser = fraction)]
+    pub queue_abandon: f64,
+    /// With `--queue`: how often a waiting shopper asks for their place, ms.
+    #[arg(long, default_value_t = 2_000)]
+    pub queue_poll_ms: u64,
+    /// With `--queue`: the sale's IDLE, ms (a shopper silent this long loses the place).
+    #[arg(long, default_value_t = 10_000)]
+    pub queue_idle_ms: i64,
+    /// With `--queue`: where to write the admission timeline chart.
+    #[arg(long, default_value = "simulate-queue.png")]
+    pub queue_chart: PathBuf,
 }
 
 fn fraction(text: &str) -> Result<f64, String> {
@@ -119,6 +148,25 @@ impl From<SimulateArgs> for Config {
 }
 
 pub async fn run(args: SimulateArgs) -> Result<ExitCode> {
+    if args.queue {
+        let config = queue::QueueConfig {
+            arrivals: args.arrivals,
+            rate: args.queue_rate,
+            pre_start: Duration::from_secs(args.pre_start_secs),
+            abandon: args.queue_abandon,
+            poll: Duration::from_millis(args.queue_poll_ms.max(10)),
+            idle_ms: args.queue_idle_ms,
+            chart: (!args.no_chart).then_some(args.queue_chart),
+            seed: args.seed,
+        };
+        let report = queue::simulate_queue(&args.common, &config).await?;
+        print!("{report}");
+        return Ok(if report.violations.is_empty() {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        });
+    }
     let report = simulate(&Config::from(args)).await?;
     print!("{report}");
     Ok(if report.violations.is_empty() {
