@@ -1,6 +1,8 @@
 -- FLASH.INFO sale
 -- core/src/cmd/info.rs: settings, open now, held carts, totals and one row per SKU
--- ([sku, loaded, available, held, pending, sold], ascending; a missing counter is 0).
+-- ([sku, loaded, available, held, pending, sold], ascending; a missing counter is 0), and
+-- last the waiting room: nil without one, else its settings, the seed's commitment, the seed
+-- from START on, shoppers waiting, admissions live and the counters.
 return run(function()
     local args, sale_name = begin('FLASH.INFO')
     args:finish()
@@ -49,6 +51,24 @@ return run(function()
         end
         sku_rows[#sku_rows + 1] = row
     end
+    -- info.rs queue_info. false is nil in the reply.
+    local queue = false
+    if has_queue(sale) then
+        queue = {
+            R.QUEUE_RATE, sale.queue_rate,
+            R.QUEUE_CAP, sale.queue_cap,
+            R.ADMIT_MS, sale.admit_ms,
+            R.IDLE_MS, sale.idle_ms,
+            R.SEED_SHA1, redis.sha1hex(sale.seed),
+            -- Revealed from START on.
+            R.SEED, at_ms >= sale.start_ms and sale.seed or false,
+            R.LINE, call('ZCARD', LINE_KEY),
+            R.ADMITTED_NOW, call('ZCARD', ADMITTED_KEY),
+            R.ADMITTED, queue_counter(Q_ADMITTED),
+            R.LAPSED, queue_counter(Q_LAPSED),
+            R.ABANDONED, queue_counter(Q_ABANDONED),
+        }
+    end
     return {
         R.HOLD_MS, sale.hold_ms,
         R.LIMIT, sale.limit,
@@ -59,5 +79,6 @@ return run(function()
         R.HELD_CARTS, stored_int(call('HGET', STOCK_KEY, HELD_CARTS_FIELD)) or 0,
         R.TOTAL, total,
         R.SKUS, sku_rows,
+        R.QUEUE, queue,
     }
 end)

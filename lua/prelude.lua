@@ -6,7 +6,8 @@
 -- SALE_KEY_TYPES, and KEYS_* each sale key's place in KEYS), the stock counters (C_*,
 -- COUNTERS), the fields of the sale (SALE_*) and order entry (ORDER_*), the cart record's
 -- separators (CART_*), the deadline lists (KEY_DEADLINES, DEADLINE_SEPARATOR), the
--- cart states (S_*, CART_STATES), the stock event's members (EVENT_*), and the reply labels,
+-- cart states (S_*, CART_STATES), the stock event's members (EVENT_*), the waiting room's
+-- counters (Q_*), place states (P_*) and draw (TICKET_BASE, DRAW_*), and the reply labels,
 -- option keywords and error words (R.HELD_CARTS, KW.HOLD, E.SOLDOUT). A name for one value is
 -- written as that value where the code names it; the lists are locals of a short header. The
 -- client also sends only the declarations of this file that the command's body reaches
@@ -58,6 +59,13 @@ local SETTINGS_KEY = KEYS[KEYS_SALE]
 local STOCK_KEY = KEYS[KEYS_STOCK]
 local USERS_KEY = KEYS[KEYS_USERS]
 local ORDERS_KEY = KEYS[KEYS_ORDERS]
+-- The waiting room's keys: its counters (a hash), and the sorted sets of the shoppers
+-- waiting (the line), of when each waiting shopper last asked (seen), and of when each
+-- admission ends (admitted).
+local QUEUE_KEY = KEYS[KEYS_QUEUE]
+local LINE_KEY = KEYS[KEYS_LINE]
+local SEEN_KEY = KEYS[KEYS_SEEN]
+local ADMITTED_KEY = KEYS[KEYS_ADMITTED]
 
 -- Set by begin(): the start of every key name of the sale (`flash:{spring}:`), and the
 -- pub/sub channel, which is not a key, so it comes from the sale name.
@@ -421,13 +429,27 @@ local function parse_lanes(text)
     return lanes
 end
 
+-- model::Seed::stored: MIN_SEED_LEN to MAX_SEED_LEN hex digits, read lower-case; anything
+-- else (or no field) reads as none, the empty string. Also FLASH.SALE's SEED (Seed::parse),
+-- which answers nil for a seed it refuses.
+local function parse_seed(text)
+    if text and #text >= MIN_SEED_LEN and #text <= MAX_SEED_LEN
+        and not text:find('[^0-9A-Fa-f]') then
+        return text:lower()
+    end
+    return nil
+end
+
 -- The settings, or nil when the sale does not exist (an empty hash does not exist). One
 -- HMGET of the fields it knows (a missing field reads as false); only a hash with none of
--- them needs EXISTS to tell an empty sale from none.
+-- them needs EXISTS to tell an empty sale from none. The waiting room's settings are fields
+-- of the same table (model::QueueSettings): queue_rate, queue_cap, admit_ms, idle_ms, seed.
 local function read_sale()
     local v = call('HMGET', SETTINGS_KEY,
-        SALE_HOLD_MS, SALE_LIMIT, SALE_START_MS, SALE_END_MS, SALE_RETAIN_MS, SALE_LANES)
-    if not (v[1] or v[2] or v[3] or v[4] or v[5] or v[6])
+        SALE_HOLD_MS, SALE_LIMIT, SALE_START_MS, SALE_END_MS, SALE_RETAIN_MS, SALE_LANES,
+        SALE_QUEUE_RATE, SALE_QUEUE_CAP, SALE_ADMIT_MS, SALE_IDLE_MS, SALE_QUEUE_SEED)
+    if not (v[1] or v[2] or v[3] or v[4] or v[5] or v[6] or v[7] or v[8] or v[9] or v[10]
+            or v[11])
         and call('EXISTS', SETTINGS_KEY) == 0 then
         return nil
     end
@@ -438,12 +460,18 @@ local function read_sale()
         end_ms = stored_int(v[4]) or 0,
         retain_ms = stored_int(v[5]) or DEFAULT_RETAIN_MS,
         lanes = parse_lanes(v[6] or nil),
+        queue_rate = stored_int(v[7]) or 0,
+        queue_cap = stored_int(v[8]) or 0,
+        admit_ms = stored_int(v[9]) or DEFAULT_ADMIT_MS,
+        idle_ms = stored_int(v[10]) or DEFAULT_IDLE_MS,
+        seed = parse_seed(v[11] or nil) or '',
     }
 end
 
 local function default_sale()
     return { hold_ms = DEFAULT_HOLD_MS, limit = 0, start_ms = 0, end_ms = 0,
-        retain_ms = DEFAULT_RETAIN_MS, lanes = {} }
+        retain_ms = DEFAULT_RETAIN_MS, lanes = {}, queue_rate = 0, queue_cap = 0,
+        admit_ms = DEFAULT_ADMIT_MS, idle_ms = DEFAULT_IDLE_MS, seed = '' }
 end
 
 -- Sale::lanes_to_look_at: the recorded lanes and the current HOLD's.
@@ -467,7 +495,12 @@ local function write_sale(sale)
         SALE_START_MS, int_text(sale.start_ms),
         SALE_END_MS, int_text(sale.end_ms),
         SALE_RETAIN_MS, int_text(sale.retain_ms),
-        SALE_LANES, table.concat(lanes, SALE_LANE_SEPARATOR))
+        SALE_LANES, table.concat(lanes, SALE_LANE_SEPARATOR),
+        SALE_QUEUE_RATE, int_text(sale.queue_rate),
+        SALE_QUEUE_CAP, int_text(sale.queue_cap),
+        SALE_ADMIT_MS, int_text(sale.admit_ms),
+        SALE_IDLE_MS, int_text(sale.idle_ms),
+        SALE_QUEUE_SEED, sale.seed)
 end
 
 -- A cart just finished (settled, rejected, expired): Redis removes it once the sale's
@@ -544,6 +577,103 @@ local function publish_available(sku, available)
     -- channel carries the sale's hash tag, so on a cluster it stays within the sale's shard.
     call('SPUBLISH', events_channel, '{"' .. EVENT_SKU .. '":' .. int_text(sku)
         .. ',"' .. EVENT_AVAILABLE .. '":' .. int_text(available) .. '}')
+end
+
+---------------------------------------------------------------------------------------------
+-- The waiting room (core/src/queue.rs, core/src/cmd/position.rs). Its sorted sets are
+-- written at once (Store::set_score), so a later read of the same command sees the write.
+
+-- QueueSettings::is_on: the sale has a waiting room, and RESERVE and BUY need an admission.
+local function has_queue(sale)
+    return sale.queue_rate > 0 or sale.queue_cap > 0
+end
+
+-- position.rs require_queue: the settings of a sale with a waiting room (NOSALE, NOQUEUE).
+local function require_queue(sale_name)
+    local sale = require_sale(sale_name)
+    if not has_queue(sale) then
+        fail(E.NOQUEUE, 'sale ' .. quoted(sale_name) .. ' has no waiting room')
+    end
+    return sale
+end
+
+-- Store::score: the user's score in one of the sorted sets, nil when the user is not in it.
+-- Flash writes integers; a score written by hand is cut toward zero, as the module reads it.
+local function score_of(key, user)
+    local score = tonumber(call('ZSCORE', key, user))
+    if score and score ~= math.floor(score) then
+        score = score < 0 and math.ceil(score) or math.floor(score)
+    end
+    return score
+end
+
+-- Store::set_score: nil removes the user. The score as integer text (int_text), which Redis
+-- stores exactly (every score stays below 2^53).
+local function set_score(key, user, score)
+    if score == nil then
+        call('ZREM', key, user)
+    else
+        call('ZADD', key, int_text(score), user)
+    end
+end
+
+-- position.rs live_admission: when the user's admission ends, if it is live at `at_ms`.
+local function live_admission(user, at_ms)
+    local until_ms = score_of(ADMITTED_KEY, user)
+    if until_ms and until_ms > at_ms then
+        return until_ms
+    end
+    return nil
+end
+
+-- One of the waiting room's counters (names::queue); absent reads 0. Written as absolute
+-- values, like the stock's.
+local function queue_counter(field)
+    return stored_int(call('HGET', QUEUE_KEY, field)) or 0
+end
+
+local function set_queue_counter(field, value)
+    call('HSET', QUEUE_KEY, field, int_text(value))
+end
+
+-- queue::draw_score: the first DRAW_DIGITS hex digits of sha1(seed ":" user) as an integer
+-- (52 bits: below TICKET_BASE, exact in a double).
+local function draw_score(seed, user)
+    return tonumber(redis.sha1hex(seed .. DRAW_SEPARATOR .. user):sub(1, DRAW_DIGITS), 16)
+end
+
+-- queue::eta_ms: when a shopper `ahead` places from the front is admitted at `rate` a
+-- second, counting from `from_ms`; 0 without a rate.
+local function eta_for(from_ms, ahead, rate)
+    if rate <= 0 then
+        return 0
+    end
+    return from_ms + math.floor(ahead * 1000 / rate)
+end
+
+-- FLASH.JOIN's and FLASH.POSITION's reply (position.rs reply).
+local function place_fields(state, position, line, eta, until_ms)
+    return { R.STATE, state, R.POSITION, position, R.LINE, line, R.ETA_MS, eta,
+        R.UNTIL_MS, until_ms }
+end
+
+-- position.rs admitted_reply: the reply of an admitted user.
+local function admitted_reply(until_ms)
+    return place_fields(P_ADMITTED, 0, call('ZCARD', LINE_KEY), 0, until_ms)
+end
+
+-- position.rs place_reply: the reply of a user in the line.
+local function place_reply(sale, user, at_ms)
+    local line = call('ZCARD', LINE_KEY)
+    local rate = sale.queue_rate
+    if sale.start_ms > at_ms then
+        -- The pre-queue's order is secret until START: the estimate is for the middle.
+        local ahead = (line + 1 - (line + 1) % 2) / 2
+        return place_fields(P_EARLY, 0, line, eta_for(sale.start_ms, ahead, rate), 0)
+    end
+    local rank = call('ZRANK', LINE_KEY, user)
+    local position = rank and rank + 1 or line
+    return place_fields(P_WAITING, position, line, eta_for(at_ms, position, rate), 0)
 end
 
 ---------------------------------------------------------------------------------------------
@@ -707,6 +837,16 @@ local function reserve(r, then_writes)
     if not is_open(sale, at_ms) then
         fail(E.CLOSED, 'sale ' .. quoted(r.sale) .. ' is not open')
     end
+    -- A sale with a waiting room: only a user holding a live admission (read here, so a key
+    -- of another type fails before any write).
+    local admission
+    if has_queue(sale) then
+        admission = live_admission(r.user, at_ms)
+        if admission == nil then
+            fail(E.NOTADMITTED, 'user ' .. quoted(r.user) .. ' has no admission to sale '
+                .. quoted(r.sale) .. '; join its waiting room')
+        end
+    end
     -- The SKU as text once, for its counters' fields and the stock event.
     local sku_text = int_text(r.sku)
     local available_field = sku_text .. STOCK_FIELD_SEPARATOR .. C_AVAILABLE
@@ -775,6 +915,11 @@ local function reserve(r, then_writes)
     end
     redis.call('HSET', USERS_KEY, r.user, int_text(units_of_user + r.qty))
     write_cart(r.cart_key, cart)
+    -- A new cart that waits carries the admission to its deadline: the shopper may fill it
+    -- until then.
+    if admission and deadlines_key and cart.deadline_ms > admission then
+        set_score(ADMITTED_KEY, r.user, cart.deadline_ms)
+    end
     -- publish_available, with the SKU's text already made.
     redis.call('SPUBLISH', events_channel, '{"' .. EVENT_SKU .. '":' .. sku_text
         .. ',"' .. EVENT_AVAILABLE .. '":' .. int_text(left) .. '}')
@@ -798,6 +943,9 @@ local function checkout(c)
     if cart.units == 0 then
         fail(E.EMPTY, 'cart ' .. quoted(c.cart) .. ' holds no units')
     end
+    -- The admission is used up: its place under the waiting room's CAP goes to the next
+    -- shopper.
+    local admitted = has_queue(sale) and score_of(ADMITTED_KEY, cart.user) ~= nil
     guard(CHECKOUT_KEYS, c.cart_key)
 
     for _, line in ipairs(cart.lines) do
@@ -815,6 +963,9 @@ local function checkout(c)
     add_held_carts(-1)
     cart.state = S_CHECKED_OUT
     cart.entry = entry
+    if admitted then
+        set_score(ADMITTED_KEY, cart.user, nil)
+    end
     write_cart(c.cart_key, cart)
     return order_reply(c.cart, cart)
 end

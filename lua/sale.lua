@@ -1,8 +1,10 @@
 -- FLASH.SALE sale [HOLD ms] [LIMIT units] [START unix_ms] [END unix_ms] [RETAIN ms]
+--   [RATE per_second] [CAP admissions] [ADMIT ms] [IDLE ms] [SEED hex]
 -- core/src/cmd/sale.rs: creates the sale or changes the settings given; replies OK.
 return run(function()
     local args = begin('FLASH.SALE')
     local hold_ms, limit, start_ms, end_ms, retain_ms
+    local queue_rate, queue_cap, admit_ms, idle_ms, seed
     while args:remaining() > 0 do
         local option = args:keyword()
         if option == KW.HOLD then
@@ -15,8 +17,23 @@ return run(function()
             end_ms = args:int(KW.END, 0, MAX_TIME_MS)
         elseif option == KW.RETAIN then
             retain_ms = args:int(KW.RETAIN, 0, MAX_RETAIN_MS)
+        elseif option == KW.RATE then
+            queue_rate = args:int(KW.RATE, 0, MAX_QUEUE_RATE)
+        elseif option == KW.CAP then
+            queue_cap = args:int(KW.CAP, 0, MAX_UNITS)
+        elseif option == KW.ADMIT then
+            admit_ms = args:int(KW.ADMIT, 1, MAX_HOLD_MS)
+        elseif option == KW.IDLE then
+            idle_ms = args:int(KW.IDLE, 1, MAX_HOLD_MS)
+        elseif option == KW.SEED then
+            seed = parse_seed(args:raw())
+            if seed == nil then
+                fail(E.ERR, KW.SEED .. ' must be ' .. int_text(MIN_SEED_LEN) .. ' to '
+                    .. int_text(MAX_SEED_LEN) .. ' hex digits')
+            end
         else
-            fail(E.ERR, 'unknown option ' .. quoted(option) .. '; expected HOLD, LIMIT, START, END or RETAIN')
+            fail(E.ERR, 'unknown option ' .. quoted(option) .. '; expected HOLD, LIMIT, START, '
+                .. 'END, RETAIN, RATE, CAP, ADMIT, IDLE or SEED')
         end
     end
     args:finish()
@@ -32,6 +49,21 @@ return run(function()
     sale.retain_ms = retain_ms or sale.retain_ms
     if sale.start_ms > 0 and sale.end_ms > 0 and sale.end_ms <= sale.start_ms then
         fail(E.ERR, 'END must be after START')
+    end
+    sale.queue_rate = queue_rate or sale.queue_rate
+    sale.queue_cap = queue_cap or sale.queue_cap
+    sale.admit_ms = admit_ms or sale.admit_ms
+    sale.idle_ms = idle_ms or sale.idle_ms
+    if seed and seed ~= sale.seed then
+        -- The line's pre-queue places were drawn from the old seed.
+        if call('ZCARD', LINE_KEY) > 0 then
+            fail(E.ERR, 'SEED cannot change while shoppers wait in the line')
+        end
+        sale.seed = seed
+    end
+    if has_queue(sale) and sale.seed == '' then
+        fail(E.ERR, 'a waiting room needs SEED (' .. int_text(MIN_SEED_LEN) .. ' to '
+            .. int_text(MAX_SEED_LEN) .. ' hex digits), committed before START')
     end
     -- sale.rs lanes_after: the new HOLD's deadline list, and each earlier one that still
     -- has entries.

@@ -18,6 +18,7 @@ use flash_client::{
     ClientError, Delivery, Durability, FlashClient, FlashConnection, OrderStream, Verdict,
 };
 use flash_core::ErrorCode;
+use flash_core::args::DEFAULT_ADMIT_COUNT;
 use tokio_postgres::NoTls;
 use tracing::{info, warn};
 
@@ -43,6 +44,9 @@ pub struct Config {
     /// How often to run FLASH.EXPIRE when the engine is the Lua twin (the module expires by
     /// itself).
     pub expire_every: Duration,
+    /// How often to run FLASH.ADMIT (the sale's waiting room) when the engine is the Lua twin
+    /// (the module admits by itself, on a timer of the same period).
+    pub admit_every: Duration,
     /// With `--durability replica`: a batch is written to the database only once this many
     /// replicas have its entries (WAIT). Without it, a failover can take back an order the
     /// database already has: the promoted master never heard of it and sells its units again.
@@ -62,6 +66,7 @@ impl Config {
             claim_idle: Duration::from_secs(30),
             max_deliveries: 5,
             expire_every: Duration::from_millis(100),
+            admit_every: Duration::from_millis(50),
             durability: None,
         }
     }
@@ -142,6 +147,18 @@ struct Session {
     finisher: Finisher,
     last_expire: Instant,
     last_claim: Option<Instant>,
+    /// The Lua twin's waiting room, run apart from the batches ([`admit_loop`]); stopped
+    /// when the session ends.
+    _admission: Option<AbortOnDrop>,
+}
+
+/// A spawned task, aborted when this is dropped.
+struct AbortOnDrop(tokio::task::AbortHandle);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// Reads the sale's stream through the consumer group.
@@ -194,6 +211,17 @@ impl Session {
             }
         });
         let stream = OrderStream::new(&engine, &config.sale, &config.group, &config.consumer);
+        // The module admits by itself; the Lua twin needs a caller, as often as the module's
+        // timer would. Its own task: the batches' loop waits up to `block` for new entries,
+        // and the waiting room must move meanwhile.
+        let admission = (engine.backend() == flash_client::Backend::Lua).then(|| {
+            let task = tokio::spawn(admit_loop(
+                engine.clone(),
+                config.sale.clone(),
+                config.admit_every,
+            ));
+            AbortOnDrop(task.abort_handle())
+        });
         Ok(Session {
             stream: StreamReader {
                 config: config.clone(),
@@ -209,6 +237,7 @@ impl Session {
             },
             last_expire: Instant::now(),
             last_claim: None,
+            _admission: admission,
         })
     }
 
@@ -313,6 +342,34 @@ impl Session {
             .read_new(config.batch_size, block)
             .await?;
         Ok((fresh, false))
+    }
+}
+
+/// Runs FLASH.ADMIT on `sale` every `every`, until aborted, for the Lua twin. A sale without
+/// a waiting room answers at once with nothing to do. A failure (Redis unreachable, a key of
+/// another type) is logged when it starts and when it ends, and the loop goes on: the
+/// session's own calls notice a lost connection. A sale not made yet (NOSALE) is no failure.
+async fn admit_loop(engine: FlashClient, sale: String, every: Duration) {
+    let mut ticks = tokio::time::interval(every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut failing = false;
+    loop {
+        ticks.tick().await;
+        match engine.admit(&sale, DEFAULT_ADMIT_COUNT).await {
+            Ok(_) => {
+                if failing {
+                    info!(%sale, "worker: FLASH.ADMIT works again");
+                }
+                failing = false;
+            }
+            Err(ClientError::Flash(error)) if error.code == ErrorCode::NoSale => failing = false,
+            Err(error) => {
+                if !failing {
+                    warn!(%sale, %error, "worker: FLASH.ADMIT failed; trying again");
+                }
+                failing = true;
+            }
+        }
     }
 }
 

@@ -26,7 +26,7 @@ use flash_core::keys::{SaleKey, SaleKeys};
 const PRELUDE: &str = include_str!("../../../lua/prelude.lua");
 
 /// Every command's body, by the module's command name.
-const BODIES: [(&str, &str); 11] = [
+const BODIES: [(&str, &str); 14] = [
     ("FLASH.SALE", include_str!("../../../lua/sale.lua")),
     ("FLASH.LOAD", include_str!("../../../lua/load.lua")),
     (
@@ -41,6 +41,9 @@ const BODIES: [(&str, &str); 11] = [
     ("FLASH.EXPIRE", include_str!("../../../lua/expire.lua")),
     ("FLASH.CART", include_str!("../../../lua/cart.lua")),
     ("FLASH.INFO", include_str!("../../../lua/info.lua")),
+    ("FLASH.JOIN", include_str!("../../../lua/join.lua")),
+    ("FLASH.POSITION", include_str!("../../../lua/position.lua")),
+    ("FLASH.ADMIT", include_str!("../../../lua/admit.lua")),
 ];
 
 /// One command's whole script: the prelude's declarations this body reaches, then the body,

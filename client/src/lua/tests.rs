@@ -80,6 +80,10 @@ fn keys_are_the_sale_keys_then_the_carts() {
             "flash:{s}:stock",
             "flash:{s}:users",
             "flash:{s}:orders",
+            "flash:{s}:queue",
+            "flash:{s}:line",
+            "flash:{s}:seen",
+            "flash:{s}:admitted",
             "flash:{s}:cart:c1",
             "flash:{s}:cart:c2",
         ]
@@ -121,7 +125,8 @@ fn the_header_writes_each_kind_of_constant() {
         lines,
         [
             // Lists stay locals, once each, and only the named ones.
-            "local SALE_KEYS = { 'sale', 'stock', 'users', 'orders' }",
+            "local SALE_KEYS = { 'sale', 'stock', 'users', 'orders', 'queue', 'line', 'seen', \
+             'admitted' }",
             // Parentheses before a dot, even where Lua would not need them.
             "local a = 1000000 + (2) .. 'hold_ms'",
             "local b = 'SOLDOUT', 'held_carts', 'HOLD', #SALE_KEYS, SALE_KEYS[1]",
@@ -152,6 +157,12 @@ fn each_script_carries_only_the_helpers_it_reaches() {
     let reserve = script_source(BODIES[3].1);
     assert!(BODIES[3].0 == "FLASH.RESERVE");
     assert!(!reserve.contains("function write_sale"));
+    // The admission check, but not the waiting room's own helpers.
+    assert!(reserve.contains("function live_admission("));
+    for absent in ["function draw_score", "function place_reply"] {
+        assert!(!reserve.contains(absent), "FLASH.RESERVE has {absent}");
+    }
+    assert!(!available.contains("function live_admission"));
     assert!(reserve.contains("function reserve("));
     assert!(reserve.contains("function Args:token("));
     // The prelude's opening comment stays.
@@ -319,8 +330,9 @@ const ARGUMENT_READERS: [&str; 2] = [":token(", ":int("];
 /// (not the cart record's separator and empty entry), Lua's name of its string type (not a
 /// cart key's Redis type), and the dash of a stream id. Each must still be found, so the
 /// list cannot outlive its use.
-const REDIS_WORDS: [(&str, &str); 5] = [
+const REDIS_WORDS: [(&str, &str); 6] = [
     ("sale.lua", "return { ok = 'OK' }"),
+    ("admit.lua", "'-inf', max_score, 'LIMIT', 0, count"),
     ("prelude.lua", "code .. ' ' .. message"),
     ("prelude.lua", "raw:sub(1, 1) == '-'"),
     ("prelude.lua", "type(text) ~= 'string'"),

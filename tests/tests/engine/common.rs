@@ -155,6 +155,18 @@ pub async fn dump(conn: &mut impl ConnectionLike, sale: &str) -> BTreeMap<String
                 let value: String = redis::cmd("GET").arg(&key).query_async(conn).await.unwrap();
                 format!("{value:?}")
             }
+            // Members with their scores, lowest first: the waiting room's sets.
+            "zset" => {
+                let members: Vec<(String, String)> = redis::cmd("ZRANGE")
+                    .arg(&key)
+                    .arg(0)
+                    .arg(-1)
+                    .arg("WITHSCORES")
+                    .query_async(conn)
+                    .await
+                    .unwrap();
+                format!("{members:?}")
+            }
             "stream" => {
                 let entries: Value = redis::cmd("XRANGE")
                     .arg(&key)

@@ -259,7 +259,8 @@ async fn every_error_word_changes_nothing(backend: Backend) {
         (
             "FLASH.SALE s COLOR red",
             ErrorCode::Err,
-            "ERR unknown option 'COLOR'; expected HOLD, LIMIT, START, END or RETAIN",
+            "ERR unknown option 'COLOR'; expected HOLD, LIMIT, START, END, RETAIN, RATE, CAP, \
+             ADMIT, IDLE or SEED",
         ),
         (
             "FLASH.SETTLE s bought MAYBE",

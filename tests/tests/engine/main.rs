@@ -11,5 +11,6 @@ mod conformance;
 mod durability;
 mod expiry;
 mod parity;
+mod queue;
 mod retention;
 mod settings;

@@ -367,3 +367,59 @@ async fn a_durable_worker_without_replicas_still_writes_orders() {
         .get(0);
     assert_eq!(stock, 2);
 }
+
+/// With the Lua twin nothing admits by itself: the worker runs the sale's waiting room (about
+/// every 50 ms), before the sale exists (NOSALE, no harm) and while its stream is idle.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_worker_admits_for_the_lua_twin() {
+    let db = Database::start().await;
+    let mut pg = db.connect().await;
+    migrate(&mut pg).await.unwrap();
+    let (server, engine) = engine(Backend::Lua).await;
+    let counters = Arc::new(Counters::default());
+    let config = Config::new(&server.url(), &db.url, "s", "w1");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let worker = tokio::spawn(run(config, counters, async {
+        let _ = stopped.await;
+    }));
+    // The worker is up before the sale is made.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let settings = flash_client::SaleSettings {
+        queue_cap: Some(1),
+        seed: flash_core::model::Seed::parse(b"00112233445566778899aabbccddeeff"),
+        ..Default::default()
+    };
+    engine.sale("s", &settings).await.unwrap();
+    engine.load("s", &[(14, 5)]).await.unwrap();
+    for user in ["u1", "u2"] {
+        engine.join("s", user).await.unwrap();
+    }
+    let admitted = |user: &'static str| {
+        let engine = engine.clone();
+        async move {
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+            loop {
+                let place = engine.position("s", user).await.unwrap();
+                if place.state == flash_client::PlaceState::Admitted {
+                    return;
+                }
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "{user} never admitted: {place:?}"
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    };
+    admitted("u1").await;
+    // CAP 1: u2 waits until u1's admission is used.
+    let u2 = engine.position("s", "u2").await.unwrap();
+    assert_eq!(
+        (u2.state, u2.position),
+        (flash_client::PlaceState::Waiting, 1)
+    );
+    engine.buy("s", "o1", "u1", 14, 1).await.unwrap();
+    admitted("u2").await;
+    let _ = stop.send(());
+    worker.await.unwrap();
+}
