@@ -71,6 +71,12 @@ pub(super) const LUA_SALE: &str = "benchlua";
 pub(super) const HOLD_MS: &str = "600000";
 /// Far more units than any run reserves, so SOLDOUT never cuts a run short.
 pub(super) const STOCK: &str = "1000000000";
+/// The sale whose waiting room FLASH.JOIN and FLASH.POSITION are measured in: open, one
+/// admission live at a time that lasts a day (so after the first shopper nobody is admitted
+/// and the line only grows), nobody dropped for silence during the bench.
+pub(super) const QUEUE_SALE: &str = "benchqueue";
+/// The shopper whose place FLASH.POSITION reads.
+pub(super) const QUEUE_WAITER: &str = "bench-waiter";
 /// The cart the one-time check of each implementation reserves into before the runs.
 pub(super) const CHECK_CART: &str = "bench-check";
 
@@ -115,6 +121,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         let mut set = Servers::start(*config, &module, &floor)?;
         if config.has_module() {
             prepare_sale(&mut set.conn, MODULE_SALE)?;
+            prepare_queue(&mut set.conn)?;
         }
         if config.has_lua() {
             prepare_sale(&mut set.conn, LUA_SALE)?;
@@ -332,6 +339,26 @@ fn prepare_sale(conn: &mut Connection, sale: &str) -> Result<()> {
         .arg(STOCK)
         .exec(conn)
         .with_context(|| format!("FLASH.LOAD {sale} {SKU} {STOCK} failed"))?;
+    Ok(())
+}
+
+/// The waiting room FLASH.JOIN and FLASH.POSITION run in, with [`QUEUE_WAITER`] in it.
+fn prepare_queue(conn: &mut Connection) -> Result<()> {
+    redis::cmd("FLASH.SALE")
+        .arg(QUEUE_SALE)
+        .arg(&["CAP", "1", "ADMIT", "86400000", "IDLE", "86400000", "SEED"])
+        .arg("0123456789abcdef0123456789abcdef")
+        .exec(conn)
+        .with_context(|| format!("FLASH.SALE {QUEUE_SALE} CAP 1 … failed"))?;
+    // The first takes the one admission for the day; the waiter waits, first in line, while
+    // the joins of the runs grow the line behind it.
+    for user in ["bench-first", QUEUE_WAITER] {
+        redis::cmd("FLASH.JOIN")
+            .arg(QUEUE_SALE)
+            .arg(user)
+            .exec(conn)
+            .with_context(|| format!("FLASH.JOIN {QUEUE_SALE} {user} failed"))?;
+    }
     Ok(())
 }
 

@@ -1,6 +1,6 @@
 //! What each row of the table sends.
 
-use super::{LUA_SALE, MODULE_SALE, SKU, USER};
+use super::{LUA_SALE, MODULE_SALE, QUEUE_SALE, QUEUE_WAITER, SKU, USER};
 
 /// What one row of the table measures.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
@@ -14,13 +14,15 @@ pub(super) enum Workload {
     ModuleNewCarts,
     ModuleOneCart,
     LuaOneCart,
+    QueueJoin,
+    QueuePosition,
     NaiveDecr,
     NaiveRpush,
     NaiveLlen,
 }
 
 impl Workload {
-    pub(super) const ALL: [Workload; 12] = [
+    pub(super) const ALL: [Workload; 14] = [
         Workload::Incr,
         Workload::Hincrby,
         Workload::Hget,
@@ -30,6 +32,8 @@ impl Workload {
         Workload::ModuleNewCarts,
         Workload::ModuleOneCart,
         Workload::LuaOneCart,
+        Workload::QueueJoin,
+        Workload::QueuePosition,
         Workload::NaiveDecr,
         Workload::NaiveRpush,
         Workload::NaiveLlen,
@@ -66,6 +70,8 @@ impl Workload {
             Workload::ModuleNewCarts => "FLASH.RESERVE, random carts",
             Workload::ModuleOneCart => "FLASH.RESERVE, one cart",
             Workload::LuaOneCart => "Lua twin (EVALSHA), one cart",
+            Workload::QueueJoin => "FLASH.JOIN, random users",
+            Workload::QueuePosition => "FLASH.POSITION, one waiting",
             Workload::NaiveDecr => "naive: DECR",
             Workload::NaiveRpush => "naive: RPUSH",
             Workload::NaiveLlen => "naive: LLEN",
@@ -83,6 +89,8 @@ impl Workload {
             Workload::ModuleAvailable => "flash.available",
             Workload::ModuleNewCarts | Workload::ModuleOneCart => "flash.reserve",
             Workload::LuaOneCart => "evalsha",
+            Workload::QueueJoin => "flash.join",
+            Workload::QueuePosition => "flash.position",
             Workload::NaiveDecr => "decr",
             Workload::NaiveRpush => "rpush",
             Workload::NaiveLlen => "llen",
@@ -116,6 +124,11 @@ impl Workload {
                 strings(&["FLASH.RESERVE", MODULE_SALE, &one_cart, USER, SKU, "1"])
             }
             Workload::LuaOneCart => lua.evalsha(&one_cart),
+            // A line of up to a million shoppers (the keyspace), after START: a ticket each
+            // (a shopper drawn twice keeps the place: a sign of life).
+            Workload::QueueJoin => strings(&["FLASH.JOIN", QUEUE_SALE, "shopper:__rand_int__"]),
+            // A place read (ZRANK) and a sign of life, in that line.
+            Workload::QueuePosition => strings(&["FLASH.POSITION", QUEUE_SALE, QUEUE_WAITER]),
             Workload::NaiveDecr => strings(&["DECR", "bench:naive:stock"]),
             Workload::NaiveRpush => strings(&["RPUSH", "bench:naive:cart:__rand_int__", SKU]),
             Workload::NaiveLlen => strings(&["LLEN", "bench:naive:cart:__rand_int__"]),
