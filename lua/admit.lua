@@ -6,9 +6,8 @@
 -- sale has no waiting room. The module runs it by itself every 50 ms; with the twin the
 -- worker calls it.
 
--- admit.rs CREDIT_WINDOW_MS: the bucket holds at most one second's admissions. The credit
--- is kept in thousandths of an admission.
-local CREDIT_WINDOW_MS = 1000
+-- The bucket holds at most QUEUE_CREDIT_WINDOW_MS of admissions (a header constant); the
+-- credit is kept in thousandths of an admission.
 
 -- Store::lowest: up to `count` users of the sorted set with a score at or below `max_score`
 -- ('+inf': no bound), lowest first (equal scores by name).
@@ -29,8 +28,8 @@ local function admit_front(sale, count, at_ms, waiting)
     if sale.queue_rate > 0 then
         local held = queue_counter(Q_CREDIT_MILLI)
         local counted_at = math.max(queue_counter(Q_CREDIT_AT_MS), sale.start_ms)
-        local elapsed = math.min(math.max(at_ms - counted_at, 0), CREDIT_WINDOW_MS)
-        credit = math.min(held + elapsed * sale.queue_rate, CREDIT_WINDOW_MS * sale.queue_rate)
+        local elapsed = math.min(math.max(at_ms - counted_at, 0), QUEUE_CREDIT_WINDOW_MS)
+        credit = math.min(held + elapsed * sale.queue_rate, QUEUE_CREDIT_WINDOW_MS * sale.queue_rate)
         -- i64 division: toward zero.
         allowed = credit - math.fmod(credit, 1000)
         allowed = allowed / 1000

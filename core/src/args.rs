@@ -54,6 +54,9 @@ pub const DEFAULT_IDLE_MS: i64 = 30_000;
 /// in one SHA-1 block, where no collision attack can find two seeds with one commitment.
 pub const MIN_SEED_LEN: usize = 32;
 pub const MAX_SEED_LEN: usize = 48;
+/// A waiting room's rate bucket holds at most this long's admissions: after a quiet spell
+/// (nobody waiting, or the cap full) the line moves at most one second's worth at once.
+pub const QUEUE_CREDIT_WINDOW_MS: i64 = 1_000;
 /// Most queue entries one FLASH.ADMIT call handles per kind of work, and its default.
 pub const MAX_ADMIT_COUNT: i64 = 10_000;
 pub const DEFAULT_ADMIT_COUNT: i64 = 1_000;

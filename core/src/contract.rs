@@ -85,6 +85,7 @@ pub fn constants() -> Vec<Constant> {
         int("MIN_SEED_LEN", args::MIN_SEED_LEN as i64),
         int("MAX_SEED_LEN", args::MAX_SEED_LEN as i64),
         int("MAX_ADMIT_COUNT", args::MAX_ADMIT_COUNT),
+        int("QUEUE_CREDIT_WINDOW_MS", args::QUEUE_CREDIT_WINDOW_MS),
         int("DEFAULT_ADMIT_COUNT", args::DEFAULT_ADMIT_COUNT),
         int("TICKET_BASE", queue::TICKET_BASE),
         int("DRAW_DIGITS", queue::DRAW_DIGITS as i64),

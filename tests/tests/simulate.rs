@@ -278,14 +278,14 @@ async fn a_crowd_in_another_sale_goes_through_its_own_base_url() {
     );
 }
 
-/// `flash simulate --queue` on a redis-server with the module: `FLASH_SIM_ARRIVALS` (default
+/// `flash simulate --queue` on a redis-server, with the module or the Lua twin (whose
+/// admissions the run makes itself, as the worker does): `FLASH_SIM_ARRIVALS` (default
 /// 3000) shoppers, half before START, admitted 600 a second; every fairness check passes,
 /// and the admission timeline is charted. `FLASH_SIM_ARRIVALS=100000` with
 /// `FLASH_SIM_QUEUE_RATE=2000` is the run (README, "Waiting room").
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_queue_crowd_is_admitted_fairly_and_at_the_rate() {
+async fn queue_crowd(module: bool, chart_name: &str) {
     let redis = flash_tests::RedisServer::start(flash_tests::ServerOptions {
-        module: Some(flash_tests::module_path().expect("the module")),
+        module: module.then(|| flash_tests::module_path().expect("the module")),
         ..flash_tests::ServerOptions::default()
     })
     .expect("redis-server");
@@ -299,7 +299,7 @@ async fn a_queue_crowd_is_admitted_fairly_and_at_the_rate() {
     let chart = std::env::var_os("CARGO_TARGET_DIR")
         .map_or_else(|| workspace_root().join("target"), PathBuf::from)
         .join("test-artifacts")
-        .join("simulate-queue.png");
+        .join(chart_name);
     let _ = std::fs::remove_file(&chart);
     let config = simulate::queue::QueueConfig {
         arrivals: env_number("FLASH_SIM_ARRIVALS", 3000),
@@ -319,4 +319,14 @@ async fn a_queue_crowd_is_admitted_fairly_and_at_the_rate() {
     assert_eq!(report.before_start, config.arrivals / 2);
     assert!(report.abandoned_in_engine > 0, "{report}");
     assert!(chart.exists(), "the chart at {}", chart.display());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queue_crowd_is_admitted_fairly_and_at_the_rate() {
+    queue_crowd(true, "simulate-queue.png").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queue_crowd_is_admitted_fairly_by_the_lua_twin() {
+    queue_crowd(false, "simulate-queue-lua.png").await;
 }

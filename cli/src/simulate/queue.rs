@@ -36,13 +36,15 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, bail};
-use flash_client::{ClientError, ErrorCode, FlashClient, PlaceState, SaleSettings};
+use flash_client::{Backend, ClientError, ErrorCode, FlashClient, PlaceState, SaleSettings};
+use flash_core::args::DEFAULT_ADMIT_COUNT;
 use flash_core::queue::{commitment, draw_score};
 use plotters::style::{BLUE, GREEN};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use tokio::task::JoinSet;
 
+use super::AbortOnDrop;
 use super::chart::{Panel, write_panels};
 use crate::common::Common;
 
@@ -95,6 +97,8 @@ struct Arrival {
 #[derive(Clone, Debug)]
 pub struct QueueReport {
     pub run_id: String,
+    /// Who admitted: the module's timer, or this run for the Lua twin.
+    pub admitted_by: &'static str,
     pub sale: String,
     pub seed: u64,
     pub arrivals: usize,
@@ -190,11 +194,25 @@ pub async fn simulate_queue(common: &Common, config: &QueueConfig) -> Result<Que
         });
     }
     let monitor = Monitor::start(engine.clone(), sale.clone());
+    // The Lua twin has no timer: what the worker does for it (FLASH.ADMIT every 50 ms), the
+    // run does itself.
+    let admitter = (engine.backend() == Backend::Lua).then(|| {
+        let (engine, sale) = (engine.clone(), sale.clone());
+        AbortOnDrop(tokio::spawn(async move {
+            loop {
+                if let Err(error) = engine.admit(&sale, DEFAULT_ADMIT_COUNT).await {
+                    tracing::warn!(%error, "FLASH.ADMIT");
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }))
+    });
     let mut arrivals = Vec::with_capacity(config.arrivals);
     while let Some(arrival) = tasks.join_next().await {
         arrivals.push(arrival.context("an arrival's task panicked")?);
     }
     let waiting_samples = monitor.stop().await;
+    drop(admitter);
 
     let info = engine.info(&sale).await?;
     let queue = info.queue.context("no waiting room")?;
@@ -339,6 +357,12 @@ pub async fn simulate_queue(common: &Common, config: &QueueConfig) -> Result<Que
     });
     Ok(QueueReport {
         run_id,
+        admitted_by: match engine.backend() {
+            Backend::Module => "the module's timer",
+            Backend::Lua => {
+                "FLASH.ADMIT every 50 ms from this run (the worker's part with the Lua twin)"
+            }
+        },
         sale,
         seed,
         arrivals: arrivals.len(),
@@ -588,6 +612,7 @@ impl fmt::Display for QueueReport {
             "flash simulate --queue {} (seed {}): sale {}",
             self.run_id, self.seed, self.sale
         )?;
+        writeln!(f, "  admission           by {}", self.admitted_by)?;
         writeln!(
             f,
             "  arrivals            {} ({} before START, {} abandoners)",

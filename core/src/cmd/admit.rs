@@ -1,15 +1,13 @@
 use super::{keyword, require_sale};
-use crate::args::{Args, DEFAULT_ADMIT_COUNT, MAX_ADMIT_COUNT};
+use crate::args::{
+    Args, DEFAULT_ADMIT_COUNT, MAX_ADMIT_COUNT, QUEUE_CREDIT_WINDOW_MS as CREDIT_WINDOW_MS,
+};
 use crate::error::{Error, ErrorCode, Result};
 use crate::keys::SaleKey;
 use crate::model::Sale;
 use crate::names::queue;
 use crate::reply::Reply;
 use crate::store::Store;
-
-/// The rate's bucket holds at most this long's admissions: after a quiet spell (nobody
-/// waiting, or the cap full) the line moves at most one second's worth at once.
-const CREDIT_WINDOW_MS: i64 = 1_000;
 
 /// Runs a waiting room: ends the admissions that ran out unused, drops the waiting shoppers
 /// who stopped asking for their place for the sale's IDLE, then, while the sale is open,
