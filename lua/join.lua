@@ -17,6 +17,8 @@ return run(function()
     if until_ms then
         return admitted_reply(until_ms)
     end
+    -- A new ticket is the highest score in the line: its place is the last.
+    local ticketed = false
     if score_of(LINE_KEY, user) == nil then
         local score
         if at_ms < sale.start_ms then
@@ -24,10 +26,11 @@ return run(function()
         else
             local ticket = queue_counter(Q_NEXT_TICKET)
             set_queue_counter(Q_NEXT_TICKET, ticket + 1)
+            ticketed = true
             score = TICKET_BASE + ticket
         end
         set_score(LINE_KEY, user, score)
     end
     set_score(SEEN_KEY, user, at_ms)
-    return place_reply(sale, user, at_ms)
+    return place_reply(sale, user, at_ms, ticketed)
 end)

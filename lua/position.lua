@@ -19,5 +19,5 @@ return run(function()
             .. quoted(sale_name) .. '; join it again')
     end
     set_score(SEEN_KEY, user, at_ms)
-    return place_reply(sale, user, at_ms)
+    return place_reply(sale, user, at_ms, false)
 end)

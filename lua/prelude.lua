@@ -663,7 +663,7 @@ local function admitted_reply(until_ms)
 end
 
 -- position.rs place_reply: the reply of a user in the line.
-local function place_reply(sale, user, at_ms)
+local function place_reply(sale, user, at_ms, last)
     local line = call('ZCARD', LINE_KEY)
     local rate = sale.queue_rate
     if sale.start_ms > at_ms then
@@ -671,8 +671,11 @@ local function place_reply(sale, user, at_ms)
         local ahead = (line + 1 - (line + 1) % 2) / 2
         return place_fields(P_EARLY, 0, line, eta_for(sale.start_ms, ahead, rate), 0)
     end
-    local rank = call('ZRANK', LINE_KEY, user)
-    local position = rank and rank + 1 or line
+    local position = line
+    if not last then
+        local rank = call('ZRANK', LINE_KEY, user)
+        position = rank and rank + 1 or line
+    end
     return place_fields(P_WAITING, position, line, eta_for(at_ms, position, rate), 0)
 end
 

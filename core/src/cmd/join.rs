@@ -53,17 +53,20 @@ impl Join {
         if let Some(until_ms) = live_admission(store, &self.user, now_ms)? {
             return admitted_reply(store, until_ms);
         }
+        // A new ticket is the highest score in the line: its place is the last.
+        let mut ticketed = false;
         if store.score(SaleKey::Line, &self.user)?.is_none() {
             let score = if now_ms < sale.start_ms {
                 draw_score(sale.queue.seed.as_str(), &self.user)
             } else {
                 let ticket = store.queue_counter(NEXT_TICKET)?;
                 store.set_queue_counter(NEXT_TICKET, ticket + 1)?;
+                ticketed = true;
                 TICKET_BASE + ticket
             };
             store.set_score(SaleKey::Line, &self.user, Some(score))?;
         }
         store.set_score(SaleKey::Seen, &self.user, Some(now_ms))?;
-        place_reply(store, &sale, &self.user, now_ms)
+        place_reply(store, &sale, &self.user, now_ms, ticketed)
     }
 }

@@ -60,7 +60,7 @@ impl Position {
             ));
         }
         store.set_score(SaleKey::Seen, &self.user, Some(now_ms))?;
-        place_reply(store, &sale, &self.user, now_ms)
+        place_reply(store, &sale, &self.user, now_ms, false)
     }
 }
 
@@ -91,12 +91,15 @@ pub(super) fn admitted_reply(store: &mut impl Store, until_ms: i64) -> Result<Re
     Ok(reply(place::ADMITTED, 0, line, 0, until_ms))
 }
 
-/// The reply of a user in the line.
+/// The reply of a user in the line; `last`: the user just took the last place (a new
+/// ticket), so the position is the line's length without a rank lookup (ZRANK is most of a
+/// join's cost in the module, which must reach it through RM_Call).
 pub(super) fn place_reply(
     store: &mut impl Store,
     sale: &Sale,
     user: &str,
     now_ms: i64,
+    last: bool,
 ) -> Result<Reply> {
     let line = store.count(SaleKey::Line)?;
     let rate = sale.queue.rate;

@@ -14,6 +14,7 @@ pub(super) enum Workload {
     ModuleNewCarts,
     ModuleOneCart,
     LuaOneCart,
+    Zadd,
     QueueJoin,
     QueuePosition,
     NaiveDecr,
@@ -22,7 +23,7 @@ pub(super) enum Workload {
 }
 
 impl Workload {
-    pub(super) const ALL: [Workload; 14] = [
+    pub(super) const ALL: [Workload; 15] = [
         Workload::Incr,
         Workload::Hincrby,
         Workload::Hget,
@@ -32,6 +33,7 @@ impl Workload {
         Workload::ModuleNewCarts,
         Workload::ModuleOneCart,
         Workload::LuaOneCart,
+        Workload::Zadd,
         Workload::QueueJoin,
         Workload::QueuePosition,
         Workload::NaiveDecr,
@@ -70,6 +72,7 @@ impl Workload {
             Workload::ModuleNewCarts => "FLASH.RESERVE, random carts",
             Workload::ModuleOneCart => "FLASH.RESERVE, one cart",
             Workload::LuaOneCart => "Lua twin (EVALSHA), one cart",
+            Workload::Zadd => "ZADD, random members",
             Workload::QueueJoin => "FLASH.JOIN, random users",
             Workload::QueuePosition => "FLASH.POSITION, one waiting",
             Workload::NaiveDecr => "naive: DECR",
@@ -89,6 +92,7 @@ impl Workload {
             Workload::ModuleAvailable => "flash.available",
             Workload::ModuleNewCarts | Workload::ModuleOneCart => "flash.reserve",
             Workload::LuaOneCart => "evalsha",
+            Workload::Zadd => "zadd",
             Workload::QueueJoin => "flash.join",
             Workload::QueuePosition => "flash.position",
             Workload::NaiveDecr => "decr",
@@ -124,6 +128,9 @@ impl Workload {
                 strings(&["FLASH.RESERVE", MODULE_SALE, &one_cart, USER, SKU, "1"])
             }
             Workload::LuaOneCart => lua.evalsha(&one_cart),
+            // What a join costs Redis itself: a new member of a growing sorted set (a join
+            // adds the shopper to two, the line and the signs of life).
+            Workload::Zadd => strings(&["ZADD", "bench:zset", "__rand_int__", "m:__rand_int__"]),
             // A line of up to a million shoppers (the keyspace), after START: a ticket each
             // (a shopper drawn twice keeps the place: a sign of life).
             Workload::QueueJoin => strings(&["FLASH.JOIN", QUEUE_SALE, "shopper:__rand_int__"]),
