@@ -92,8 +92,8 @@ pub(super) fn admitted_reply(store: &mut impl Store, until_ms: i64) -> Result<Re
 }
 
 /// The reply of a user in the line; `last`: the user just took the last place (a new
-/// ticket), so the position is the line's length without a rank lookup (ZRANK is most of a
-/// join's cost in the module, which must reach it through RM_Call).
+/// ticket), so the position is the line's length, and the rank lookup (a ZRANK through
+/// RM_Call in the module) is saved.
 pub(super) fn place_reply(
     store: &mut impl Store,
     sale: &Sale,
@@ -108,9 +108,11 @@ pub(super) fn place_reply(
         let eta = eta_ms(sale.start_ms, (line + 1) / 2, rate);
         return Ok(reply(place::EARLY, 0, line, eta, 0));
     }
-    let position = store
-        .rank(SaleKey::Line, user)?
-        .map_or(line, |rank| rank + 1);
+    let position = if last {
+        line
+    } else {
+        store.rank(SaleKey::Line, user)?.map_or(line, |rank| rank + 1)
+    };
     Ok(reply(
         place::WAITING,
         position,
