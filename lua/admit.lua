@@ -54,16 +54,7 @@ end
 
 return run(function()
     local args, sale_name = begin('FLASH.ADMIT')
-    local count = DEFAULT_ADMIT_COUNT
-    while args:remaining() > 0 do
-        local option = args:keyword()
-        if option == KW.COUNT then
-            count = args:int(KW.COUNT, 1, MAX_ADMIT_COUNT)
-        else
-            fail(E.ERR, 'unknown option ' .. quoted(option) .. '; expected COUNT')
-        end
-    end
-    args:finish()
+    local count = count_option(args, DEFAULT_ADMIT_COUNT, MAX_ADMIT_COUNT)
 
     local at_ms = now_ms()
     local sale = require_sale(sale_name)

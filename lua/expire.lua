@@ -160,16 +160,7 @@ end
 
 return run(function()
     local args, sale_name = begin('FLASH.EXPIRE')
-    local count = DEFAULT_EXPIRE_COUNT
-    while args:remaining() > 0 do
-        local option = args:keyword()
-        if option == KW.COUNT then
-            count = args:int(KW.COUNT, 1, MAX_EXPIRE_COUNT)
-        else
-            fail(E.ERR, 'unknown option ' .. quoted(option) .. '; expected COUNT')
-        end
-    end
-    args:finish()
+    local count = count_option(args, DEFAULT_EXPIRE_COUNT, MAX_EXPIRE_COUNT)
 
     local at_ms = now_ms()
     local sale = require_sale(sale_name)

@@ -297,6 +297,21 @@ local function begin(command)
     return args, sale_name
 end
 
+-- cmd/mod.rs count_option: FLASH.EXPIRE's and FLASH.ADMIT's `[COUNT n]`, n in 1..max.
+local function count_option(args, default, max)
+    local count = default
+    while args:remaining() > 0 do
+        local option = args:keyword()
+        if option == KW.COUNT then
+            count = args:int(KW.COUNT, 1, max)
+        else
+            fail(E.ERR, 'unknown option ' .. quoted(option) .. '; expected COUNT')
+        end
+    end
+    args:finish()
+    return count
+end
+
 -- The first cart key must be the cart named in ARGV: the only cart a cart command may touch.
 local function declared_cart_key(cart_id)
     local key = cart_key_name(cart_id)

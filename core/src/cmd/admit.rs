@@ -1,8 +1,8 @@
-use super::{keyword, require_sale};
+use super::{QUEUE_KEYS, count_option, keyword, require_sale};
 use crate::args::{
     Args, DEFAULT_ADMIT_COUNT, MAX_ADMIT_COUNT, QUEUE_CREDIT_WINDOW_MS as CREDIT_WINDOW_MS,
 };
-use crate::error::{Error, ErrorCode, Result};
+use crate::error::Result;
 use crate::keys::SaleKey;
 use crate::model::Sale;
 use crate::names::queue;
@@ -32,18 +32,7 @@ pub struct Admit {
 impl Admit {
     pub(crate) fn parse(args: &mut Args<'_>) -> Result<Admit> {
         let sale = args.token("sale")?;
-        let mut count = DEFAULT_ADMIT_COUNT;
-        while args.remaining() > 0 {
-            match args.keyword()?.as_str() {
-                keyword::COUNT => count = args.int(keyword::COUNT, 1, MAX_ADMIT_COUNT)?,
-                other => {
-                    return Err(Error::new(
-                        ErrorCode::Err,
-                        format!("unknown option '{other}'; expected COUNT"),
-                    ));
-                }
-            }
-        }
+        let count = count_option(args, DEFAULT_ADMIT_COUNT, MAX_ADMIT_COUNT)?;
         Ok(Admit { sale, count })
     }
 
@@ -66,15 +55,7 @@ impl Admit {
         if !sale.queue.is_on() {
             return Ok([0; 4]);
         }
-        store.guard(
-            &[
-                SaleKey::Queue,
-                SaleKey::Line,
-                SaleKey::Seen,
-                SaleKey::Admitted,
-            ],
-            None,
-        )?;
+        store.guard(&QUEUE_KEYS, None)?;
         let lapsed = store.lowest(SaleKey::Admitted, now_ms, self.count)?;
         for (user, _) in &lapsed {
             store.set_score(SaleKey::Admitted, user, None)?;

@@ -1,6 +1,6 @@
-use super::{add_units, add_user_units, keyword, require_sale, retire_cart};
+use super::{add_units, add_user_units, count_option, keyword, require_sale, retire_cart};
 use crate::args::{Args, DEFAULT_EXPIRE_COUNT, EXPIRE_BUDGET_US, MAX_EXPIRE_COUNT};
-use crate::error::{Error, ErrorCode, Result};
+use crate::error::{ErrorCode, Result};
 use crate::keys::Counter;
 use crate::keys::SaleKey;
 use crate::model::{Cart, CartState, Sale};
@@ -33,18 +33,7 @@ pub struct Expire {
 impl Expire {
     pub(crate) fn parse(args: &mut Args<'_>) -> Result<Expire> {
         let sale = args.token("sale")?;
-        let mut count = DEFAULT_EXPIRE_COUNT;
-        while args.remaining() > 0 {
-            match args.keyword()?.as_str() {
-                keyword::COUNT => count = args.int(keyword::COUNT, 1, MAX_EXPIRE_COUNT)?,
-                other => {
-                    return Err(Error::new(
-                        ErrorCode::Err,
-                        format!("unknown option '{other}'; expected COUNT"),
-                    ));
-                }
-            }
-        }
+        let count = count_option(args, DEFAULT_EXPIRE_COUNT, MAX_EXPIRE_COUNT)?;
         Ok(Expire { sale, count })
     }
 

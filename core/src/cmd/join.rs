@@ -1,3 +1,4 @@
+use super::QUEUE_KEYS;
 use super::position::{admitted_reply, live_admission, place_reply, require_queue};
 use crate::args::Args;
 use crate::error::{Error, Result};
@@ -41,15 +42,7 @@ impl Join {
         if sale.end_ms > 0 && now_ms >= sale.end_ms {
             return Err(Error::closed(&self.sale));
         }
-        store.guard(
-            &[
-                SaleKey::Queue,
-                SaleKey::Line,
-                SaleKey::Seen,
-                SaleKey::Admitted,
-            ],
-            None,
-        )?;
+        store.guard(&QUEUE_KEYS, None)?;
         if let Some(until_ms) = live_admission(store, &self.user, now_ms)? {
             return admitted_reply(store, until_ms);
         }

@@ -34,7 +34,7 @@ pub use settle::{Settle, Verdict};
 use crate::Sku;
 use crate::args::Args;
 use crate::error::{Error, ErrorCode, Result};
-use crate::keys::Counter;
+use crate::keys::{Counter, SaleKey};
 use crate::model::{Cart, CartState, Sale};
 use crate::reply::Reply;
 use crate::store::Store;
@@ -287,6 +287,31 @@ impl Command {
         }
     }
 }
+
+/// FLASH.EXPIRE's and FLASH.ADMIT's options: `[COUNT n]`, n in 1..=`max`.
+fn count_option(args: &mut Args<'_>, default: i64, max: i64) -> Result<i64> {
+    let mut count = default;
+    while args.remaining() > 0 {
+        match args.keyword()?.as_str() {
+            keyword::COUNT => count = args.int(keyword::COUNT, 1, max)?,
+            other => {
+                return Err(Error::new(
+                    ErrorCode::Err,
+                    format!("unknown option '{other}'; expected COUNT"),
+                ));
+            }
+        }
+    }
+    Ok(count)
+}
+
+/// The waiting room's keys: what FLASH.JOIN and FLASH.ADMIT write.
+const QUEUE_KEYS: [SaleKey; 4] = [
+    SaleKey::Queue,
+    SaleKey::Line,
+    SaleKey::Seen,
+    SaleKey::Admitted,
+];
 
 /// The sale's settings, or NOSALE.
 fn require_sale(store: &mut impl Store, sale: &str) -> Result<Sale> {

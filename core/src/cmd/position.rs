@@ -111,7 +111,9 @@ pub(super) fn place_reply(
     let position = if last {
         line
     } else {
-        store.rank(SaleKey::Line, user)?.map_or(line, |rank| rank + 1)
+        store
+            .rank(SaleKey::Line, user)?
+            .map_or(line, |rank| rank + 1)
     };
     Ok(reply(
         place::WAITING,

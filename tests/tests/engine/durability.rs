@@ -133,7 +133,7 @@ pub async fn start_replica(master: &Engine, module: bool) -> RedisServer {
 }
 
 /// Waits until the replica has every write the master made.
-async fn wait_for_replica(master: &Engine) {
+pub async fn wait_for_replica(master: &Engine) {
     let acked: i64 = redis::cmd("WAIT")
         .arg(1)
         .arg(10_000)

@@ -14,7 +14,7 @@ use flash_tests::ServerOptions;
 use redis::{AsyncCommands, Value};
 
 use crate::common::{Engine, both_backends, dump, eventually, options};
-use crate::durability::start_replica;
+use crate::durability::{start_replica, wait_for_replica};
 
 both_backends!(
     the_pre_queue_is_drawn_from_the_seed_then_first_come_first_served,
@@ -897,13 +897,7 @@ async fn a_replica_holds_the_masters_waiting_room(backend: Backend) {
     assert_eq!(queue.admitted + queue.abandoned, 30, "{queue:?}");
     assert!(queue.abandoned >= 10 && queue.admitted >= 15, "{queue:?}");
 
-    let acked: i64 = redis::cmd("WAIT")
-        .arg(1)
-        .arg(10_000)
-        .query_async(&mut master.conn())
-        .await
-        .unwrap();
-    assert_eq!(acked, 1);
+    wait_for_replica(&master).await;
     let mut on_replica = replica
         .client()
         .get_multiplexed_async_connection()
