@@ -408,3 +408,99 @@ async fn simulated_crowd_through_a_failover(durability: DurableIn) -> flash_cli:
     );
     report
 }
+
+/// A waiting room on a cluster lives through its master's death: shoppers who joined the
+/// pre-queue before START are on the replica once it is promoted, and the promoted master's
+/// own timer admits them from START on, in the order drawn from the seed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waiting_room_is_admitted_in_its_drawn_order_by_the_promoted_master() {
+    const ROOM: &str = "room";
+    const SEED: &str = "c0ffeec0ffeec0ffeec0ffeec0ffee00";
+    let mut cluster = RedisCluster::start(ClusterOptions {
+        module: Some(module_path().unwrap()),
+        ..ClusterOptions::default()
+    })
+    .unwrap();
+    let engine = FlashClient::connect(&cluster.redis_url()).await.unwrap();
+    let now_ms = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as i64
+    };
+    // START after the failover: the first admissions are the promoted master's.
+    let start_ms = now_ms() + 6_000;
+    engine
+        .sale(
+            ROOM,
+            &SaleSettings {
+                start_ms: Some(start_ms),
+                queue_rate: Some(20),
+                idle_ms: Some(120_000),
+                admit_ms: Some(120_000),
+                seed: flash_core::model::Seed::parse(SEED.as_bytes()),
+                ..SaleSettings::default()
+            },
+        )
+        .await
+        .unwrap();
+    let users: Vec<String> = (0..30).map(|i| format!("shopper{i}")).collect();
+    for user in &users {
+        let place = engine.join(ROOM, user).await.unwrap();
+        assert_eq!(place.state, flash_client::PlaceState::Early);
+    }
+    let master = cluster
+        .master_of(&SaleKeys::new(ROOM).sale())
+        .await
+        .unwrap()
+        .unwrap();
+    cluster.wait_replicated(master).await.unwrap();
+    cluster.kill_node(master);
+
+    // Every shopper admitted, by whichever master holds the sale now.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(40);
+    let mut until: Vec<(String, i64)> = Vec::new();
+    while until.len() < users.len() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "admitted {} of {} after the failover",
+            until.len(),
+            users.len()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        until.clear();
+        for user in &users {
+            // Failing while the replica is promoted: asked again on the next round.
+            match engine.position(ROOM, user).await {
+                Ok(place) if place.state == flash_client::PlaceState::Admitted => {
+                    until.push((user.clone(), place.until_ms));
+                }
+                _ => {}
+            }
+        }
+    }
+    let promoted = cluster
+        .master_of(&SaleKeys::new(ROOM).sale())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_ne!(promoted, master, "a replica took over");
+    // The draw, from the seed the promoted master reveals: admissions in its order.
+    let info = engine.info(ROOM).await.unwrap().queue.unwrap();
+    assert_eq!(info.seed.as_deref(), Some(SEED));
+    assert_eq!(info.admitted, users.len() as i64);
+    let mut drawn = users.clone();
+    drawn.sort_by_key(|user| (flash_core::queue::draw_score(SEED, user), user.clone()));
+    let admitted_at = |user: &String| until.iter().find(|(u, _)| u == user).map(|(_, t)| *t);
+    let in_draw_order: Vec<i64> = drawn.iter().filter_map(admitted_at).collect();
+    assert!(
+        in_draw_order.windows(2).all(|pair| pair[0] <= pair[1]),
+        "admitted out of the drawn order: {in_draw_order:?}"
+    );
+    assert!(
+        in_draw_order
+            .first()
+            .is_some_and(|first| *first - 120_000 >= start_ms),
+        "nobody is admitted before START"
+    );
+}
