@@ -24,7 +24,7 @@ import { changeQty, checkout, expireCart, restoreCart } from './cart.js';
 import { goToPage, loadPage, loadSale } from './catalog.js';
 import { closeLive, connectLive, reconnectNow, subscribe } from './live.js';
 import { resumeOrder } from './order.js';
-import { leaveLine, whenAdmitted } from './queue.js';
+import { enterLine, leaveLine, whenAdmitted } from './queue.js';
 import { chooseSale, loadSales } from './sales.js';
 import {
   addOrSignIn, checkSession, finishPendingAdd, loadLoginModes, signIn, signOut,
@@ -95,6 +95,10 @@ function watchState() {
 function bindEvents() {
   whenAdmitted(() => finishPendingAdd(addOne)); // the add that sent the shopper in line
   $('waiting-leave').addEventListener('click', leaveLine);
+  $('queue-join').addEventListener('click', () => {
+    if (signedInUser()) enterLine();
+    else openSignInPanel('Sign in to join the waiting room.');
+  });
   $('signin-form').addEventListener('submit', signIn);
   $('signin-open').addEventListener('click', () => openSignInPanel(''));
   $('signin-close').addEventListener('click', closeSignInPanel);

@@ -7,7 +7,7 @@ import * as api from './api.js';
 import { CART_GONE, MESSAGES } from './api.js';
 import { handleError } from './errors.js';
 import { startOrder } from './order.js';
-import { enterLine } from './queue.js';
+import { beforeStartWithRoom, enterLine } from './queue.js';
 import { rememberAdd } from './session.js';
 import {
   adoptCart, cartId, changeFinished, changeStarted, changesPending, coolingDown, dropCart,
@@ -49,7 +49,7 @@ export async function changeQty(productId, op) {
     if (op === 'add') bumpBadge();
   } catch (err) {
     if (err.code === 'SOLDOUT' && op === 'add') setStock(productId, 0);
-    if (err.code === 'NOTADMITTED' && op === 'add') {
+    if (op === 'add' && (err.code === 'NOTADMITTED' || (err.code === 'CLOSED' && beforeStartWithRoom()))) {
       // The sale's waiting room: the add is made once the shopper's turn comes.
       rememberAdd(productId);
       enterLine();

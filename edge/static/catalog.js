@@ -2,6 +2,7 @@
 
 import * as api from './api.js';
 import { handleError } from './errors.js';
+import { noteSale } from './queue.js';
 import { catalogPage, pickedSale, showCatalog, shopUrl } from './state.js';
 import { renderGridMessage, showLoading } from './views/catalog.js';
 import { showSale } from './views/header.js';
@@ -16,7 +17,10 @@ export async function loadSale() {
   let sale;
   try { sale = await api.getSale(picked); } catch { return; }
   if (picked !== pickedSale()) return; // the shopper moved on to another sale meanwhile
-  if (sale && typeof sale === 'object') showSale(sale);
+  if (sale && typeof sale === 'object') {
+    noteSale(sale);
+    showSale(sale);
+  }
 }
 
 export async function loadPage(page) {

@@ -1,6 +1,8 @@
 /*
- * The sale's waiting room. When the sale has one, an add by a shopper not admitted yet is
- * refused (NOTADMITTED): the add is remembered, the shopper joins the line (POST /queue) and
+ * The sale's waiting room. When the sale has one, a shopper joins from the sale's banner, or
+ * at an add refused for want of an admission (NOTADMITTED, or CLOSED before START: the
+ * pre-queue, whose places are drawn at START): the add is remembered, the shopper joins the
+ * line (POST /queue) and
  * waits on a page over the shop, which the picked sale's /ws/queue socket keeps up to date
  * (each push is also the shopper's sign of life: a closed page loses the place after the
  * sale's IDLE). Admitted, the page goes, the remembered add is made, and the shop is theirs
@@ -16,9 +18,21 @@ import { toast } from './views/toasts.js';
 const RECONNECT_MS = 1000;
 
 let socket = null;
-let waitingIn = ''; // the sale whose line this tab waits in
+let waitingIn = null; // the path of the sale whose line this tab waits in
 let commitment = '';
 let onAdmitted = () => {};
+let room = null; // the picked sale's waiting room: {path, startsAt (local ms)}, or null
+
+/** GET /sale's reply for the picked sale: whether it has a waiting room, and when it opens. */
+export function noteSale(sale) {
+  const skew = Date.now() - (Number(sale.now_ms) || Date.now());
+  room = sale.queue ? { path: pickedSale().path, startsAt: Number(sale.start_ms) + skew } : null;
+}
+
+/** The picked sale has a waiting room and has not opened yet: an add now joins the pre-queue. */
+export function beforeStartWithRoom() {
+  return Boolean(room && room.path === pickedSale().path && room.startsAt > Date.now());
+}
 
 /** What to do once admitted (app.js: make the remembered add). */
 export function whenAdmitted(callback) {
@@ -31,7 +45,7 @@ export async function enterLine() {
   try {
     const [place, info] = await Promise.all([api.joinQueue(sale), api.getSale(sale).catch(() => null)]);
     commitment = (info && info.queue && info.queue.seed_sha1) || '';
-    waitingIn = sale.name;
+    waitingIn = sale.path;
     if (place.state === 'admitted') { admitted(); return; }
     showWaiting(place, commitment);
     watch(sale);
@@ -42,7 +56,7 @@ export async function enterLine() {
 
 /** Another sale picked, or signed out: this tab stops waiting (the place lapses). */
 export function leaveLine() {
-  waitingIn = '';
+  waitingIn = null;
   closeSocket();
   hideWaiting();
 }
@@ -68,14 +82,14 @@ function watch(sale) {
     if (socket !== ws) return;
     socket = null;
     // Still waiting (a dropped connection, a restarted edge): back on the line's socket.
-    if (waitingIn === sale.name && isWaitingOpen()) setTimeout(() => {
-      if (waitingIn === sale.name && !socket) watch(sale);
+    if (waitingIn === sale.path && isWaitingOpen()) setTimeout(() => {
+      if (waitingIn === sale.path && !socket) watch(sale);
     }, RECONNECT_MS);
   };
 }
 
 function admitted() {
-  waitingIn = '';
+  waitingIn = null;
   closeSocket();
   hideWaiting();
   toast('ADMITTED', 'It’s your turn: the shop is open for you', true);

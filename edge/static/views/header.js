@@ -1,4 +1,5 @@
-/* The status of the sale (the header's pill, the hold time, the closed-sale banner) and of
+/* The status of the sale (the header's pill, the hold time, the closed-sale and waiting-room
+   banners) and of
    the live stock socket (the header's live indicator). */
 
 import { $ } from './dom.js';
@@ -13,12 +14,26 @@ export function showSale(sale) {
   pill.hidden = false;
   if (sale.hold_ms > 0) $('hold-time').textContent = describeDuration(sale.hold_ms);
   showSaleBanner(sale, open);
+  showQueueBanner(sale);
+}
+
+/** A sale with a waiting room says so, and how places are given, with a button to join. */
+function showQueueBanner(sale) {
+  const banner = $('queue-banner');
+  const now = Number(sale.now_ms) || Date.now();
+  const ended = sale.end_ms && sale.end_ms <= now;
+  banner.hidden = !sale.queue || Boolean(ended);
+  if (banner.hidden) return;
+  $('queue-banner-text').textContent = sale.start_ms > now
+    ? 'This sale has a waiting room. Everyone who joins before it opens gets a place drawn at random when it does; after that, first come, first served.'
+    : 'This sale has a waiting room: shoppers are let in a few at a time, first come, first served.';
 }
 
 /** Another sale was picked: nothing of the last one's stays on screen until its own arrives. */
 export function clearSale() {
   $('sale-status').hidden = true;
   $('sale-banner').hidden = true;
+  $('queue-banner').hidden = true;
 }
 
 function showSaleBanner(sale, open) {

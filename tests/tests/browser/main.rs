@@ -660,3 +660,77 @@ async fn a_queued_shopper_sees_the_place_fall_and_lands_in_the_shop() {
         errors.join("\n")
     );
 }
+
+/// Before a sale with a waiting room opens, its banner says how places are given, and an add
+/// sends the shopper into the pre-queue (no position yet: the places are drawn at START);
+/// at START the shopper is admitted and the add is made.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shopper_who_comes_before_start_waits_in_the_pre_queue_and_is_let_in_at_start() {
+    let far_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("the clock")
+        .as_millis() as i64
+        + 3_600_000;
+    let stack = stack_with_own_origin_and(SaleSettings {
+        start_ms: Some(far_ms),
+        queue_rate: Some(50),
+        seed: Seed::parse(b"fedcba9876543210fedcba9876543210"),
+        ..SaleSettings::default()
+    })
+    .await;
+    let driver = Chromedriver::start().await;
+    let mut shopper = driver.page("early").await;
+    shopper.goto(&stack.url("/")).await;
+    shopper
+        .wait_for(
+            "the waiting room's banner",
+            "!document.getElementById('queue-banner').hidden \
+             && document.getElementById('queue-banner-text').textContent.includes('drawn at random')",
+        )
+        .await;
+    shopper.wait_for_text("#stock-1", "5 left").await;
+    shopper.sign_in("dana").await;
+    shopper
+        .click("#grid .card[data-product-id='1'] button.add")
+        .await;
+    shopper
+        .wait_for(
+            "the waiting page, in the pre-queue",
+            "!document.getElementById('waiting').hidden \
+             && document.getElementById('waiting').dataset.state === 'early'",
+        )
+        .await;
+    shopper.wait_for_text("#waiting-position", "–").await;
+
+    // The sale opens in a moment: the engine admits the pre-queue, the page lets dana in.
+    let engine = stack.engine().await.expect("the engine");
+    let start_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("the clock")
+        .as_millis() as i64
+        + 1_500;
+    engine
+        .sale(
+            &stack.sale,
+            &SaleSettings {
+                start_ms: Some(start_ms),
+                ..SaleSettings::default()
+            },
+        )
+        .await
+        .expect("START moved");
+    shopper
+        .wait_for(
+            "the shop, once admitted at START",
+            "document.getElementById('waiting').hidden",
+        )
+        .await;
+    shopper.wait_for_text("#cart-count", "1").await;
+    shopper.wait_for_text("#stock-1", "4 left").await;
+    let errors = shopper.errors().await;
+    assert!(
+        errors.is_empty(),
+        "errors in the browser console:\n{}",
+        errors.join("\n")
+    );
+}
