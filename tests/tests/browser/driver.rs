@@ -348,6 +348,17 @@ impl Page {
 
     /// Console errors other than the browser's line for a non-2xx response (the app's
     /// expected 401 before sign-in): script exceptions, console.error, failed WebSockets.
+    /// Fails the test if the page logged an error to its console.
+    pub async fn assert_no_errors(&mut self) {
+        let errors = self.errors().await;
+        assert!(
+            errors.is_empty(),
+            "{}: errors in the browser console:\n{}",
+            self.name,
+            errors.join("\n")
+        );
+    }
+
     pub async fn errors(&mut self) -> Vec<String> {
         self.read_console()
             .await

@@ -51,6 +51,13 @@ async fn stack_with_own_origin_and(sale: SaleSettings) -> Stack {
     }
 }
 
+fn unix_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("the clock")
+        .as_millis() as i64
+}
+
 /// `target/test-artifacts/`, created.
 fn artifacts_dir() -> PathBuf {
     let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(
@@ -219,13 +226,7 @@ async fn a_buyer_checks_out_in_the_browser_while_a_watcher_sees_stock_fall_live(
         .await;
 
     for page in [&mut buyer, &mut watcher] {
-        let errors = page.errors().await;
-        assert!(
-            errors.is_empty(),
-            "{}: errors in the browser console:\n{}",
-            page.name,
-            errors.join("\n")
-        );
+        page.assert_no_errors().await;
     }
     buyer.close().await;
     watcher.close().await;
@@ -464,12 +465,7 @@ async fn a_shopper_picks_another_sale_and_buys_in_it() {
         .await;
     assert_eq!(card_ids(&shopper).await, serde_json::json!([1, 2, 3]));
     assert_eq!(shopper.js("return location.search;").await, "");
-    let errors = shopper.errors().await;
-    assert!(
-        errors.is_empty(),
-        "errors in the browser console:\n{}",
-        errors.join("\n")
-    );
+    shopper.assert_no_errors().await;
     shopper.close().await;
     drop(driver);
 
@@ -574,12 +570,7 @@ async fn a_visitor_browses_live_stock_and_signs_in_at_the_first_add() {
     visitor.sign_in("erin").await;
     visitor.wait_for_text("#cart-count", "1").await;
     visitor.wait_for_text("#stock-2", "2 left").await;
-    let errors = visitor.errors().await;
-    assert!(
-        errors.is_empty(),
-        "errors in the browser console:\n{}",
-        errors.join("\n")
-    );
+    visitor.assert_no_errors().await;
 }
 
 /// A sale with a waiting room that admits one shopper at a time: a shopper's first add sends
@@ -653,12 +644,7 @@ async fn a_queued_shopper_sees_the_place_fall_and_lands_in_the_shop() {
         .await;
     shopper.wait_for_text("#cart-count", "1").await;
     shopper.wait_for_text("#stock-1", "4 left").await;
-    let errors = shopper.errors().await;
-    assert!(
-        errors.is_empty(),
-        "errors in the browser console:\n{}",
-        errors.join("\n")
-    );
+    shopper.assert_no_errors().await;
 }
 
 /// Before a sale with a waiting room opens, its banner says how places are given, and an add
@@ -666,11 +652,7 @@ async fn a_queued_shopper_sees_the_place_fall_and_lands_in_the_shop() {
 /// at START the shopper is admitted and the add is made.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_shopper_who_comes_before_start_waits_in_the_pre_queue_and_is_let_in_at_start() {
-    let far_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("the clock")
-        .as_millis() as i64
-        + 3_600_000;
+    let far_ms = unix_ms() + 3_600_000;
     let stack = stack_with_own_origin_and(SaleSettings {
         start_ms: Some(far_ms),
         queue_rate: Some(50),
@@ -704,11 +686,7 @@ async fn a_shopper_who_comes_before_start_waits_in_the_pre_queue_and_is_let_in_a
 
     // The sale opens in a moment: the engine admits the pre-queue, the page lets dana in.
     let engine = stack.engine().await.expect("the engine");
-    let start_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("the clock")
-        .as_millis() as i64
-        + 1_500;
+    let start_ms = unix_ms() + 1_500;
     engine
         .sale(
             &stack.sale,
@@ -727,10 +705,5 @@ async fn a_shopper_who_comes_before_start_waits_in_the_pre_queue_and_is_let_in_a
         .await;
     shopper.wait_for_text("#cart-count", "1").await;
     shopper.wait_for_text("#stock-1", "4 left").await;
-    let errors = shopper.errors().await;
-    assert!(
-        errors.is_empty(),
-        "errors in the browser console:\n{}",
-        errors.join("\n")
-    );
+    shopper.assert_no_errors().await;
 }
