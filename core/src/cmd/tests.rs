@@ -5,14 +5,14 @@ use crate::args::MAX_LANES;
 use crate::mem::MemStore;
 use crate::wire::StreamId;
 
-const T0: i64 = 1_700_000_000_000;
+pub(super) const T0: i64 = 1_700_000_000_000;
 
 /// Deadline entries over every list.
 fn entries(store: &MemStore) -> usize {
     store.deadlines.values().map(Vec::len).sum()
 }
 
-fn run(store: &mut MemStore, line: &str) -> Result<Reply> {
+pub(super) fn run(store: &mut MemStore, line: &str) -> Result<Reply> {
     let mut words = line.split_whitespace();
     let name = words.next().unwrap_or_default();
     let args: Vec<&[u8]> = words.map(str::as_bytes).collect();
@@ -20,7 +20,7 @@ fn run(store: &mut MemStore, line: &str) -> Result<Reply> {
     Command::parse(name, &args)?.apply(store)
 }
 
-fn code(result: Result<Reply>) -> ErrorCode {
+pub(super) fn code(result: Result<Reply>) -> ErrorCode {
     match result {
         Ok(reply) => panic!("expected an error, got {reply:?}"),
         Err(e) => e.code,

@@ -1,27 +1,12 @@
 //! The waiting room's rules, checked on the in-memory store.
 
+use super::tests::{T0, code, run};
 use super::*;
 use crate::keys::SaleKey;
 use crate::mem::MemStore;
 use crate::queue::{TICKET_BASE, commitment, draw_score};
 
-const T0: i64 = 1_700_000_000_000;
 const SEED: &str = "00112233445566778899aabbccddeeff";
-
-fn run(store: &mut MemStore, line: &str) -> Result<Reply> {
-    let mut words = line.split_whitespace();
-    let name = words.next().unwrap_or_default();
-    let args: Vec<&[u8]> = words.map(str::as_bytes).collect();
-    store.begin_command();
-    Command::parse(name, &args)?.apply(store)
-}
-
-fn code(result: Result<Reply>) -> ErrorCode {
-    match result {
-        Ok(reply) => panic!("expected an error, got {reply:?}"),
-        Err(e) => e.code,
-    }
-}
 
 /// A sale `s` opening at T0 + 10 s with 100 units of SKU 14 and a waiting room.
 fn queued(options: &str) -> MemStore {
