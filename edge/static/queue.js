@@ -19,14 +19,17 @@ const RECONNECT_MS = 1000;
 
 let socket = null;
 let waitingIn = null; // the path of the sale whose line this tab waits in
-let commitment = '';
 let onAdmitted = () => {};
-let room = null; // the picked sale's waiting room: {path, startsAt (local ms)}, or null
+// The picked sale's waiting room, from GET /sale: {path, startsAt (local ms), commitment (the
+// seed's SHA-1)}, or null.
+let room = null;
 
 /** GET /sale's reply for the picked sale: whether it has a waiting room, and when it opens. */
 export function noteSale(sale) {
   const skew = Date.now() - (Number(sale.now_ms) || Date.now());
-  room = sale.queue ? { path: pickedSale().path, startsAt: Number(sale.start_ms) + skew } : null;
+  room = sale.queue
+    ? { path: pickedSale().path, startsAt: Number(sale.start_ms) + skew, commitment: String(sale.queue.seed_sha1 || '') }
+    : null;
 }
 
 /** The picked sale has a waiting room and has not opened yet: an add now joins the pre-queue. */
@@ -39,15 +42,17 @@ export function whenAdmitted(callback) {
   onAdmitted = callback;
 }
 
+/** The seed's published SHA-1 for `sale`, if its GET /sale came back. */
+const commitmentOf = (sale) => (room && room.path === sale.path ? room.commitment : '');
+
 /** Joins the picked sale's line and waits there. */
 export async function enterLine() {
   const sale = pickedSale();
   try {
-    const [place, info] = await Promise.all([api.joinQueue(sale), api.getSale(sale).catch(() => null)]);
-    commitment = (info && info.queue && info.queue.seed_sha1) || '';
+    const place = await api.joinQueue(sale);
     waitingIn = sale.path;
     if (place.state === 'admitted') { admitted(); return; }
-    showWaiting(place, commitment);
+    showWaiting(place, commitmentOf(sale));
     watch(sale);
   } catch (err) {
     handleError(err);
@@ -75,7 +80,7 @@ function watch(sale) {
     } else if (message.state === 'admitted') {
       admitted();
     } else if (message.state) {
-      showWaiting(message, commitment);
+      showWaiting(message, commitmentOf(sale));
     }
   };
   ws.onclose = () => {

@@ -345,11 +345,12 @@ impl Session {
     }
 }
 
-/// Runs FLASH.ADMIT on `sale` every `every`, until aborted, for the Lua twin. A sale without
+/// Runs FLASH.ADMIT on `sale` every `every`, until aborted, for the Lua twin (the worker's
+/// sessions, and `flash simulate --queue` on a server without the module). A sale without
 /// a waiting room answers at once with nothing to do. A failure (Redis unreachable, a key of
 /// another type) is logged when it starts and when it ends, and the loop goes on: the
 /// session's own calls notice a lost connection. A sale not made yet (NOSALE) is no failure.
-async fn admit_loop(engine: FlashClient, sale: String, every: Duration) {
+pub async fn admit_loop(engine: FlashClient, sale: String, every: Duration) {
     let mut ticks = tokio::time::interval(every);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut failing = false;

@@ -37,7 +37,6 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, bail};
 use flash_client::{Backend, ClientError, ErrorCode, FlashClient, PlaceState, SaleSettings};
-use flash_core::args::DEFAULT_ADMIT_COUNT;
 use flash_core::queue::{commitment, draw_score};
 use plotters::style::{BLUE, GREEN};
 use rand::rngs::StdRng;
@@ -47,6 +46,9 @@ use tokio::task::JoinSet;
 use super::AbortOnDrop;
 use super::chart::{Panel, write_panels};
 use crate::common::Common;
+
+/// How often the run admits on the Lua twin: the worker's period (and the module timer's).
+const ADMIT_EVERY: Duration = Duration::from_millis(50);
 
 /// The one product of the run's sale.
 const SKU: i64 = 1;
@@ -197,15 +199,11 @@ pub async fn simulate_queue(common: &Common, config: &QueueConfig) -> Result<Que
     // The Lua twin has no timer: what the worker does for it (FLASH.ADMIT every 50 ms), the
     // run does itself.
     let admitter = (engine.backend() == Backend::Lua).then(|| {
-        let (engine, sale) = (engine.clone(), sale.clone());
-        AbortOnDrop(tokio::spawn(async move {
-            loop {
-                if let Err(error) = engine.admit(&sale, DEFAULT_ADMIT_COUNT).await {
-                    tracing::warn!(%error, "FLASH.ADMIT");
-                }
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        }))
+        AbortOnDrop(tokio::spawn(flash_worker::consumer::admit_loop(
+            engine.clone(),
+            sale.clone(),
+            ADMIT_EVERY,
+        )))
     });
     let mut arrivals = Vec::with_capacity(config.arrivals);
     while let Some(arrival) = tasks.join_next().await {
